@@ -1,0 +1,76 @@
+// The `data:` section: where samples come from, how they become tokens and pixels, and what happens to bad ones.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "phantom/util/config.h"
+
+namespace phantom::data {
+using config::Check;
+
+// Field names of a user's JSON, so Phantom's released triples and a custom file both load without code.
+struct FieldMap {
+  std::string id = "id";
+  std::string image = "image";                  // a path or a list of paths, relative to image_root
+  std::string conversations = "conversations";  // LLaVA/ShareGPT turns
+  std::string question = "question";            // preference triples
+  std::string chosen = "chosen";
+  std::string rejected = "rejected";            // a string or a list of strings
+
+  template <class V>
+  void visit(V& v) {
+    v.field("id", id, "sample id field");
+    v.field("image", image, "image path field (string or list)");
+    v.field("conversations", conversations, "LLaVA/ShareGPT turns field");
+    v.field("question", question, "preference: question field");
+    v.field("chosen", chosen, "preference: correct answer field");
+    v.field("rejected", rejected, "preference: incorrect-and-ambiguous answer(s) field");
+  }
+};
+
+struct DataConfig {
+  std::string format = "preference";  // conversations | preference | internvl_meta
+  std::string train;                  // training file (JSON / JSONL / meta JSON)
+  std::string val;                    // held-out file for validation (optional)
+  std::string image_root;             // image paths are relative to this
+  std::string tokenizer;              // tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece)
+  std::string chat_template = "auto"; // auto (from model family) | chatml | phi3
+  int64_t max_tiles = 6;              // dynamic tiling: at most this many tiles (+ thumbnail)
+  bool use_thumbnail = true;          // append a whole-image tile when tiling
+  int64_t max_length = 2048;          // tokens after image expansion; longer samples follow on_error
+  int64_t batch_size = 1;             // questions per micro-batch per rank
+  int64_t num_workers = 2;            // loader threads
+  int64_t prefetch = 4;               // batches prepared ahead
+  bool shuffle = true;
+  bool group_by_length = true;        // batch samples of similar length (less padding)
+  std::string on_error = "fail";      // fail | skip
+  FieldMap fields;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("format", format, "conversations | preference | internvl_meta",
+            Check::one_of({"conversations", "preference", "internvl_meta"}));
+    v.field("train", train, "training annotations (JSON, JSONL or InternVL meta JSON)");
+    v.field("val", val, "held-out annotations for validation (empty: none)");
+    v.field("image_root", image_root, "directory image paths are relative to");
+    v.field("tokenizer", tokenizer, "tokenizer.json (BPE) or tokenizer.model (SentencePiece)");
+    v.field("chat_template", chat_template, "auto | chatml | phi3", Check::one_of({"auto", "chatml", "phi3"}));
+    v.field("max_tiles", max_tiles, "dynamic tiling: max tiles per image (Phantom: 6)", Check::positive());
+    v.field("use_thumbnail", use_thumbnail, "append a thumbnail tile when an image has several tiles");
+    v.field("max_length", max_length, "max tokens after image expansion", Check::positive());
+    v.field("batch_size", batch_size, "questions per micro-batch per rank", Check::positive());
+    v.field("num_workers", num_workers, "loader worker threads", Check::non_negative());
+    v.field("prefetch", prefetch, "batches prepared ahead", Check::positive());
+    v.field("shuffle", shuffle, "shuffle each epoch (seeded by run.seed and the epoch)");
+    v.field("group_by_length", group_by_length, "group similar lengths into batches");
+    v.field("on_error", on_error, "bad samples: fail (error with file:line) | skip (drop and count)",
+            Check::one_of({"fail", "skip"}));
+    v.section("fields", fields, "JSON field names of your annotation files");
+  }
+};
+
+// Every path in the section exists (errors name the key).
+void check_paths(const DataConfig& c);
+
+}  // namespace phantom::data

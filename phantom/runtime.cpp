@@ -1,0 +1,54 @@
+#include "phantom/runtime.h"
+
+#include <thread>
+
+#include <torch/cuda.h>
+
+#include "phantom/cuda/kernels.h"
+
+namespace phantom {
+
+int set_threads(int64_t threads) {
+  int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency());
+  if (n < 1) n = 1;
+  torch::set_num_threads(n);
+  return torch::get_num_threads();
+}
+
+c10::Device pick_device(const std::string& name, int local_rank) {
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  const bool cuda = torch::cuda::is_available();
+  if (name == "cuda" && !cuda)
+    throw std::runtime_error("run.device=cuda but no CUDA device is available (use run.device=cpu or auto)");
+  if (cuda) {
+    const int count = static_cast<int>(torch::cuda::device_count());
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
+  }
+  return c10::Device(c10::kCPU);
+}
+
+c10::ScalarType pick_compute_dtype(const std::string& precision, const c10::Device& device) {
+  if (precision == "fp32") return c10::kFloat;
+  if (precision == "bf16") return c10::kBFloat16;
+  return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+}
+
+void seed_everything(uint64_t seed, bool deterministic) {
+  torch::manual_seed(seed);
+  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(seed);
+  if (deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+}
+
+bool built_with_cuda_sources() { return cuda::compiled(); }
+
+std::string runtime_report() {
+  std::string s;
+  s += "LibTorch " + std::string(TORCH_VERSION) + "\n";
+  s += "  CUDA in LibTorch build: " + std::string(torch::cuda::is_available() ? "yes, " : "") +
+       std::to_string(torch::cuda::device_count()) + " device(s) visible\n";
+  s += "  phantom CUDA kernels compiled: " + std::string(built_with_cuda_sources() ? "yes" : "no") + "\n";
+  s += "  intra-op threads: " + std::to_string(torch::get_num_threads()) + "\n";
+  return s;
+}
+
+}  // namespace phantom

@@ -1,0 +1,45 @@
+// Logging: spdlog with a rank-aware prefix, plus a progress bar that degrades to periodic lines off a terminal.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace phantom::log {
+
+// Plain-string logging. (spdlog lives behind these in log.cpp; see CMakeLists.txt for why.)
+void debug(const std::string& msg);
+void info(const std::string& msg);
+void warn(const std::string& msg);
+void error(const std::string& msg);
+
+// Sets the global logger's pattern. rank/world come from the launcher (torchrun); world 1 shows no rank.
+// Level from PHANTOM_LOG_LEVEL (trace|debug|info|warn|error), default info.
+void init(int rank = 0, int world = 1);
+
+// True when stdout is an interactive terminal.
+bool stdout_is_terminal();
+
+// A progress bar for long loops: `\r`-redrawn on a terminal, otherwise one plain line every `every_s` seconds
+// (and at the end), so CI logs and `tee`d files stay readable.
+class Progress {
+ public:
+  Progress(std::string label, int64_t total, double every_s = 10.0);
+  ~Progress();
+  void update(int64_t done, const std::string& extra = "");
+  void finish(const std::string& extra = "");
+
+ private:
+  std::string line(int64_t done, const std::string& extra) const;
+  std::string label_;
+  int64_t total_;
+  double every_s_;
+  bool tty_;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+// "1h02m", "3m07s", "12s"
+std::string format_duration(double seconds);
+
+}  // namespace phantom::log

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh or warm machine: setup (idempotent), build, ctest.
+#   scripts/test.sh                 # everything
+#   scripts/test.sh -R config       # extra arguments go to ctest
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+scripts/setup.sh
+export CCACHE_DIR="${CCACHE_DIR:-${PHANTOM_CACHE:-$HOME/.cache/phantom}/ccache}"
+BUILD_DIR="${BUILD_DIR:-build}"
+echo "[test] building ($(nproc) jobs)"
+cmake --build "$BUILD_DIR" -j "$(nproc)"
+echo "[test] running ctest"
+cd "$BUILD_DIR"
+ctest --output-on-failure -j "$(nproc)" "$@"

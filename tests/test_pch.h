@@ -1,0 +1,4 @@
+#pragma once
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>

@@ -1,0 +1,197 @@
+// The whole config of a `phantom train` run: model, data, optimiser defaults and the list of training stages.
+// Every field documents itself; `phantom config --config F` prints the resolved result with those comments.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/data_config.h"
+#include "phantom/model_config.h"
+#include "phantom/util/config.h"
+
+namespace phantom::train {
+using config::Check;
+
+struct RunSection {
+  std::string name = "run";        // run directory is <output_dir>/<name>
+  std::string output_dir = "runs";
+  int64_t seed = 1234;             // seeds init, dropout, shuffling: CPU runs are bitwise reproducible
+  int64_t threads = 0;             // intra-op threads; 0 = all cores
+  std::string device = "auto";     // auto | cpu | cuda
+  std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+
+  template <class V>
+  void visit(V& v) {
+    v.field("name", name, "run name: outputs go to <output_dir>/<name>");
+    v.field("output_dir", output_dir, "parent directory of run directories");
+    v.field("seed", seed, "global seed (init, dropout, shuffling)", Check::non_negative());
+    v.field("threads", threads, "intra-op CPU threads; 0 = all cores", Check::non_negative());
+    v.field("device", device, "auto | cpu | cuda", Check::one_of({"auto", "cpu", "cuda"}));
+    v.field("precision", precision, "auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16",
+            Check::one_of({"auto", "fp32", "bf16"}));
+  }
+};
+
+// Optimiser and schedule. Top-level `optim` is the default of every stage; a stage's own `optim` overrides
+// only the keys it names.
+struct OptimConfig {
+  double lr = 1e-5;             // peak learning rate (paper: 1e-5)
+  double min_lr = 1e-6;         // cosine floor (paper: 1e-6)
+  int64_t warmup_steps = 0;     // linear warmup (optimiser steps)
+  double weight_decay = 0.0;    // AdamW decay on matrices only (no norms, biases, gates)
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double grad_clip = 1.0;       // max global grad norm; 0 disables
+  int64_t grad_accum = 1;       // micro-batches per optimiser step
+
+  template <class V>
+  void visit(V& v) {
+    v.field("lr", lr, "peak learning rate", Check::range(0, 1));
+    v.field("min_lr", min_lr, "cosine schedule floor", Check::range(0, 1));
+    v.field("warmup_steps", warmup_steps, "linear warmup, in optimiser steps", Check::non_negative());
+    v.field("weight_decay", weight_decay, "AdamW decoupled decay (matrices only)", Check::range(0, 1));
+    v.field("beta1", beta1, "AdamW beta1", Check::range(0, 1));
+    v.field("beta2", beta2, "AdamW beta2", Check::range(0, 1));
+    v.field("eps", eps, "AdamW epsilon", Check::positive());
+    v.field("grad_clip", grad_clip, "max global gradient norm (0 = off)", Check::non_negative());
+    v.field("grad_accum", grad_accum, "micro-batches per optimiser step", Check::positive());
+  }
+};
+
+// Per-stage overrides of OptimConfig: unset keys inherit the top-level value.
+struct OptimOverrides {
+  std::optional<double> lr, min_lr, weight_decay, grad_clip;
+  std::optional<int64_t> warmup_steps, grad_accum;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("lr", lr, "peak learning rate", Check::range(0, 1));
+    v.field("min_lr", min_lr, "cosine schedule floor", Check::range(0, 1));
+    v.field("warmup_steps", warmup_steps, "linear warmup steps", Check::non_negative());
+    v.field("weight_decay", weight_decay, "AdamW decay", Check::range(0, 1));
+    v.field("grad_clip", grad_clip, "max gradient norm", Check::non_negative());
+    v.field("grad_accum", grad_accum, "micro-batches per optimiser step", Check::positive());
+  }
+  OptimConfig resolve(OptimConfig base) const {
+    if (lr) base.lr = *lr;
+    if (min_lr) base.min_lr = *min_lr;
+    if (weight_decay) base.weight_decay = *weight_decay;
+    if (grad_clip) base.grad_clip = *grad_clip;
+    if (warmup_steps) base.warmup_steps = *warmup_steps;
+    if (grad_accum) base.grad_accum = *grad_accum;
+    return base;
+  }
+};
+
+struct LoraConfig {
+  int64_t rank = 0;                  // 0 = no LoRA
+  double alpha = 16;                 // scaling alpha/rank
+  double dropout = 0.0;
+  std::vector<std::string> targets;  // regex patterns of Linear module names
+
+  template <class V>
+  void visit(V& v) {
+    v.field("rank", rank, "LoRA rank (0 disables; paper: 256)", Check::non_negative());
+    v.field("alpha", alpha, "LoRA alpha (paper: 256)", Check::positive());
+    v.field("dropout", dropout, "dropout on the LoRA input", Check::range(0, 1));
+    v.field("targets", targets, "regexes of Linear names that get adapters");
+  }
+};
+
+struct PreferenceConfig {
+  double beta = 2.0;   // PO / SimPO beta (paper: 2)
+  double gamma = 0.5;  // PO / SimPO margin (paper: 0.5)
+  double sft_weight = 1.0;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("beta", beta, "preference temperature beta (paper: 2)", Check::positive());
+    v.field("gamma", gamma, "reward margin gamma (paper: 0.5)", Check::non_negative());
+    v.field("sft_weight", sft_weight, "weight of the chosen-answer cross-entropy", Check::non_negative());
+  }
+};
+
+struct StageConfig {
+  std::string name = "stage";
+  std::string loss = "sft";              // sft | po | dpo | ipo | orpo | simpo
+  std::vector<std::string> trainable;    // regexes of parameter names trained in this stage
+  std::string init_from;                 // HF checkpoint to start from; empty = previous stage's result
+  std::string data;                      // annotations for this stage; empty = data.train
+  double epochs = 1;                     // passes over the data (fractions allowed)
+  int64_t max_steps = 0;                 // optimiser steps; > 0 overrides epochs
+  OptimOverrides optim;
+  LoraConfig lora;
+
+  template <class V>
+  void visit(V& v) {
+    v.field("name", name, "stage name (checkpoint subdirectory)");
+    v.field("loss", loss, "sft | po | dpo | ipo | orpo | simpo",
+            Check::one_of({"sft", "po", "dpo", "ipo", "orpo", "simpo"}));
+    v.field("trainable", trainable, "regexes of trainable parameter names (others frozen)");
+    v.field("init_from", init_from, "HF checkpoint to start from (empty: previous stage)");
+    v.field("data", data, "annotation file for this stage (empty: data.train)");
+    v.field("epochs", epochs, "passes over the data", Check::positive());
+    v.field("max_steps", max_steps, "optimiser steps (> 0 overrides epochs)", Check::non_negative());
+    v.section("optim", optim, "overrides of the top-level optim for this stage");
+    v.section("lora", lora, "LoRA adapters for this stage");
+  }
+};
+
+struct CheckpointConfig {
+  int64_t every_steps = 0;  // 0 = only at stage end
+  int64_t keep_last = 2;
+  template <class V>
+  void visit(V& v) {
+    v.field("every_steps", every_steps, "save every N optimiser steps (0: stage end only)", Check::non_negative());
+    v.field("keep_last", keep_last, "keep the newest K step checkpoints", Check::positive());
+  }
+};
+
+struct LogConfig {
+  int64_t every_steps = 1;
+  bool tensorboard = true;
+  template <class V>
+  void visit(V& v) {
+    v.field("every_steps", every_steps, "console/JSONL line every N steps", Check::positive());
+    v.field("tensorboard", tensorboard, "write TensorBoard event files");
+  }
+};
+
+struct RunConfig {
+  RunSection run;
+  ModelConfig model;
+  data::DataConfig data;
+  OptimConfig optim;
+  PreferenceConfig preference;
+  std::vector<StageConfig> stages;
+  bool activation_checkpointing = false;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+
+  template <class V>
+  void visit(V& v) {
+    v.section("run", run, "run identity, seed, device");
+    v.section("model", model, "model architecture or checkpoint");
+    v.section("data", data, "datasets, tokenizer, tiling, loader");
+    v.section("optim", optim, "optimiser and schedule (default of every stage)");
+    v.section("preference", preference, "PO / DPO-family loss settings");
+    v.list("stages", stages, "training stages, run in order");
+    v.field("activation_checkpointing", activation_checkpointing, "recompute decoder layers in backward");
+    v.section("checkpoint", checkpoint, "checkpointing");
+    v.section("log", log, "metrics output");
+  }
+};
+
+// Loads `path` (with its `base:` chain) and the command-line overrides, then checks cross-key constraints.
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// The resolved config as self-documenting YAML (each key with its comment).
+std::string resolved_yaml(RunConfig& c, const std::string& path, const std::vector<std::string>& overrides);
+
+// Creates <run.output_dir>/<run.name> and saves the resolved config there (atomically). Returns the directory.
+std::string prepare_run_dir(RunConfig& c, const std::string& resolved);
+
+}  // namespace phantom::train
