@@ -102,6 +102,7 @@ struct ModelConfig {
   double phantom_eta = 1e-4;         // scale of q*, k* and of the value residual
   double downsample_ratio = 0.5;     // pixel shuffle ratio
   std::string image_token = "<IMG_CONTEXT>";
+  int64_t image_token_index = -1;    // id of image_token; -1 = look it up in the tokenizer
   bool strict_load = false;          // fail on any missing/unexpected tensor (else create Phantom tensors)
   VisionConfig vision;
   LlmConfig llm;
@@ -114,6 +115,7 @@ struct ModelConfig {
     v.field("phantom_eta", phantom_eta, "eta: scale of q*, k* and the value residual", Check::non_negative());
     v.field("downsample_ratio", downsample_ratio, "pixel shuffle ratio (0.5 = 4x fewer tokens)", Check::range(0.125, 1));
     v.field("image_token", image_token, "placeholder token replaced by visual tokens");
+    v.field("image_token_index", image_token_index, "id of image_token (-1: from the tokenizer)");
     v.field("strict_load", strict_load, "fail on any missing/unexpected/mis-shaped checkpoint tensor");
     v.section("vision", vision, "InternViT vision encoder");
     v.section("llm", llm, "decoder LLM");

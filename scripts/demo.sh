@@ -7,6 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 scripts/setup.sh
 export CCACHE_DIR="${CCACHE_DIR:-${PHANTOM_CACHE:-$HOME/.cache/phantom}/ccache}"
+export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1  # cache hits across clones in other directories
 BUILD_DIR="${BUILD_DIR:-build}"
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target phantom
 echo "[demo] runtime:"
