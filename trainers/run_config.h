@@ -153,10 +153,28 @@ struct CheckpointConfig {
 struct LogConfig {
   int64_t every_steps = 1;
   bool tensorboard = true;
+  double peak_tflops = 0;  // accelerator peak for MFU (H100 bf16 dense: 989); 0 = CUDA default or not reported
   template <class V>
   void visit(V& v) {
     v.field("every_steps", every_steps, "console/JSONL line every N steps", Check::positive());
     v.field("tensorboard", tensorboard, "write TensorBoard event files");
+    v.field("peak_tflops", peak_tflops, "peak TFLOP/s for MFU (0: 989 on CUDA, none on CPU)", Check::non_negative());
+  }
+};
+
+struct ValidationConfig {
+  int64_t every_steps = 0;      // 0 = at the end of each stage only
+  int64_t max_batches = 0;      // 0 = the whole held-out split
+  std::string benchmark;        // MMBench-format TSV evaluated after the last stage (empty: none)
+  int64_t benchmark_limit = 0;  // questions (0 = all)
+  int64_t num_beams = 3;        // paper protocol: beam search, 3 beams
+  template <class V>
+  void visit(V& v) {
+    v.field("every_steps", every_steps, "validate every N steps (0: stage end only)", Check::non_negative());
+    v.field("max_batches", max_batches, "validation batches (0: all of data.val)", Check::non_negative());
+    v.field("benchmark", benchmark, "MMBench-format TSV evaluated after training (empty: none)");
+    v.field("benchmark_limit", benchmark_limit, "benchmark questions to use (0: all)", Check::non_negative());
+    v.field("num_beams", num_beams, "beams for benchmark generation (paper: 3)", Check::positive());
   }
 };
 
@@ -168,8 +186,11 @@ struct RunConfig {
   PreferenceConfig preference;
   std::vector<StageConfig> stages;
   bool activation_checkpointing = false;
+  bool shared_prefix = true;         // PO: one packed row per question (prompt computed once)
+  std::string nonfinite = "skip";    // non-finite loss: skip the step | stop
   CheckpointConfig checkpoint;
   LogConfig log;
+  ValidationConfig validation;
 
   template <class V>
   void visit(V& v) {
@@ -180,8 +201,11 @@ struct RunConfig {
     v.section("preference", preference, "PO / DPO-family loss settings");
     v.list("stages", stages, "training stages, run in order");
     v.field("activation_checkpointing", activation_checkpointing, "recompute decoder layers in backward");
+    v.field("shared_prefix", shared_prefix, "preference losses: compute image + question once for all answers");
+    v.field("nonfinite", nonfinite, "non-finite loss: skip the step | stop", Check::one_of({"skip", "stop"}));
     v.section("checkpoint", checkpoint, "checkpointing");
     v.section("log", log, "metrics output");
+    v.section("validation", validation, "held-out loss and benchmark");
   }
 };
 

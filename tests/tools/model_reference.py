@@ -159,7 +159,7 @@ def xattn(W, pre, x, s, D):
     return F.gelu(torch.einsum("blhg,bgd->blhd", p, v) @ W[pre + "linear_o.weight"].T)
 
 
-def phantom_forward(W, c, ids, mask, mode, eta):
+def phantom_forward(W, c, ids, mask, mode, eta, repeat_first=False):
     B, L = ids.shape
     H, Hk = c["num_attention_heads"], c["num_key_value_heads"]
     D = c["hidden_size"] // H
@@ -175,6 +175,9 @@ def phantom_forward(W, c, ids, mask, mode, eta):
         k = (h @ W[a + "k_proj.weight"].T + W[a + "k_proj.bias"]).view(B, L, Hk, D)
         v = (h @ W[a + "v_proj.weight"].T + W[a + "v_proj.bias"]).view(B, L, Hk, D)
         q, k = rope(q, pos, c["rope_theta"]), rope(k, pos, c["rope_theta"])
+        kv_head = torch.arange(H) // (H // Hk)             # query head -> its kv head
+        if repeat_first:  # the official code repeats kv heads before XAttn
+            k, v = k[:, :, kv_head], v[:, :, kv_head]
         if mode != "off":
             qs = torch.stack([q[b, sos[b]] for b in range(B)])  # (B, H, D)
             ks = torch.stack([k[b, sos[b]] for b in range(B)])
@@ -182,8 +185,8 @@ def phantom_forward(W, c, ids, mask, mode, eta):
             q = torch.cat([q, eta * xattn(W, a + "xattn_query_phantom.", q, qs, D)], -1)
             k = torch.cat([k, eta * xattn(W, a + "xattn_key_phantom.", k, ks, D)], -1)
             v = torch.cat([v, v + eta * xattn(W, a + "xattn_value_phantom.", v, vs, D)], -1)
-        kv_head = torch.arange(H) // (H // Hk)             # query head -> its kv head
-        k, v = k[:, :, kv_head], v[:, :, kv_head]
+        if not repeat_first:
+            k, v = k[:, :, kv_head], v[:, :, kv_head]
         s = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(D)
         allowed = torch.ones(L, L).tril().bool()[None] & mask.bool()[:, None, :]   # (B, Lq, Lk)
         allowed = allowed | (torch.eye(L).bool()[None] & ~allowed.any(-1, keepdim=True))
@@ -241,7 +244,7 @@ def cmd_phantom(args):
     gr = torch.Generator().manual_seed(11)
     for side, (ids, mask) in {"right": batch_inputs(cfg.vocab_size)[:2], "left": batch_inputs(cfg.vocab_size)[2:]}.items():
         P = {k: v.clone().requires_grad_(True) for k, v in W.items()}
-        logits = phantom_forward(P, c, ids, mask, args.mode, args.eta)
+        logits = phantom_forward(P, c, ids, mask, args.mode, args.eta, args.repeat_first)
         R = torch.randn(logits.shape, generator=gr)
         expected[f"ids_{side}"], expected[f"mask_{side}"] = ids, mask
         expected[f"logits_{side}"] = logits.detach()
@@ -321,9 +324,30 @@ def cmd_vision(args):
     json.dump({"vision": c, "llm_hidden": d}, open(os.path.join(args.out, "vision.json"), "w"))
 
 
+def cmd_check_saved(args):
+    """Loads a checkpoint written by our C++ with the Python side and compares logits with the C++ ones."""
+    d = os.path.join(args.out, "saved")
+    c = json.load(open(os.path.join(d, "config.json")))
+    W = load_file(os.path.join(d, "model.safetensors"))
+    exp = load_file(os.path.join(args.out, "cpp_logits.safetensors"))
+    if "llm_config" in c:  # a Phantom checkpoint: language_model.* in HF Qwen2 names
+        W = {k[len("language_model."):]: v for k, v in W.items() if k.startswith("language_model.")}
+        c = c["llm_config"]
+        got = phantom_forward(W, c, exp["ids"], exp["mask"], args.mode, args.eta)
+    else:  # a bare LLM: HF transformers itself loads it
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager").float().eval()
+        with torch.no_grad():
+            got = model(input_ids=exp["ids"], attention_mask=exp["mask"], position_ids=hf_positions(exp["mask"])).logits
+    m = exp["mask"].bool()
+    diff = (got - exp["logits"]).abs()[m].max().item()
+    print(f"max abs diff {diff:.3e}")
+    raise SystemExit(0 if diff < 1e-4 else 1)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["hf-llm", "phantom", "vision"])
+    ap.add_argument("command", choices=["hf-llm", "phantom", "vision", "check-saved"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--family", default="qwen2")
     ap.add_argument("--seed", type=int, default=0)
@@ -331,10 +355,11 @@ def main():
     ap.add_argument("--mode", default="gate")
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--generate", action="store_true")
+    ap.add_argument("--repeat-first", action="store_true")
     ap.add_argument("--eos", type=int, default=5)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    {"hf-llm": cmd_hf_llm, "phantom": cmd_phantom, "vision": cmd_vision}[args.command](args)
+    {"hf-llm": cmd_hf_llm, "phantom": cmd_phantom, "vision": cmd_vision, "check-saved": cmd_check_saved}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+// Reading annotation files into samples: LLaVA/ShareGPT `conversations` (JSON array or JSONL), preference
+// triples (question, chosen, one or several rejected) with field names from the config, and InternVL meta files
+// (dataset name -> image root, annotation file, repeat ratio). Every sample remembers its file and line, and every
+// problem is reported with them: under data.on_error=fail it is an error, under skip it is dropped and counted.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/data_config.h"
+
+namespace phantom::data {
+
+struct Turn {
+  bool from_user = true;  // user (human) or assistant (gpt)
+  std::string text;
+};
+
+struct Sample {
+  std::string id;
+  std::string where;                // "file:line" for messages
+  std::vector<std::string> images;  // resolved paths, in order of their <image> placeholders
+  std::vector<Turn> turns;          // conversations: alternating user/assistant, starting with the user
+  // preference triples (conversations empty): one question, the correct answer, one or more rejected answers
+  std::string question, chosen;
+  std::vector<std::string> rejected;
+  bool is_preference() const { return turns.empty(); }
+};
+
+// Counts of dropped samples by reason ("missing image", "malformed JSON", ...), reported at the end of an epoch.
+struct SkipCounts {
+  std::map<std::string, int64_t> by_reason;
+  int64_t total() const;
+  void add(const std::string& reason) { ++by_reason[reason]; }
+  std::string summary() const;  // "3 skipped: 2 missing image, 1 empty answer"
+};
+
+// A bad sample: what is wrong and where. Thrown under on_error=fail.
+struct DataError : std::runtime_error {
+  DataError(const std::string& where, const std::string& reason, const std::string& detail);
+  std::string where, reason;
+};
+
+// Reads `path` (JSON array, JSONL, or InternVL meta JSON when cfg.format == internvl_meta) with cfg's field map
+// and format; image paths are resolved against cfg.image_root (or the meta file's root). Checks done here:
+// malformed JSON, missing fields, empty answers, unknown roles, placeholder/image count mismatch, missing
+// image files. Under on_error=skip, bad samples are dropped and counted in `skipped`.
+std::vector<Sample> read_annotations(const std::string& path, const DataConfig& cfg, SkipCounts& skipped,
+                                     uint64_t seed = 0);
+
+// Top-level elements of a JSON array text with the line each starts on (nlohmann::json gives no positions).
+struct JsonSpan {
+  size_t begin, end;  // byte range
+  int64_t line;       // 1-based
+};
+std::vector<JsonSpan> split_json_array(const std::string& text, const std::string& file);
+
+}  // namespace phantom::data

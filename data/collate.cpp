@@ -1,0 +1,146 @@
+#include "data/collate.h"
+
+namespace phantom::data {
+
+namespace {
+
+at::Tensor cat_pixels(const std::vector<SamplePixels>& pixels, const std::vector<size_t>& order) {
+  std::vector<at::Tensor> parts;
+  for (auto i : order)
+    if (i < pixels.size() && pixels[i].defined() && pixels[i].size(0) > 0) parts.push_back(pixels[i]);
+  return parts.empty() ? at::Tensor() : torch::cat(parts, 0);
+}
+
+struct TargetBuilder {
+  std::vector<int64_t> row, pred, target, segment;
+  void add(int64_t r, int64_t p, int64_t t, int64_t s) {
+    row.push_back(r), pred.push_back(p), target.push_back(t), segment.push_back(s);
+  }
+  Targets build(int64_t segments) const {
+    auto t = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kInt64); };
+    return Targets{t(row), t(pred), t(target), t(segment), segments};
+  }
+};
+
+}  // namespace
+
+EncodedConversation chosen_as_conversation(const EncodedPreference& p) {
+  EncodedConversation c;
+  c.ids = p.prompt;
+  c.ids.insert(c.ids.end(), p.answers[0].begin(), p.answers[0].end());
+  c.labels.assign(p.prompt.size(), kIgnore);
+  c.labels.insert(c.labels.end(), p.answers[0].begin(), p.answers[0].end());
+  return c;
+}
+
+Batch collate_sft(const std::vector<EncodedConversation>& samples, const std::vector<SamplePixels>& pixels,
+                  int32_t pad_id) {
+  const int64_t B = static_cast<int64_t>(samples.size());
+  int64_t L = 0;
+  for (auto& s : samples) L = std::max<int64_t>(L, static_cast<int64_t>(s.ids.size()));
+  Batch b;
+  b.input_ids = torch::full({B, L}, pad_id, torch::kInt64);
+  b.attention_mask = torch::zeros({B, L}, torch::kInt64);
+  auto ids = b.input_ids.accessor<int64_t, 2>();
+  auto am = b.attention_mask.accessor<int64_t, 2>();
+  TargetBuilder tb;
+  for (int64_t r = 0; r < B; ++r) {
+    const auto& s = samples[static_cast<size_t>(r)];
+    for (size_t i = 0; i < s.ids.size(); ++i) {
+      ids[r][static_cast<int64_t>(i)] = s.ids[i];
+      am[r][static_cast<int64_t>(i)] = 1;
+      if (i > 0 && s.labels[i] != kIgnore) tb.add(r, static_cast<int64_t>(i) - 1, s.labels[i], r);
+    }
+    b.num_tokens += static_cast<int64_t>(s.ids.size());
+  }
+  b.targets = tb.build(B);
+  b.num_sft_tokens = b.targets.target.numel();
+  std::vector<size_t> order(samples.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  b.pixel_values = cat_pixels(pixels, order);
+  return b;
+}
+
+Batch collate_preference(const std::vector<EncodedPreference>& samples, const std::vector<SamplePixels>& pixels,
+                         int32_t pad_id, bool shared_prefix) {
+  Batch b;
+  b.preference = true;
+  b.num_questions = static_cast<int64_t>(samples.size());
+  std::vector<int64_t> seg_q, seg_a;
+  for (size_t q = 0; q < samples.size(); ++q)
+    for (size_t a = 0; a < samples[q].answers.size(); ++a) seg_q.push_back(static_cast<int64_t>(q)), seg_a.push_back(static_cast<int64_t>(a));
+  b.seg_question = torch::tensor(seg_q, torch::kInt64);
+  b.seg_answer = torch::tensor(seg_a, torch::kInt64);
+  TargetBuilder tb;
+
+  if (!shared_prefix) {
+    // One row per (question, answer): the layout every other trainer uses.
+    std::vector<EncodedConversation> rows;
+    std::vector<size_t> order;
+    for (size_t q = 0; q < samples.size(); ++q)
+      for (size_t a = 0; a < samples[q].answers.size(); ++a) {
+        EncodedConversation c;
+        c.ids = samples[q].prompt;
+        c.ids.insert(c.ids.end(), samples[q].answers[a].begin(), samples[q].answers[a].end());
+        c.labels.assign(samples[q].prompt.size(), kIgnore);
+        c.labels.insert(c.labels.end(), samples[q].answers[a].begin(), samples[q].answers[a].end());
+        rows.push_back(std::move(c));
+        order.push_back(q);
+      }
+    Batch s = collate_sft(rows, {}, pad_id);
+    b.input_ids = s.input_ids;
+    b.attention_mask = s.attention_mask;
+    b.targets = s.targets;  // segment = row = (question, answer) in order: matches seg_question/seg_answer
+    b.num_tokens = s.num_tokens;
+    b.pixel_values = cat_pixels(pixels, order);
+  } else {
+    const int64_t B = b.num_questions;
+    int64_t L = 0;
+    for (auto& s : samples) {
+      int64_t len = static_cast<int64_t>(s.prompt.size());
+      for (auto& a : s.answers) len += static_cast<int64_t>(a.size());
+      L = std::max(L, len);
+    }
+    b.input_ids = torch::full({B, L}, pad_id, torch::kInt64);
+    b.attention_mask = torch::zeros({B, L}, torch::kInt64);
+    b.positions = torch::zeros({B, L}, torch::kInt64);
+    auto seg_of = torch::full({B, L}, -2, torch::kInt64);  // -1 prompt, j answer j, -2 padding
+    auto ids = b.input_ids.accessor<int64_t, 2>();
+    auto am = b.attention_mask.accessor<int64_t, 2>();
+    auto pos = b.positions.accessor<int64_t, 2>();
+    auto seg = seg_of.accessor<int64_t, 2>();
+    int64_t segment = 0;
+    for (int64_t r = 0; r < B; ++r) {
+      const auto& s = samples[static_cast<size_t>(r)];
+      const int64_t P = static_cast<int64_t>(s.prompt.size());
+      int64_t t = 0;
+      for (int64_t i = 0; i < P; ++i, ++t) ids[r][t] = s.prompt[static_cast<size_t>(i)], am[r][t] = 1, pos[r][t] = i, seg[r][t] = -1;
+      for (size_t a = 0; a < s.answers.size(); ++a, ++segment) {
+        for (size_t k = 0; k < s.answers[a].size(); ++k, ++t) {
+          ids[r][t] = s.answers[a][k], am[r][t] = 1, pos[r][t] = P + static_cast<int64_t>(k);
+          seg[r][t] = static_cast<int64_t>(a);
+          tb.add(r, k == 0 ? P - 1 : t - 1, s.answers[a][k], segment);
+        }
+      }
+      b.num_tokens += t;
+    }
+    // Query i may see key j when j <= i, j is real, and j is in the prompt or in i's own answer.
+    auto idx = torch::arange(L, torch::kInt64);
+    auto causal = idx.view({1, L, 1}).ge(idx.view({1, 1, L}));
+    auto sq = seg_of.unsqueeze(2), sk = seg_of.unsqueeze(1);
+    auto allowed = causal & sk.ne(-2) & (sk.eq(-1) | sk.eq(sq));
+    allowed = allowed | (idx.view({1, L, 1}).eq(idx.view({1, 1, L})) & sq.eq(-2));  // padding rows: self only
+    b.mask = allowed.unsqueeze(1);
+    std::vector<size_t> order(samples.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    b.pixel_values = cat_pixels(pixels, order);
+    b.targets = tb.build(segment);
+  }
+  b.targets.num_segments = static_cast<int64_t>(seg_q.size());
+  // Cross-entropy tokens: those of the chosen answers.
+  auto chosen = b.seg_answer.index_select(0, b.targets.segment).eq(0);
+  b.num_sft_tokens = chosen.sum().item<int64_t>();
+  return b;
+}
+
+}  // namespace phantom::data

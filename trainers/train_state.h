@@ -1,0 +1,43 @@
+// Training checkpoints: everything an exact resume needs, written atomically.
+//
+//   <run>/checkpoints/step-000120/   model.safetensors   all model tensors (our names)
+//                                    optimizer.pt        AdamW state (LibTorch archive)
+//                                    state.json          stage, steps, data position, RNG, config path
+//                                    rng.safetensors     torch's CPU generator state
+//                                    config.yaml         the resolved config of the run
+//
+// A checkpoint is written into a hidden temporary directory, every file fsync'd, then renamed into place and
+// the parent fsync'd: a crash (kill -9 included) leaves either the previous set of checkpoints or the new one,
+// never a half-written directory that `--resume` would pick.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+
+#include "data/loader.h"
+
+namespace phantom::train {
+
+struct TrainState {
+  int64_t stage = 0;         // index into cfg.stages
+  int64_t stage_step = 0;    // optimiser steps done in this stage
+  int64_t global_step = 0;   // over all stages
+  int64_t stage_total = 0;   // optimiser steps of this stage
+  bool stage_done = false;   // the stage finished (its model was exported)
+  data::LoaderPosition data;
+};
+
+void save_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer* opt,
+                     const TrainState& st, const std::string& resolved_config, int64_t keep_last);
+
+// The newest complete checkpoint under <run>/checkpoints, if any.
+std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+
+TrainState read_train_state(const std::string& ckpt_dir);
+// Restores model tensors and the RNG; the optimiser separately (it must exist first).
+void load_checkpoint_model(const std::string& ckpt_dir, torch::nn::Module& model);
+void load_checkpoint_optimizer(const std::string& ckpt_dir, torch::optim::Optimizer& opt);
+
+}  // namespace phantom::train
