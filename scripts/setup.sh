@@ -34,6 +34,7 @@ APT_PACKAGES=(
   sentencepiece          # spm_train CLI: trains the demo tokenizer
   nlohmann-json3-dev     # JSON datasets, HF config.json, safetensors headers
   libpcre2-dev           # Unicode regex for the byte-level BPE pre-tokenizer (Qwen2)
+  libicu-dev             # Unicode NFC normalisation (the Qwen2 tokenizer's normalizer)
   dataset-fashion-mnist  # the embedded real dataset of the demo
   python3-venv           # the project's Python environment (tests and tools only)
 )
