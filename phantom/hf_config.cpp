@@ -103,6 +103,9 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
     cfg.vision.initializer_factor = get<double>(v, "initializer_factor", 0.1);
     cfg.downsample_ratio = get<double>(j, "downsample_ratio", 0.5);
     cfg.image_token_index = get<int64_t>(j, "image_token_index", cfg.image_token_index);
+    // Written by our exporter: the Phantom variant the tensors were trained with (official configs: gate, 1e-4).
+    cfg.phantom = get<std::string>(j, "phantom", cfg.phantom);
+    cfg.phantom_eta = get<double>(j, "phantom_eta", cfg.phantom_eta);
   } else {
     cfg.llm = llm_config_from_json(j, path);
   }

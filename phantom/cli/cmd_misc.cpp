@@ -23,8 +23,8 @@ int cmd_info(int argc, char** argv) {
   return 0;
 }
 
-int cmd_eval(int, char**) { return not_yet_available("eval", "issue 8 (evaluation)"); }
-int cmd_generate(int, char**) { return not_yet_available("generate", "issue 4 (model)"); }
+
+
 int cmd_data(int, char**) { return not_yet_available("data", "issue 5 (data)"); }
 int cmd_convert(int, char**) { return not_yet_available("convert", "issue 6 (trainers)"); }
 

@@ -6,6 +6,7 @@
 #include "phantom/runtime.h"
 #include "phantom/util/logf.h"
 #include "trainers/run_config.h"
+#include "trainers/trainer.h"
 
 namespace phantom::cli {
 
@@ -14,10 +15,11 @@ static const char* kTrainHelp =
     "  --config FILE    YAML recipe (see configs/); `base: other.yaml` inside it includes another file\n"
     "  key=value        override any config key, e.g. optim.lr=2e-5 data.batch_size=4 stages.1.max_steps=10\n"
     "  --resume [DIR]   continue from the latest checkpoint of the run (or from DIR)\n"
-    "  --dry-run        resolve and save the config, then stop\n";
+    "  --dry-run        resolve and save the config, then stop\n"
+    "  --max-steps N    stop (with a checkpoint) after N optimiser steps of this invocation\n";
 
 int cmd_train(int argc, char** argv) {
-  Args a = parse_args(argc, argv, 2, {"config"}, {"help", "dry-run"}, {"resume"});
+  Args a = parse_args(argc, argv, 2, {"config", "max-steps"}, {"help", "dry-run"}, {"resume"});
   if (a.has("help")) {
     std::fputs(kTrainHelp, stdout);
     return 0;
@@ -32,7 +34,19 @@ int cmd_train(int argc, char** argv) {
   const int threads = set_threads(cfg.run.threads);
   log::info("intra-op threads: {}", threads);
   if (a.has("dry-run")) return 0;
-  return not_yet_available("train", "issue 6 (trainers)");
+  const std::string resume = a.options.count("resume") ? a.get("resume") : (a.switches.count("resume") ? "latest" : "");
+  auto result = train::run_recipe(cfg, dir, resolved, resume, std::stoll(a.get("max-steps", "0")));
+  if (result.interrupted) {
+    std::printf("stopped early; resume with:\n  build/phantom train --config %s --resume\n", path.c_str());
+    return 0;
+  }
+  std::printf("\ntraining done.\n  final model:  %s\n  metrics:      %s/metrics.jsonl (TensorBoard: %s/tb)\n"
+              "  checkpoints:  %s/checkpoints\n",
+              result.final_model.c_str(), dir.c_str(), dir.c_str(), dir.c_str());
+  if (result.last_metrics.count("benchmark/accuracy"))
+    std::printf("  benchmark:    %.2f%% accuracy on %s (answers: %s/benchmark.jsonl)\n",
+                100 * result.last_metrics["benchmark/accuracy"], cfg.validation.benchmark.c_str(), dir.c_str());
+  return 0;
 }
 
 int cmd_config(int argc, char** argv) {
