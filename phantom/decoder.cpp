@@ -39,7 +39,7 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             c10::intrusive_ptr<LayerFn> fn) {
     ctx->save_for_backward({x});
-    ctx->saved_data["fn"] = c10::IValue(c10::intrusive_ptr<torch::CustomClassHolder>(fn));
+    ctx->saved_data["fn"] = c10::IValue::make_capsule(c10::intrusive_ptr<torch::CustomClassHolder>(fn));
     torch::NoGradGuard ng;
     return fn->fn(x);
   }

@@ -99,4 +99,16 @@ LossOut compute_loss(const at::Tensor& logp, const data::Batch& b, const LossCon
   return out;
 }
 
+LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& lc, const StepCounts& counts) {
+  ModelInputs mi;
+  mi.input_ids = b.input_ids;
+  mi.attention_mask = b.attention_mask;
+  mi.positions = b.positions;
+  mi.mask = b.mask;
+  mi.pixel_values = b.pixel_values;
+  auto hidden = model.forward_hidden(mi);
+  auto logp = token_logps(hidden, b.targets, [&](const at::Tensor& h) { return model.language_model->logits(h); });
+  return compute_loss(logp, b, lc, counts);
+}
+
 }  // namespace phantom::train

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "data/collate.h"
+#include "phantom/model.h"
 
 namespace phantom::train {
 
@@ -44,5 +45,8 @@ struct StepCounts {
 // `ref_logps` (DPO/IPO only): per-segment reference log-probabilities (sum over the answer's tokens).
 LossOut compute_loss(const at::Tensor& token_logp, const data::Batch& batch, const LossConfig& cfg,
                      const StepCounts& global, const at::Tensor& ref_logps = {});
+
+// Forward of a batch through the model to its loss (positions, masks and images as the batch says).
+LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& cfg, const StepCounts& counts);
 
 }  // namespace phantom::train

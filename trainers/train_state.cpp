@@ -37,7 +37,9 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, torch
   fs::create_directories(root);
   const fs::path final_dir = root / step_name(st.global_step);
   const fs::path tmp = root / (".tmp-" + step_name(st.global_step) + "-" + std::to_string(::getpid()));
-  fs::remove_all(tmp);
+  // Partial directories of a killed earlier writer (one trainer owns a run directory).
+  for (auto& e : fs::directory_iterator(root))
+    if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
   fs::create_directories(tmp);
 
   write_checkpoint_tensors((tmp / "model.safetensors").string(), module_state_dict(model));

@@ -136,19 +136,6 @@ data::Batch to_device(data::Batch b, const c10::Device& d) {
   return b;
 }
 
-// One forward of a batch to the loss.
-LossOut forward_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& lc, const StepCounts& counts) {
-  ModelInputs mi;
-  mi.input_ids = b.input_ids;
-  mi.attention_mask = b.attention_mask;
-  mi.positions = b.positions;
-  mi.mask = b.mask;
-  mi.pixel_values = b.pixel_values;
-  auto hidden = model.forward_hidden(mi);
-  auto logp = token_logps(hidden, b.targets, [&](const at::Tensor& h) { return model.language_model->logits(h); });
-  return compute_loss(logp, b, lc, counts);
-}
-
 // Averages of the metric sums with their natural denominators (tokens, questions, pairs, answers).
 std::map<std::string, double> finish_metrics(const std::map<std::string, double>& s) {
   std::map<std::string, double> m;
@@ -341,7 +328,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
         for (int64_t i = b0; i < std::min(n, b0 + B); ++i) idx.push_back(static_cast<size_t>(i));
         auto b = to_device(vm(idx), device);
         LossConfig vl{val_pref ? "po" : "sft", cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
-        auto out = forward_loss(*model, b, vl, StepCounts{b.num_sft_tokens, b.num_questions});
+        auto out = batch_loss(*model, b, vl, StepCounts{b.num_sft_tokens, b.num_questions});
         for (auto& [k, v] : out.sums) sums[k] += v;
         ++batches;
       }
@@ -371,7 +358,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       std::map<std::string, double> sums;
       double loss = 0;
       for (auto& b : micro) {
-        auto out = forward_loss(*model, b, lc, counts);
+        auto out = batch_loss(*model, b, lc, counts);
         out.loss.backward();
         loss += out.loss.item<double>();
         for (auto& [k, v] : out.sums) sums[k] += v;

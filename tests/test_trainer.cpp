@@ -1,0 +1,205 @@
+// Trainer invariants: shared-prefix PO equals the naive layout, accumulation equals the large batch, activation
+// checkpointing changes no gradient, resume is bitwise exact (across a stage boundary too), TensorBoard files
+// read back in Python, and the MC letter extraction.
+#include <fstream>
+
+#include "phantom/model.h"
+#include "tests/helpers.h"
+#include "trainers/evaluate.h"
+#include "trainers/losses.h"
+#include "trainers/run_config.h"
+#include "trainers/tensorboard.h"
+#include "trainers/trainer.h"
+
+using namespace phantom;
+using phantom::test::TempDir;
+
+namespace {
+
+ModelConfig tiny_model() {
+  ModelConfig c;
+  c.phantom_eta = 0.3;  // make the Phantom branch matter
+  c.vision.image_size = 28, c.vision.patch_size = 7, c.vision.hidden_size = 16, c.vision.num_layers = 1;
+  c.vision.num_heads = 2, c.vision.intermediate_size = 32;
+  c.llm.hidden_size = 32, c.llm.intermediate_size = 64, c.llm.num_layers = 2, c.llm.num_heads = 4;
+  c.llm.num_kv_heads = 2, c.llm.vocab_size = 64, c.llm.max_position_embeddings = 256, c.llm.rope.theta = 10000;
+  c.image_token_index = 5;
+  return c;
+}
+
+std::vector<int32_t> random_ids(int64_t n, int64_t seed) {
+  auto t = torch::randint(10, 64, {n}, torch::TensorOptions().dtype(torch::kInt32));
+  (void)seed;
+  return std::vector<int32_t>(t.data_ptr<int32_t>(), t.data_ptr<int32_t>() + n);
+}
+
+// A preference sample with an image: prompt = [sos, img tokens..., question], answers of varied lengths.
+data::EncodedPreference pref_sample(int64_t n_rejected, int64_t tokens_per_tile) {
+  data::EncodedPreference p;
+  p.prompt = {7};
+  for (int64_t i = 0; i < tokens_per_tile; ++i) p.prompt.push_back(5);
+  auto q = random_ids(6, 0);
+  p.prompt.insert(p.prompt.end(), q.begin(), q.end());
+  for (int64_t a = 0; a <= n_rejected; ++a) p.answers.push_back(random_ids(3 + a, 0));
+  return p;
+}
+
+std::map<std::string, at::Tensor> grads_of(torch::nn::Module& m) {
+  std::map<std::string, at::Tensor> g;
+  for (auto& p : m.named_parameters())
+    if (p.value().grad().defined()) g[p.key()] = p.value().grad().clone();
+  return g;
+}
+
+double max_grad_diff(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b) {
+  double worst = 0;
+  REQUIRE(a.size() == b.size());
+  for (auto& [k, v] : a) worst = std::max(worst, (v - b.at(k)).abs().max().item<double>());
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("trainer: shared-prefix PO equals the naive layout in loss and gradients (1 and 3 rejected)") {
+  torch::manual_seed(0);
+  PhantomModel model(tiny_model());
+  init_weights(*model, 0.2);
+  const int64_t tpt = model->tokens_per_tile();
+  for (int64_t n_rej : {1, 3}) {
+    INFO(n_rej << " rejected");
+    std::vector<data::EncodedPreference> samples = {pref_sample(n_rej, tpt), pref_sample(n_rej, tpt), pref_sample(n_rej, tpt)};
+    std::vector<at::Tensor> pixels = {torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28})};
+    train::LossConfig lc{"po", 2.0, 0.5, 1.0};
+    auto run = [&](bool shared) {
+      model->zero_grad();
+      auto b = data::collate_preference(samples, pixels, 0, shared);
+      auto out = train::batch_loss(*model, b, lc, {b.num_sft_tokens, b.num_questions});
+      out.loss.backward();
+      return std::make_pair(out, grads_of(*model));
+    };
+    auto [shared, g_shared] = run(true);
+    auto [naive, g_naive] = run(false);
+    CHECK(std::abs(shared.loss.item<double>() - naive.loss.item<double>()) < 1e-5);
+    for (auto& k : {"rewards/margins", "logps/chosen", "logps/rejected", "sft"}) {
+      INFO(k);
+      CHECK(std::abs(shared.sums[k] - naive.sums[k]) < 1e-4);
+    }
+    CHECK(max_grad_diff(g_shared, g_naive) < 1e-5);
+    // The shared layout really is shorter: the prompt appears once.
+    auto bs = data::collate_preference(samples, pixels, 0, true), bn = data::collate_preference(samples, pixels, 0, false);
+    CHECK(bs.num_tokens < bn.num_tokens);
+  }
+}
+
+TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B; checkpointing changes no gradient") {
+  torch::manual_seed(1);
+  PhantomModel model(tiny_model());
+  init_weights(*model, 0.2);
+  const int64_t tpt = model->tokens_per_tile();
+  std::vector<data::EncodedPreference> samples;
+  std::vector<at::Tensor> pixels;
+  for (int i = 0; i < 8; ++i) samples.push_back(pref_sample(1 + i % 2, tpt)), pixels.push_back(torch::randn({1, 3, 28, 28}));
+  train::LossConfig lc{"po", 2.0, 0.5, 1.0};
+  auto big = data::collate_preference(samples, pixels, 0, true);
+  model->zero_grad();
+  auto out = train::batch_loss(*model, big, lc, {big.num_sft_tokens, big.num_questions});
+  out.loss.backward();
+  auto g_big = grads_of(*model);
+
+  std::vector<data::Batch> micro;
+  train::StepCounts total;
+  for (int k = 0; k < 4; ++k) {
+    micro.push_back(data::collate_preference({samples[2 * k], samples[2 * k + 1]}, {pixels[2 * k], pixels[2 * k + 1]}, 0, true));
+    total.sft_tokens += micro.back().num_sft_tokens, total.questions += micro.back().num_questions;
+  }
+  model->zero_grad();
+  double loss = 0;
+  for (auto& b : micro) {
+    auto o = train::batch_loss(*model, b, lc, total);
+    o.loss.backward();
+    loss += o.loss.item<double>();
+  }
+  CHECK(std::abs(loss - out.loss.item<double>()) < 1e-5);
+  CHECK(max_grad_diff(grads_of(*model), g_big) < 1e-5);
+
+  // Activation checkpointing: identical gradients (the layers are recomputed in backward).
+  model->language_model->activation_checkpointing = true;
+  model->train();
+  model->zero_grad();
+  train::batch_loss(*model, big, lc, {big.num_sft_tokens, big.num_questions}).loss.backward();
+  CHECK(max_grad_diff(grads_of(*model), g_big) < 1e-6);
+}
+
+namespace {
+
+struct DemoData {
+  TempDir dir;
+  DemoData() {
+    const std::string cmd = std::string(PHANTOM_PYTHON) + " " + test::source_path("scripts/make_demo_data.py") +
+                            " --out " + dir.str("data") + " --train 48 --val 8 --test 8 > " + dir.str("data.log") + " 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+  }
+  train::RunConfig config(const std::string& name) const {
+    const std::string d = dir.str("data");
+    return train::load_run_config(test::source_path("configs/demo.yaml"),
+                                  {"run.name=" + name, "run.output_dir=" + dir.str("runs"), "data.train=" + d + "/train.jsonl",
+                                   "data.val=" + d + "/val.jsonl", "data.image_root=" + d, "data.tokenizer=" + d + "/tokenizer.json",
+                                   "data.batch_size=4", "stages.0.max_steps=3", "stages.1.max_steps=4", "stages.2.max_steps=2",
+                                   "optim.warmup_steps=2", "checkpoint.every_steps=2", "model.llm.num_layers=2"});
+  }
+};
+
+train::RecipeResult run(train::RunConfig c, const std::string& resume, int64_t stop_after) {
+  const std::string dir = c.run.output_dir + "/" + c.run.name;
+  return train::run_recipe(c, dir, train::resolved_yaml(c, "test", {}), resume, stop_after);
+}
+
+}  // namespace
+
+TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage boundary; TensorBoard reads back") {
+  DemoData data;
+  auto full = run(data.config("full"), "", 0);
+  REQUIRE(full.losses.size() == 9);
+  for (int64_t stop : {5, 3}) {  // 5: inside stage step1; 3: exactly at the end of stage warmup
+    INFO("stop after " << stop);
+    const std::string name = "resumed" + std::to_string(stop);
+    auto first = run(data.config(name), "", stop);
+    CHECK(first.interrupted);
+    auto second = run(data.config(name), "latest", 0);
+    CHECK_FALSE(second.interrupted);
+    std::vector<double> all = first.losses;
+    all.insert(all.end(), second.losses.begin(), second.losses.end());
+    REQUIRE(all.size() == full.losses.size());
+    for (size_t i = 0; i < all.size(); ++i) {
+      INFO("step " << i);
+      CHECK(all[i] == full.losses[i]);  // bitwise
+    }
+  }
+  // keep_last: at most 2 step checkpoints remain.
+  int ckpts = 0;
+  for (auto& e : std::filesystem::directory_iterator(data.dir.str("runs/full/checkpoints"))) (void)e, ++ckpts;
+  CHECK(ckpts <= 2);
+  // The TensorBoard events of the run parse with the tensorboard package and hold the logged loss.
+  const std::string py = "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as E\n"
+                         "import sys\ne = E(sys.argv[1]); e.Reload()\nv = [s.value for s in e.Scalars('loss')]\n"
+                         "assert len(v) == 9, v\nprint(v[0])\n";
+  std::ofstream(data.dir.str("tb.py")) << py;
+  const std::string cmd = std::string(PHANTOM_PYTHON) + " " + data.dir.str("tb.py") + " " + data.dir.str("runs/full/tb") +
+                          " > " + data.dir.str("tb.out") + " 2>&1";
+  CHECK(std::system(cmd.c_str()) == 0);
+  std::ifstream in(data.dir.str("tb.out"));
+  double first_loss = 0;
+  in >> first_loss;
+  CHECK(std::abs(first_loss - full.losses[0]) < 1e-4);
+}
+
+TEST_CASE("eval: option letters are extracted the ways models answer") {
+  const std::vector<std::string> opts = {"shirt", "coat", "bag", "sandal"};
+  CHECK(eval::extract_option_letter("B", opts) == "B");
+  CHECK(eval::extract_option_letter(" C.", opts) == "C");
+  CHECK(eval::extract_option_letter("(D) sandal", opts) == "D");
+  CHECK(eval::extract_option_letter("The answer is A", opts) == "A");
+  CHECK(eval::extract_option_letter("It is a bag.", opts) == "C");
+  CHECK(eval::extract_option_letter("E", opts) == "");
+  CHECK(eval::extract_option_letter("", opts) == "");
+}
