@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "phantom/util/atomic_file.h"
+#include "phantom/util/log.h"
 
 namespace phantom::eval {
 
@@ -54,6 +55,7 @@ std::vector<Answer> answer_questions(PhantomModelImpl& model, const data::Tokeni
   if (gc.eos_token_ids.empty())
     if (auto e = tok.token_to_id(enc.chat_template().assistant_end)) gc.eos_token_ids.push_back(*e);
   std::vector<Answer> answers;
+  log::Progress progress("answering", static_cast<int64_t>(questions.size()));
   for (size_t b0 = 0; b0 < questions.size(); b0 += static_cast<size_t>(batch_size)) {
     const size_t b1 = std::min(questions.size(), b0 + static_cast<size_t>(batch_size));
     std::vector<std::vector<int32_t>> prompts;
@@ -86,7 +88,9 @@ std::vector<Answer> answer_questions(PhantomModelImpl& model, const data::Tokeni
       if (on_answer) on_answer(a);
       answers.push_back(std::move(a));
     }
+    progress.update(static_cast<int64_t>(answers.size()));
   }
+  progress.finish();
   return answers;
 }
 

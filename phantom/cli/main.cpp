@@ -25,6 +25,7 @@ const Command kCommands[] = {
     {"convert", phantom::cli::cmd_convert, "checkpoint tools: merge LoRA, export to Hugging Face format"},
     {"config", phantom::cli::cmd_config, "print the resolved config (includes and overrides applied)"},
     {"info", phantom::cli::cmd_info, "print LibTorch, CUDA and thread information"},
+    {"bench", phantom::cli::cmd_bench, "time a training step or decoding (scripts/bench/model.sh)"},
 };
 
 void usage(FILE* out) {
