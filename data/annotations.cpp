@@ -101,7 +101,7 @@ void guarded(Ctx& ctx, F&& f) {
     f();
   } catch (const DataError& e) {
     if (ctx.cfg.on_error == "fail") throw;
-    ctx.skipped.add(e.reason);
+    ctx.skipped.add(e.reason, e.what());
   }
 }
 

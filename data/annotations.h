@@ -32,8 +32,12 @@ struct Sample {
 // Counts of dropped samples by reason ("missing image", "malformed JSON", ...), reported at the end of an epoch.
 struct SkipCounts {
   std::map<std::string, int64_t> by_reason;
+  std::vector<std::string> examples;  // the first problems in full ("file:line: reason (detail)")
   int64_t total() const;
-  void add(const std::string& reason) { ++by_reason[reason]; }
+  void add(const std::string& reason, const std::string& full = "") {
+    ++by_reason[reason];
+    if (!full.empty() && examples.size() < 1000) examples.push_back(full);
+  }
   std::string summary() const;  // "3 skipped: 2 missing image, 1 empty answer"
 };
 

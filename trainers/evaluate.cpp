@@ -115,7 +115,20 @@ std::string extract_option_letter(const std::string& raw, const std::vector<std:
   return "";
 }
 
-std::vector<McItem> read_mc_tsv(const std::string& path, int64_t limit) {
+std::string option_named(const std::string& answer, const std::vector<std::string>& options) {
+  std::string lower = answer;
+  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  int best = -1;
+  size_t best_len = 0;
+  for (size_t i = 0; i < options.size(); ++i) {
+    std::string o = options[i];
+    for (auto& ch : o) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!o.empty() && o.size() > best_len && lower.find(o) != std::string::npos) best = static_cast<int>(i), best_len = o.size();
+  }
+  return best < 0 ? "" : std::string(1, static_cast<char>('A' + best));
+}
+
+std::vector<McItem> read_mc_tsv(const std::string& path, int64_t limit, bool open) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open benchmark file " + path);
   std::string line;
@@ -144,8 +157,9 @@ std::vector<McItem> read_mc_tsv(const std::string& path, int64_t limit) {
     std::string q = f[static_cast<size_t>(c_q)];
     if (c_hint >= 0 && !f[static_cast<size_t>(c_hint)].empty() && f[static_cast<size_t>(c_hint)] != "nan")
       q = f[static_cast<size_t>(c_hint)] + "\n" + q;
-    for (size_t i = 0; i < it.options.size(); ++i) q += "\n" + std::string(1, static_cast<char>('A' + i)) + ". " + it.options[i];
-    it.q.prompt = q + kMcSuffix;
+    if (!open)
+      for (size_t i = 0; i < it.options.size(); ++i) q += "\n" + std::string(1, static_cast<char>('A' + i)) + ". " + it.options[i];
+    it.q.prompt = open ? q : q + kMcSuffix;
     const std::string bytes = base64_decode(f[static_cast<size_t>(c_img)]);
     try {
       it.q.images.push_back(data::decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
@@ -162,7 +176,7 @@ std::vector<McItem> read_mc_tsv(const std::string& path, int64_t limit) {
 
 McScore evaluate_mc(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
                     const data::TileOptions& tiles, const std::vector<McItem>& items, GenerationConfig gc,
-                    int64_t batch_size, const std::string& out_jsonl) {
+                    int64_t batch_size, const std::string& out_jsonl, bool open) {
   std::vector<Question> qs;
   for (auto& it : items) qs.push_back(it.q);
   auto answers = answer_questions(model, tok, enc, tiles, qs, gc, batch_size);
@@ -171,7 +185,8 @@ McScore evaluate_mc(PhantomModelImpl& model, const data::Tokenizer& tok, const d
   std::string out;
   int64_t right = 0;
   for (size_t i = 0; i < items.size(); ++i) {
-    const auto letter = extract_option_letter(answers[i].text, items[i].options);
+    const auto letter = open ? option_named(answers[i].text, items[i].options)
+                             : extract_option_letter(answers[i].text, items[i].options);
     const bool ok = letter == items[i].answer;
     right += ok;
     auto& c = cat[items[i].category];

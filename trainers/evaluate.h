@@ -42,7 +42,11 @@ struct McItem {
   std::vector<std::string> options;
   std::string answer, category;
 };
-std::vector<McItem> read_mc_tsv(const std::string& path, int64_t limit = 0);
+// open = true: the question alone (no options, no suffix), scored by which option's text the answer names; a
+// measure of what a small model learned when it cannot yet follow the letter format.
+std::vector<McItem> read_mc_tsv(const std::string& path, int64_t limit = 0, bool open = false);
+// The option whose text the answer contains (the longest match: "T-shirt" before "shirt"); "" when none.
+std::string option_named(const std::string& answer, const std::vector<std::string>& options);
 
 struct McScore {
   double accuracy = 0;
@@ -52,6 +56,6 @@ struct McScore {
 // Answers every item and scores it; writes every answer to `out_jsonl` when given.
 McScore evaluate_mc(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
                     const data::TileOptions& tiles, const std::vector<McItem>& items, GenerationConfig gc,
-                    int64_t batch_size, const std::string& out_jsonl = "");
+                    int64_t batch_size, const std::string& out_jsonl = "", bool open = false);
 
 }  // namespace phantom::eval

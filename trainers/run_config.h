@@ -168,6 +168,7 @@ struct ValidationConfig {
   std::string benchmark;        // MMBench-format TSV evaluated after the last stage (empty: none)
   int64_t benchmark_limit = 0;  // questions (0 = all)
   int64_t num_beams = 3;        // paper protocol: beam search, 3 beams
+  bool open_questions = false;  // also ask the benchmark's questions without options, scored by the named option
   template <class V>
   void visit(V& v) {
     v.field("every_steps", every_steps, "validate every N steps (0: stage end only)", Check::non_negative());
@@ -175,6 +176,7 @@ struct ValidationConfig {
     v.field("benchmark", benchmark, "MMBench-format TSV evaluated after training (empty: none)");
     v.field("benchmark_limit", benchmark_limit, "benchmark questions to use (0: all)", Check::non_negative());
     v.field("num_beams", num_beams, "beams for benchmark generation (paper: 3)", Check::positive());
+    v.field("open_questions", open_questions, "also score the questions asked without options (open answers)");
   }
 };
 

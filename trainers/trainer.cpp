@@ -447,6 +447,17 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     emit(gstep, {{"benchmark/accuracy", score.accuracy}});
     log::info("benchmark {}: accuracy {:.2f}% on {} questions ({:.1f} s); answers in {}", cfg.validation.benchmark,
               100 * score.accuracy, score.n, seconds_since(t0), out);
+    if (cfg.validation.open_questions) {
+      auto open_items = eval::read_mc_tsv(cfg.validation.benchmark, cfg.validation.benchmark_limit, /*open=*/true);
+      GenerationConfig og = gc;
+      og.max_new_tokens = 16;
+      const auto open_out = (fs::path(run_dir) / "benchmark_open.jsonl").string();
+      auto os = eval::evaluate_mc(*model, *tok, enc, tiles, open_items, og, cfg.data.batch_size, open_out, true);
+      result.last_metrics["benchmark/open_accuracy"] = os.accuracy;
+      emit(gstep, {{"benchmark/open_accuracy", os.accuracy}});
+      log::info("benchmark, open questions: the named option is right for {:.2f}% of {}; answers in {}",
+                100 * os.accuracy, os.n, open_out);
+    }
   }
   return result;
 }

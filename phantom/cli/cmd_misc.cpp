@@ -25,7 +25,7 @@ int cmd_info(int argc, char** argv) {
 
 
 
-int cmd_data(int, char**) { return not_yet_available("data", "issue 5 (data)"); }
+
 int cmd_convert(int, char**) { return not_yet_available("convert", "issue 6 (trainers)"); }
 
 }  // namespace phantom::cli

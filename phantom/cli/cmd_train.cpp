@@ -46,6 +46,9 @@ int cmd_train(int argc, char** argv) {
   if (result.last_metrics.count("benchmark/accuracy"))
     std::printf("  benchmark:    %.2f%% accuracy on %s (answers: %s/benchmark.jsonl)\n",
                 100 * result.last_metrics["benchmark/accuracy"], cfg.validation.benchmark.c_str(), dir.c_str());
+  if (result.last_metrics.count("benchmark/open_accuracy"))
+    std::printf("  open questions: %.2f%% name the right item (answers: %s/benchmark_open.jsonl)\n",
+                100 * result.last_metrics["benchmark/open_accuracy"], dir.c_str());
   return 0;
 }
 
