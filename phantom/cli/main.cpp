@@ -1,4 +1,5 @@
 // build/phantom: one binary, several subcommands. Every error ends as one line on stderr and a non-zero exit.
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -41,6 +42,9 @@ void usage(FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // MKL may otherwise use fewer threads than asked when the machine is busy, which changes summation order:
+  // same-seed CPU runs (and exact resume) must not depend on the load of the machine.
+  setenv("MKL_DYNAMIC", "FALSE", 0);
   phantom::log::init();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     usage(stdout);

@@ -9,9 +9,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 SHAPE=${SHAPE:-"--hidden 896 --layers 4 --heads 14 --kv-heads 2 --intermediate 4864 --vocab 151655 --seq 512"}
 T=$(nproc)
 echo "== shapes: $SHAPE, threads $T"
-ours_plain=$(build/phantom bench model $SHAPE --phantom off --threads $T | tee /dev/stderr | awk '{print $3}')
-ours_phantom=$(build/phantom bench model $SHAPE --phantom gate --threads $T | tee /dev/stderr | awk '{print $3}')
-ref=$(.venv/bin/python scripts/bench/model_ref.py $SHAPE --threads $T | tee /dev/stderr | awk '{print $3}')
+run() { local line; line=$("$@"); echo "$line" >&2; echo "$line" | awk '{print $3}'; }
+ours_plain=$(run build/phantom bench model $SHAPE --phantom off --threads $T)
+ours_phantom=$(run build/phantom bench model $SHAPE --phantom gate --threads $T)
+ref=$(run .venv/bin/python scripts/bench/model_ref.py $SHAPE --threads $T)
 build/phantom bench decode $SHAPE --seq 128 --new-tokens 32 --threads $T
 python3 - "$ours_plain" "$ours_phantom" "$ref" <<'PY'
 import sys
