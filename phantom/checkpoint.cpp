@@ -26,12 +26,20 @@ void write_config(const std::string& dir, const nlohmann::json& j) {
 
 }  // namespace
 
-StateDict read_checkpoint_tensors(const std::string& path) { return st::load(path); }
+StateDict read_checkpoint_tensors(const std::string& path) {
+  st::Checkpoint ck(path);
+  StateDict out;
+  for (auto& n : ck.names()) out[n] = ck.get(n);  // views keep their file mapped
+  return out;
+}
 
-void write_checkpoint_tensors(const std::string& path, const StateDict& tensors) { st::save(path, tensors); }
+void write_checkpoint_tensors(const std::string& path, const StateDict& tensors) {
+  st::save(path, st::Named(tensors.begin(), tensors.end()));
+}
 
 void write_checkpoint_shards(const std::string& dir, const StateDict& tensors, int64_t max_shard_bytes) {
-  st::save_sharded(dir, tensors, max_shard_bytes);
+  const uint64_t limit = max_shard_bytes > 0 ? static_cast<uint64_t>(max_shard_bytes) : UINT64_MAX;
+  st::save_sharded(dir, st::Named(tensors.begin(), tensors.end()), limit);
 }
 
 DecoderLM load_llm(const std::string& dir, PhantomMode mode, double eta, bool strict, LoadReport* report) {

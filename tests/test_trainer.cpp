@@ -145,7 +145,8 @@ struct DemoData {
                                   {"run.name=" + name, "run.output_dir=" + dir.str("runs"), "data.train=" + d + "/train.jsonl",
                                    "data.val=" + d + "/val.jsonl", "data.image_root=" + d, "data.tokenizer=" + d + "/tokenizer.json",
                                    "data.batch_size=4", "stages.0.max_steps=3", "stages.1.max_steps=4", "stages.2.max_steps=2",
-                                   "optim.warmup_steps=2", "checkpoint.every_steps=2", "model.llm.num_layers=2"});
+                                   "optim.warmup_steps=2", "checkpoint.every_steps=2", "model.llm.num_layers=2",
+                                   "validation.benchmark=" + d + "/mc_test.tsv", "validation.benchmark_limit=4"});
   }
 };
 
@@ -160,6 +161,8 @@ TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage 
   DemoData data;
   auto full = run(data.config("full"), "", 0);
   REQUIRE(full.losses.size() == 9);
+  CHECK(full.last_metrics.count("benchmark/accuracy"));          // the benchmark ran through generation
+  CHECK(full.last_metrics.count("benchmark/open_accuracy"));
   for (int64_t stop : {5, 3}) {  // 5: inside stage step1; 3: exactly at the end of stage warmup
     INFO("stop after " << stop);
     const std::string name = "resumed" + std::to_string(stop);

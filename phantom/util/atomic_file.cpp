@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -22,30 +23,62 @@ void fsync_dir(const std::string& dir) {
   ::close(fd);
 }
 
-void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw io_error("cannot create", tmp);
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
-    if (n < 0) {
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  // pid + counter: distinct temporaries for concurrent writers, in this process or another.
+  static std::atomic<unsigned> counter{0};
+  tmp_ = path_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw io_error("cannot create", tmp_);
+}
+
+AtomicFile::~AtomicFile() { abort(); }
+
+void AtomicFile::abort() noexcept {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(tmp_.c_str());
+  fd_ = -1;
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  if (fd_ < 0) throw std::runtime_error("write to closed file " + path_);
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd_, p, n);
+    if (w < 0) {
       if (errno == EINTR) continue;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw io_error("cannot write", tmp);
+      auto err = io_error("cannot write", tmp_);
+      abort();
+      throw err;
     }
-    off += static_cast<size_t>(n);
+    p += w;
+    n -= static_cast<size_t>(w);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    throw io_error("cannot flush", tmp);
+}
+
+void AtomicFile::commit() {
+  if (fd_ < 0) throw std::runtime_error("commit of closed file " + path_);
+  const int fd = fd_;
+  fd_ = -1;
+  bool ok = ::fsync(fd) == 0;
+  ok = ::close(fd) == 0 && ok;  // close even when fsync failed
+  if (!ok) {
+    auto err = io_error("cannot flush", tmp_);
+    ::unlink(tmp_.c_str());
+    throw err;
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw io_error("cannot rename into", path);
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    auto err = io_error("cannot rename into", path_);
+    ::unlink(tmp_.c_str());
+    throw err;
   }
-  fsync_dir(fs::path(path).parent_path().string());
+  fsync_dir(fs::path(path_).parent_path().string());
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  AtomicFile f(path);
+  f.write(content.data(), content.size());
+  f.commit();
 }
 
 }  // namespace phantom::util
