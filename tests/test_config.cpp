@@ -116,3 +116,16 @@ TEST_CASE("configs/: every YAML starts with its command, documents every key, an
   }
   CHECK(files > 0);
 }
+
+TEST_CASE("tests/: no test name contains a semicolon (ctest would split it into tests that run nothing)") {
+  const std::regex name(R"(TEST_CASE\("([^"]*)\")");
+  for (auto& entry : fs::directory_iterator(phantom::test::source_path("tests"))) {
+    if (entry.path().extension() != ".cpp") continue;
+    std::ifstream in(entry.path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (std::sregex_iterator it(text.begin(), text.end(), name), end; it != end; ++it) {
+      INFO(entry.path().string() << ": " << (*it)[1]);
+      CHECK((*it)[1].str().find(';') == std::string::npos);
+    }
+  }
+}

@@ -133,7 +133,7 @@ TEST_CASE("data: every bad input is an error naming file:line under fail, and dr
   CHECK(m[0].chosen == "y");
 }
 
-TEST_CASE("data: the loader restores its position exactly; 1 and 2 ranks read the same global sequence") {
+TEST_CASE("data: the loader restores its position exactly, 1 and 2 ranks read the same global sequence") {
   std::vector<int64_t> lengths(103);
   for (size_t i = 0; i < lengths.size(); ++i) lengths[i] = static_cast<int64_t>((i * 37) % 50);
   LoaderOptions o;

@@ -41,7 +41,7 @@ void zero_xattn(torch::nn::Module& m) {
 
 }  // namespace
 
-TEST_CASE("model: Qwen2 logits equal HF transformers; identity oracle; generation equals HF") {
+TEST_CASE("model: Qwen2 logits equal HF transformers, identity oracle, generation equals HF") {
   TempDir t;
   auto ref = reference(t, "hf-llm --family qwen2 --generate --eos 14");
   auto lm = load_llm(t.str("model"), PhantomMode::off, 1e-4, /*strict=*/true);
@@ -241,7 +241,7 @@ TEST_CASE("model: InternViT + pixel shuffle + projector equal the reference (nat
                     Catch::Contains("4 <IMG_CONTEXT> placeholders") && Catch::Contains("8 visual tokens"));
 }
 
-TEST_CASE("model: saved checkpoints load in Python; strict mode names every problem") {
+TEST_CASE("model: saved checkpoints load in Python, strict mode names every problem") {
   TempDir t;
   reference(t, "phantom --eta 0.3 --mode gate --kv-heads 2");
   auto lm = load_llm(t.str("model"), PhantomMode::gate, 0.3, true);

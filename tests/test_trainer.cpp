@@ -91,7 +91,7 @@ TEST_CASE("trainer: shared-prefix PO equals the naive layout in loss and gradien
   }
 }
 
-TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B; checkpointing changes no gradient") {
+TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B, checkpointing changes no gradient") {
   torch::manual_seed(1);
   PhantomModel model(tiny_model());
   init_weights(*model, 0.2);
@@ -157,7 +157,7 @@ train::RecipeResult run(train::RunConfig c, const std::string& resume, int64_t s
 
 }  // namespace
 
-TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage boundary; TensorBoard reads back") {
+TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage boundary, TensorBoard reads back") {
   DemoData data;
   auto full = run(data.config("full"), "", 0);
   REQUIRE(full.losses.size() == 9);
