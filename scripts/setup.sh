@@ -93,7 +93,12 @@ fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # 4. Configure CMake (only when not configured yet, or when the configuration inputs changed).
-TORCH_PREFIX="$("$VENV/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+# Importing torch takes seconds: remember its CMake prefix next to the requirements stamp.
+prefix_file="$VENV/.phantom-torch-prefix"
+if [ ! -s "$prefix_file" ] || [ "$prefix_file" -ot "$stamp" ]; then
+  "$VENV/bin/python" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)' >"$prefix_file"
+fi
+TORCH_PREFIX="$(cat "$prefix_file")"
 cfg_key="$TORCH_PREFIX|$BUILD_TYPE|$(command -v nvcc || true)"
 if [ ! -f "$BUILD_DIR/build.ninja" ] || [ "$(cat "$BUILD_DIR/.phantom-configured" 2>/dev/null)" != "$cfg_key" ]; then
   say "configuring CMake in $BUILD_DIR (LibTorch from $TORCH_PREFIX)"
