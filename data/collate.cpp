@@ -104,33 +104,36 @@ Batch collate_preference(const std::vector<EncodedPreference>& samples, const st
     b.input_ids = torch::full({B, L}, pad_id, torch::kInt64);
     b.attention_mask = torch::zeros({B, L}, torch::kInt64);
     b.positions = torch::zeros({B, L}, torch::kInt64);
-    auto seg_of = torch::full({B, L}, -2, torch::kInt64);  // -1 prompt, j answer j, -2 padding
+    // Query t may see key j when j <= t and j is in the prompt or in t's own answer; padding queries see
+    // themselves only (finite softmax, outputs unused). Filled row by row as ranges: the mask is B*L*L bytes,
+    // and building it from broadcast comparisons cost several full-size temporaries per batch.
+    b.mask = torch::zeros({B, 1, L, L}, torch::kBool);
+    auto* mask = b.mask.data_ptr<bool>();
     auto ids = b.input_ids.accessor<int64_t, 2>();
     auto am = b.attention_mask.accessor<int64_t, 2>();
     auto pos = b.positions.accessor<int64_t, 2>();
-    auto seg = seg_of.accessor<int64_t, 2>();
     int64_t segment = 0;
     for (int64_t r = 0; r < B; ++r) {
       const auto& s = samples[static_cast<size_t>(r)];
       const int64_t P = static_cast<int64_t>(s.prompt.size());
+      bool* rows = mask + r * L * L;
+      auto allow = [&](int64_t query, int64_t from, int64_t to) {  // keys [from, to]
+        std::fill(rows + query * L + from, rows + query * L + to + 1, true);
+      };
       int64_t t = 0;
-      for (int64_t i = 0; i < P; ++i, ++t) ids[r][t] = s.prompt[static_cast<size_t>(i)], am[r][t] = 1, pos[r][t] = i, seg[r][t] = -1;
+      for (int64_t i = 0; i < P; ++i, ++t) ids[r][t] = s.prompt[static_cast<size_t>(i)], am[r][t] = 1, pos[r][t] = i, allow(t, 0, t);
       for (size_t a = 0; a < s.answers.size(); ++a, ++segment) {
+        const int64_t start = t;
         for (size_t k = 0; k < s.answers[a].size(); ++k, ++t) {
           ids[r][t] = s.answers[a][k], am[r][t] = 1, pos[r][t] = P + static_cast<int64_t>(k);
-          seg[r][t] = static_cast<int64_t>(a);
+          if (P > 0) allow(t, 0, P - 1);
+          allow(t, start, t);
           tb.add(r, k == 0 ? P - 1 : t - 1, s.answers[a][k], segment);
         }
       }
       b.num_tokens += t;
+      for (int64_t pad = t; pad < L; ++pad) allow(pad, pad, pad);
     }
-    // Query i may see key j when j <= i, j is real, and j is in the prompt or in i's own answer.
-    auto idx = torch::arange(L, torch::kInt64);
-    auto causal = idx.view({1, L, 1}).ge(idx.view({1, 1, L}));
-    auto sq = seg_of.unsqueeze(2), sk = seg_of.unsqueeze(1);
-    auto allowed = causal & sk.ne(-2) & (sk.eq(-1) | sk.eq(sq));
-    allowed = allowed | (idx.view({1, L, 1}).eq(idx.view({1, 1, L})) & sq.eq(-2));  // padding rows: self only
-    b.mask = allowed.unsqueeze(1);
     std::vector<size_t> order(samples.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     b.pixel_values = cat_pixels(pixels, order);

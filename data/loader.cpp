@@ -3,7 +3,15 @@
 #include <algorithm>
 #include <numeric>
 
+// libgomp is loaded with LibTorch's CPU library; weak, so a LibTorch without OpenMP links too.
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+
 namespace phantom::data {
+
+void single_threaded_worker() {
+  // OpenMP's thread count is a per-thread setting: this changes the worker only, never the training thread.
+  if (omp_set_num_threads) omp_set_num_threads(1);
+}
 
 namespace {
 uint64_t splitmix64(uint64_t& x) {

@@ -28,6 +28,10 @@ struct LoaderPosition {
   int64_t batch = 0;  // global batches of this epoch already consumed
 };
 
+// Makes torch ops in the calling (worker) thread run on that thread alone: every prefetch thread is one core's
+// worth of work, instead of each opening an OpenMP team the size of the machine (oversubscription).
+void single_threaded_worker();
+
 // `Prepared` is whatever `prepare(indices)` builds for one batch (typically a collated data::Batch).
 template <class Prepared>
 class Loader {
@@ -69,7 +73,10 @@ class Loader {
   void launch() {
     auto idx = rank_indices(next_to_launch_.epoch, next_to_launch_.batch);
     advance(next_to_launch_);
-    queue_.push_back(std::async(std::launch::async, prepare_, std::move(idx)));
+    queue_.push_back(std::async(std::launch::async, [this, idx = std::move(idx)] {
+      single_threaded_worker();
+      return prepare_(idx);
+    }));
   }
   void drain() {
     for (auto& f : queue_)

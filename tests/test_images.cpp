@@ -267,33 +267,3 @@ TEST_CASE("image: bad files give one-line errors naming the file") {
     CHECK(msg.find('\n') == std::string::npos);
   }
 }
-
-TEST_CASE("image: throughput of decode + tiling + normalisation (information only)") {
-  cv::Mat m(768, 1024, CV_8UC3);
-  cv::randu(m, 0, 255);
-  cv::GaussianBlur(m, m, cv::Size(5, 5), 2);  // photo-like, so the JPEG is of a realistic size
-  std::vector<uint8_t> jpg;
-  REQUIRE(cv::imencode(".jpg", m, jpg));
-  const int n = 10;
-  double t_decode = 0, t_tiles = 0, t_norm = 0;
-  int64_t tiles = 0;
-  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
-  for (int i = 0; i < n; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    const RgbImage im = decode_image(jpg.data(), jpg.size(), "bench.jpg");
-    t_decode += seconds_since(t0);
-    t0 = std::chrono::steady_clock::now();
-    const std::vector<RgbImage> parts = dynamic_preprocess(im);
-    t_tiles += seconds_since(t0);
-    t0 = std::chrono::steady_clock::now();
-    tiles += normalize_tiles(parts).size(0);
-    t_norm += seconds_since(t0);
-  }
-  CHECK(tiles == n * 7);  // 4:3 -> 3x2 grid + thumbnail
-  const double s = t_decode + t_tiles + t_norm;
-  phantom::log::info("1024x768 JPEG -> 7 tiles of 448: {:.1f} images/s on one thread ({:.1f} ms each: decode "
-                     "{:.1f}, resize + crop {:.1f}, normalise {:.1f})",
-                     n / s, 1000 * s / n, 1000 * t_decode / n, 1000 * t_tiles / n, 1000 * t_norm / n);
-}

@@ -21,6 +21,7 @@
 #include "phantom/checkpoint.h"
 #include "phantom/runtime.h"
 #include "phantom/util/log.h"
+#include "trainers/batches.h"
 #include "trainers/evaluate.h"
 #include "trainers/losses.h"
 #include "trainers/optim.h"
@@ -43,89 +44,6 @@ double peak_memory_gb(const c10::Device& dev) {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB on Linux
-}
-
-// Everything a batch needs from samples: images tiled, text encoded, lengths checked, bad samples per policy.
-struct BatchMaker {
-  const RunConfig& cfg;
-  const std::vector<data::Sample>& samples;
-  const data::SampleEncoder& enc;
-  data::TileOptions tiles;
-  int32_t pad_id;
-  bool preference;  // preference layout (PO & co) or SFT on chosen answers / conversations
-  bool shared_prefix;
-  std::mutex* mu;
-  data::SkipCounts* skipped;
-
-  data::Batch operator()(const std::vector<size_t>& idx) const {
-    std::vector<data::EncodedPreference> prefs;
-    std::vector<data::EncodedConversation> convs;
-    std::vector<at::Tensor> pixels;
-    for (auto i : idx) {
-      const auto& s = samples[i];
-      try {
-        std::vector<at::Tensor> tiles_of;
-        std::vector<int64_t> counts;
-        for (auto& path : s.images) {
-          data::RgbImage img;
-          try {
-            img = data::load_image(path);
-          } catch (const std::exception& e) {
-            throw data::DataError(s.where, "unreadable image", e.what());
-          }
-          auto t = data::preprocess_image(img, tiles);
-          counts.push_back(t.size(0));
-          tiles_of.push_back(t);
-        }
-        at::Tensor px = tiles_of.empty() ? at::Tensor() : torch::cat(tiles_of, 0);
-        // Encode first, check the length after image expansion, then keep the sample.
-        std::optional<data::EncodedPreference> pref;
-        std::optional<data::EncodedConversation> conv;
-        size_t length = 0;
-        if (!s.is_preference()) {
-          if (preference) throw data::DataError(s.where, "not a preference sample", "this stage's loss needs chosen/rejected answers");
-          conv = enc.conversation(s, counts);
-          length = conv->ids.size();
-        } else if (preference) {
-          pref = enc.preference(s, counts);
-          size_t total = pref->prompt.size(), longest = 0;
-          for (auto& a : pref->answers) total += a.size(), longest = std::max(longest, a.size());
-          length = shared_prefix ? total : pref->prompt.size() + longest;
-        } else {
-          conv = data::chosen_as_conversation(enc.preference(s, counts));
-          length = conv->ids.size();
-        }
-        if (static_cast<int64_t>(length) > cfg.data.max_length)
-          throw data::DataError(s.where, "over-length sample",
-                                std::to_string(length) + " tokens after image expansion > data.max_length " +
-                                    std::to_string(cfg.data.max_length));
-        if (pref) prefs.push_back(std::move(*pref));
-        if (conv) convs.push_back(std::move(*conv));
-        pixels.push_back(px);
-      } catch (const data::DataError& e) {
-        if (cfg.data.on_error == "fail") throw;
-        std::lock_guard<std::mutex> lock(*mu);
-        skipped->add(e.reason);
-      }
-    }
-    if (preference) {
-      if (prefs.empty()) throw std::runtime_error("every sample of a batch was skipped (see data.on_error)");
-      return data::collate_preference(prefs, pixels, pad_id, shared_prefix);
-    }
-    if (convs.empty()) throw std::runtime_error("every sample of a batch was skipped (see data.on_error)");
-    return data::collate_sft(convs, pixels, pad_id);
-  }
-};
-
-// Rough length for length grouping (exact lengths are only known after tiling and tokenising).
-std::vector<int64_t> estimated_lengths(const std::vector<data::Sample>& samples, int64_t tokens_per_image) {
-  std::vector<int64_t> out;
-  for (auto& s : samples) {
-    size_t chars = s.question.size() + s.chosen.size();
-    for (auto& t : s.turns) chars += t.text.size();
-    out.push_back(static_cast<int64_t>(chars / 4) + static_cast<int64_t>(s.images.size()) * tokens_per_image);
-  }
-  return out;
 }
 
 data::Batch to_device(data::Batch b, const c10::Device& d) {
