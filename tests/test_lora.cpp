@@ -279,6 +279,7 @@ TEST_CASE("lora: merge-lora of a training checkpoint loads in the Python referen
     rc.stages[0].lora.base_int8 = int8;
     PhantomModel model(rc.model);
     init_weights(*model, 0.2);
+    save_phantom(*model, t.str("base"));  // the base weights in HF names, for the PEFT check
     train::attach_stage_lora(*model, rc.stages[0]);
     randomise_adapters(*model, 0.3);
     auto in = image_batch(*model);
@@ -290,6 +291,7 @@ TEST_CASE("lora: merge-lora of a training checkpoint loads in the Python referen
     REQUIRE(ck);
     train::MergeOptions mo;
     mo.checkpoint = *ck, mo.out = t.str("merged");
+    if (!int8) mo.adapter_out = t.str("adapter");
     auto r = train::merge_lora_checkpoint(mo);
     CHECK(r.merged == 12);
     CHECK(r.stage == "step2");
@@ -304,6 +306,15 @@ TEST_CASE("lora: merge-lora of a training checkpoint loads in the Python referen
     std::string line((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
     std::printf("merge-lora (int8 %d) vs Python: %s", int8 ? 1 : 0, line.c_str());
     CHECK(rc_py == 0);
+    if (!int8) {  // the PEFT adapter file: base + alpha/r * B @ A in HF names is the merged model
+      const std::string peft = std::string(PHANTOM_PYTHON) + " " + test::source_path("tests/tools/model_reference.py") +
+                               " check-peft --out " + t.str() + " > " + t.str("peft.log") + " 2>&1";
+      const int rc_peft = std::system(peft.c_str());
+      std::ifstream plog(t.str("peft.log"));
+      std::string pl((std::istreambuf_iterator<char>(plog)), std::istreambuf_iterator<char>());
+      std::printf("PEFT adapter vs merged: %s", pl.c_str());
+      CHECK(rc_peft == 0);
+    }
     // And it loads back in C++ strictly, with the same logits.
     ModelConfig mc = rc.model;
     mc.strict_load = true;

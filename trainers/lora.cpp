@@ -1,11 +1,13 @@
 #include "trainers/lora.h"
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "data/tokenizer.h"
 #include "phantom/checkpoint.h"
 #include "phantom/hf_config.h"
+#include "phantom/util/atomic_file.h"
 #include "phantom/util/logf.h"
 #include "trainers/train_state.h"
 
@@ -68,6 +70,36 @@ void copy_tokenizer_files(const std::string& tokenizer, const fs::path& out) {
 
 }  // namespace
 
+void write_peft_adapter(PhantomModelImpl& model, const LoraConfig& lora, const std::string& base_model,
+                        const std::string& dir) {
+  StateDict tensors;
+  std::set<std::string> modules;
+  for (auto& [name, l] : named_linears(model)) {
+    if (!l->has_lora()) continue;
+    // The weight conversion applied to B (out x r) gives the HF names and each part's rows.
+    StateDict one{{name + ".weight", l->lora_B->weight.detach()}};
+    for (auto& [hf_name, rows] : llm_to_hf(one, model.cfg.llm, "language_model.")) {
+      const std::string mod = hf_name.substr(0, hf_name.size() - std::string(".weight").size());
+      tensors["base_model.model." + mod + ".lora_A.weight"] = l->lora_A->weight.detach().contiguous();
+      tensors["base_model.model." + mod + ".lora_B.weight"] = rows.contiguous();
+      modules.insert(mod);
+    }
+  }
+  if (tensors.empty()) throw std::runtime_error("the model has no LoRA adapters to write");
+  fs::create_directories(dir);
+  write_checkpoint_tensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors);
+  nlohmann::json j = {{"peft_type", "LORA"},
+                      {"r", lora.rank},
+                      {"lora_alpha", lora.alpha},
+                      {"lora_dropout", lora.dropout},
+                      {"bias", "none"},
+                      {"fan_in_fan_out", false},
+                      {"target_modules", std::vector<std::string>(modules.begin(), modules.end())},
+                      {"base_model_name_or_path", base_model},
+                      {"inference_mode", true}};
+  util::write_file_atomic((fs::path(dir) / "adapter_config.json").string(), j.dump(2) + "\n");
+}
+
 MergeResult merge_lora_checkpoint(const MergeOptions& o) {
   const fs::path ck(o.checkpoint);
   if (!fs::exists(ck / "state.json") || !fs::exists(ck / "model.safetensors") || !fs::exists(ck / "config.yaml"))
@@ -97,6 +129,10 @@ MergeResult merge_lora_checkpoint(const MergeOptions& o) {
     attach_lora(*model, lora_options(stage.lora));
   }
   load_state_dict(*model, tensors, /*strict=*/true);
+  if (!o.adapter_out.empty()) {
+    if (!has_adapters) throw std::runtime_error(o.checkpoint + " holds no LoRA adapters to write to " + o.adapter_out);
+    write_peft_adapter(*model, stage.lora, mc.path, o.adapter_out);
+  }
   MergeResult r;
   r.stage = stage.name;
   r.merged = merge_lora(*model);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "phantom/lora.h"
+#include "phantom/model.h"
 #include "trainers/optim.h"
 #include "trainers/run_config.h"
 
@@ -30,11 +31,19 @@ struct MergeOptions {
   std::string out;         // the HF-format directory to write
   std::string base;        // HF checkpoint whose config.json gives the architecture (default: model.path of the run)
   std::string tokenizer;   // tokenizer file to copy and read the image token from (default: data.tokenizer)
+  std::string adapter_out; // also write the adapters alone in PEFT's format here (empty: no)
 };
 struct MergeResult {
   int64_t merged = 0;     // adapters merged
   std::string stage;      // the stage the checkpoint was taken in
 };
+// The adapters of `model` in PEFT's format: DIR/adapter_model.safetensors with HF module names
+// (`base_model.model.<hf module>.lora_{A,B}.weight`) and DIR/adapter_config.json. A fused adapter is written per HF
+// part: B's rows split (Qwen2 q/k/v, gate/up) or re-interleaved (InternLM2 wqkv) exactly as the weight's, A repeated,
+// so W_hf + alpha/r * B_hf @ A_hf is the merged HF weight. Tensors the stage trains fully (projector, Phantom) are
+// not adapters: they are in the checkpoint and the merged model only.
+void write_peft_adapter(PhantomModelImpl& model, const LoraConfig& lora, const std::string& base_model, const std::string& dir);
+
 // Builds the run's model, loads the checkpoint (adapters included) strictly, merges, writes config.json +
 // model.safetensors + the tokenizer files. A checkpoint without adapters is exported as it is.
 MergeResult merge_lora_checkpoint(const MergeOptions& o);

@@ -26,14 +26,17 @@ int cmd_info(int argc, char** argv) {
 }
 
 static const char* kConvertHelp =
-    "usage: phantom convert merge-lora --checkpoint DIR --out DIR [--base DIR] [--tokenizer FILE] [--threads N]\n\n"
+    "usage: phantom convert merge-lora --checkpoint DIR --out DIR [--base DIR] [--tokenizer FILE] [--adapter-out DIR]\n"
+    "                                  [--threads N]\n\n"
     "  merge-lora       merge the LoRA adapters of a training checkpoint (runs/<name>/checkpoints/step-N) into the\n"
     "                   base weights and write an HF-format model (config.json, model.safetensors, tokenizer);\n"
     "                   a checkpoint without adapters is exported as it is\n"
     "  --checkpoint DIR the training checkpoint (its config.yaml gives the model and the stage's LoRA settings)\n"
     "  --out DIR        where to write the merged model\n"
     "  --base DIR       HF checkpoint whose config.json gives the architecture (default: model.path of the run)\n"
-    "  --tokenizer FILE tokenizer to copy and read <IMG_CONTEXT> from (default: data.tokenizer of the run)\n";
+    "  --tokenizer FILE tokenizer to copy and read <IMG_CONTEXT> from (default: data.tokenizer of the run)\n"
+    "  --adapter-out DIR also write the adapters alone in PEFT's format (adapter_model.safetensors +\n"
+    "                   adapter_config.json, HF module names)\n";
 
 int cmd_convert(int argc, char** argv) {
   if (argc < 3 || !std::strcmp(argv[2], "--help") || !std::strcmp(argv[2], "-h")) {
@@ -42,7 +45,7 @@ int cmd_convert(int argc, char** argv) {
   }
   if (std::strcmp(argv[2], "merge-lora") != 0)
     throw UsageError(std::string("unknown convert subcommand '") + argv[2] + "' (expected merge-lora)");
-  Args a = parse_args(argc, argv, 3, {"checkpoint", "out", "base", "tokenizer", "threads"}, {"help"});
+  Args a = parse_args(argc, argv, 3, {"checkpoint", "out", "base", "tokenizer", "adapter-out", "threads"}, {"help"});
   if (a.has("help")) {
     std::fputs(kConvertHelp, stdout);
     return 0;
@@ -55,6 +58,7 @@ int cmd_convert(int argc, char** argv) {
   o.out = a.require("out");
   o.base = a.get("base");
   o.tokenizer = a.get("tokenizer");
+  o.adapter_out = a.get("adapter-out");
   auto r = train::merge_lora_checkpoint(o);
   std::printf("merged %lld LoRA adapters (stage %s) into %s\n", static_cast<long long>(r.merged), r.stage.c_str(),
               o.out.c_str());

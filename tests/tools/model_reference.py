@@ -6,6 +6,7 @@
     model_reference.py vision   --out DIR
     model_reference.py check-saved  --out DIR    # our text-only export vs our logits
     model_reference.py check-merged --out DIR    # our full VLM export (merge-lora) vs our logits, image included
+    model_reference.py check-peft   --out DIR    # our PEFT adapter file: base + s*B@A = the merged weights
 
 Every command writes DIR/model (a checkpoint directory: config.json + model.safetensors) and DIR/expected.safetensors.
 """
@@ -370,9 +371,34 @@ def cmd_check_merged(args):
     raise SystemExit(0 if diff < 1e-4 else 1)
 
 
+def cmd_check_peft(args):
+    """Our PEFT-format adapter (merge-lora --adapter-out): for every adapted HF module, base + alpha/r * B @ A must be
+    the merged weight; every other tensor of the merged model must equal the base."""
+    base = load_file(os.path.join(args.out, "base", "model.safetensors"))
+    merged = load_file(os.path.join(args.out, "merged", "model.safetensors"))
+    ad = load_file(os.path.join(args.out, "adapter", "adapter_model.safetensors"))
+    cfg = json.load(open(os.path.join(args.out, "adapter", "adapter_config.json")))
+    assert cfg["peft_type"] == "LORA" and cfg["bias"] == "none", cfg
+    s = cfg["lora_alpha"] / cfg["r"]
+    pre, suf = "base_model.model.", ".lora_A.weight"
+    mods = sorted(k[len(pre):-len(suf)] for k in ad if k.endswith(suf))
+    assert mods == sorted(cfg["target_modules"]), (mods, cfg["target_modules"])
+    assert set(merged) == set(base), set(merged) ^ set(base)
+    worst = 0.0
+    for m in mods:
+        A, B = ad[pre + m + suf], ad[pre + m + ".lora_B.weight"]
+        assert A.shape[0] == cfg["r"] and B.shape[1] == cfg["r"], (m, A.shape, B.shape)
+        worst = max(worst, (base[m + ".weight"] + s * B @ A - merged[m + ".weight"]).abs().max().item())
+    for k in merged:
+        if k[:-len(".weight")] not in mods:
+            assert torch.equal(merged[k], base[k]), k
+    print(f"{len(mods)} HF modules (e.g. {mods[0]}, {mods[-1]}): max |base + s*B@A - merged| {worst:.3e}")
+    raise SystemExit(0 if worst < 1e-5 else 1)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["hf-llm", "phantom", "vision", "check-saved", "check-merged"])
+    ap.add_argument("command", choices=["hf-llm", "phantom", "vision", "check-saved", "check-merged", "check-peft"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--family", default="qwen2")
     ap.add_argument("--seed", type=int, default=0)
@@ -385,7 +411,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     {"hf-llm": cmd_hf_llm, "phantom": cmd_phantom, "vision": cmd_vision, "check-saved": cmd_check_saved,
-     "check-merged": cmd_check_merged}[args.command](args)
+     "check-merged": cmd_check_merged, "check-peft": cmd_check_peft}[args.command](args)
 
 
 if __name__ == "__main__":
