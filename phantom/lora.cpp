@@ -42,10 +42,12 @@ Int8WeightImpl::Int8WeightImpl(const at::Tensor& w) : dtype(w.scalar_type()) {
 
 at::Tensor Int8WeightImpl::dequantize(c10::ScalarType dt) const { return dequant(weight, scale, dt); }
 
-void Int8WeightImpl::to(torch::Dtype, bool) {}
+// The storage stays int8 + fp32; the dtype it dequantises to on merge follows the model.
+void Int8WeightImpl::to(torch::Dtype dt, bool) { dtype = dt; }
 
-void Int8WeightImpl::to(torch::Device device, torch::Dtype, bool non_blocking) {
+void Int8WeightImpl::to(torch::Device device, torch::Dtype dt, bool non_blocking) {
   torch::nn::Module::to(device, non_blocking);
+  dtype = dt;
 }
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias) : in_features(in), out_features(out) {

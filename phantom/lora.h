@@ -27,7 +27,7 @@ struct Int8WeightImpl : torch::nn::Module {
   explicit Int8WeightImpl(const at::Tensor& weight);  // quantises (per output row, symmetric, round to nearest)
   at::Tensor dequantize(c10::ScalarType dtype) const;
   at::Tensor weight, scale;       // int8 (out, in), fp32 (out)
-  c10::ScalarType dtype;          // the dtype the float weight had
+  c10::ScalarType dtype;          // the float dtype of the weight (follows model->to(dtype)), used by merge
   // int8 values and fp32 scales survive model->to(dtype); only the device changes.
   using torch::nn::Module::to;
   void to(torch::Dtype dtype, bool non_blocking = false) override;

@@ -225,7 +225,11 @@ TEST_CASE("lora: int8 frozen weights: logit error vs fp32 and bf16 weights, memo
   CHECK(torch::equal(logits_of(*again, in), q));
   // model->to(dtype) keeps the int8 values.
   again->to(torch::kDouble);
-  CHECK(again->language_model->layers[0]->as<DecoderLayerImpl>()->self_attn->qkv_proj->int8->weight.scalar_type() == torch::kInt8);
+  auto* qkv_again = again->language_model->layers[0]->as<DecoderLayerImpl>()->self_attn->qkv_proj.get();
+  CHECK(qkv_again->int8->weight.scalar_type() == torch::kInt8);
+  CHECK(qkv_again->int8->scale.scalar_type() == torch::kFloat);
+  merge_lora(*again);
+  CHECK(qkv_again->weight.scalar_type() == torch::kDouble);  // merged into the model's dtype
 
   // Gradients flow through the int8 matmul to the adapters; merging gives the adapter forward.
   randomise_adapters(*model, 0.3);
