@@ -15,7 +15,7 @@ PhantomMode parse_phantom_mode(const std::string& s) {
 
 XAttentionImpl::XAttentionImpl(int64_t d) : head_dim(d) {
   auto lin = [&](const char* name) {
-    return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(d, d).bias(false)));
+    return register_module(name, Linear(d, d, false));
   };
   linear_q = lin("linear_q");
   linear_k = lin("linear_k");
@@ -56,15 +56,15 @@ DecoderAttentionImpl::DecoderAttentionImpl(const LlmConfig& cfg, PhantomMode mod
     : num_heads(cfg.num_heads), num_kv_heads(cfg.num_kv_heads), head_dim(cfg.head_dim()), mode(mode_), eta(eta_) {
   const int64_t C = cfg.hidden_size, D = head_dim;
   qkv_proj = register_module(
-      "qkv_proj", torch::nn::Linear(torch::nn::LinearOptions(C, (num_heads + 2 * num_kv_heads) * D).bias(cfg.attention_bias)));
-  o_proj = register_module("o_proj", torch::nn::Linear(torch::nn::LinearOptions(num_heads * D, C).bias(false)));
+      "qkv_proj", Linear(C, (num_heads + 2 * num_kv_heads) * D, cfg.attention_bias));
+  o_proj = register_module("o_proj", Linear(num_heads * D, C, false));
   if (mode != PhantomMode::off) {
     xattn_query_phantom = register_module("xattn_query_phantom", XAttention(D));
     xattn_key_phantom = register_module("xattn_key_phantom", XAttention(D));
     xattn_value_phantom = register_module("xattn_value_phantom", XAttention(D));
     if (mode == PhantomMode::gate) {
-      gating_phantom_1 = register_module("gating_phantom_1", torch::nn::Linear(D, 1));
-      gating_phantom_2 = register_module("gating_phantom_2", torch::nn::Linear(D, 1));
+      gating_phantom_1 = register_module("gating_phantom_1", Linear(D, 1));
+      gating_phantom_2 = register_module("gating_phantom_2", Linear(D, 1));
     }
   }
 }

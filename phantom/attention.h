@@ -23,7 +23,7 @@ PhantomMode parse_phantom_mode(const std::string& s);
 struct XAttentionImpl : torch::nn::Module {
   explicit XAttentionImpl(int64_t head_dim);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& s);
-  torch::nn::Linear linear_q{nullptr}, linear_k{nullptr}, linear_v{nullptr}, linear_o{nullptr};
+  Linear linear_q{nullptr}, linear_k{nullptr}, linear_v{nullptr}, linear_o{nullptr};
   int64_t head_dim;
 };
 TORCH_MODULE(XAttention);
@@ -58,9 +58,9 @@ struct DecoderAttentionImpl : torch::nn::Module {
   // h (B, L, C). With `cache`, the new k/v are appended and attention covers [cache | new].
   at::Tensor forward(const at::Tensor& h, const AttentionInputs& in, const Rope& rope, LayerCache* cache);
 
-  torch::nn::Linear qkv_proj{nullptr}, o_proj{nullptr};
+  Linear qkv_proj{nullptr}, o_proj{nullptr};
   XAttention xattn_query_phantom{nullptr}, xattn_key_phantom{nullptr}, xattn_value_phantom{nullptr};
-  torch::nn::Linear gating_phantom_1{nullptr}, gating_phantom_2{nullptr};
+  Linear gating_phantom_1{nullptr}, gating_phantom_2{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
   PhantomMode mode;
   double eta;

@@ -76,7 +76,18 @@ PhantomModel load_phantom(const std::string& dir, ModelConfig cfg, LoadReport* r
   return model;
 }
 
+// The HF layout has no place for adapters or int8 storage: an export must see a plain model.
+static void require_plain(torch::nn::Module& m) {
+  auto a = lora_linears(m);
+  if (!a.empty())
+    throw std::runtime_error("cannot export a model with LoRA adapters (" + a.front() +
+                             " ...) to HF format: merge them first (merge_lora / phantom convert merge-lora)");
+  for (auto& [name, l] : named_linears(m))
+    if (l->is_int8()) throw std::runtime_error("cannot export int8 weights (" + name + ") to HF format: merge_lora first");
+}
+
 void save_llm(DecoderLMImpl& lm, const std::string& dir, int64_t max_shard_bytes) {
+  require_plain(lm);
   fs::create_directories(dir);
   auto sd = llm_to_hf(module_state_dict(lm), lm.cfg, "");
   write_checkpoint_shards(dir, sd, max_shard_bytes);
@@ -84,6 +95,7 @@ void save_llm(DecoderLMImpl& lm, const std::string& dir, int64_t max_shard_bytes
 }
 
 void save_phantom(PhantomModelImpl& model, const std::string& dir, int64_t max_shard_bytes) {
+  require_plain(model);
   fs::create_directories(dir);
   auto sd = llm_to_hf(module_state_dict(model), model.cfg.llm, "language_model.");
   write_checkpoint_shards(dir, sd, max_shard_bytes);

@@ -5,8 +5,8 @@
 namespace phantom {
 
 SwiGLUImpl::SwiGLUImpl(int64_t hidden, int64_t inter) : intermediate(inter) {
-  gate_up_proj = register_module("gate_up_proj", torch::nn::Linear(torch::nn::LinearOptions(hidden, 2 * inter).bias(false)));
-  down_proj = register_module("down_proj", torch::nn::Linear(torch::nn::LinearOptions(inter, hidden).bias(false)));
+  gate_up_proj = register_module("gate_up_proj", Linear(hidden, 2 * inter, false));
+  down_proj = register_module("down_proj", Linear(inter, hidden, false));
 }
 
 at::Tensor SwiGLUImpl::forward(const at::Tensor& x) {
@@ -30,7 +30,8 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const AttentionInputs&
 namespace {
 
 // Activation checkpointing: forward without keeping the graph, backward re-runs the layer with grad enabled and
-// back-propagates through it. The layer has no randomness (no dropout), so the recomputation is exact.
+// back-propagates through it. The layer has no randomness (no dropout; LoRA dropout with checkpointing is refused
+// by the config check), so the recomputation is exact.
 struct LayerFn : torch::CustomClassHolder {
   std::function<at::Tensor(const at::Tensor&)> fn;
 };
@@ -67,7 +68,7 @@ DecoderLMImpl::DecoderLMImpl(const LlmConfig& c, PhantomMode m, double eta) : cf
   norm = body->register_module("norm", RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
   if (!cfg.tie_word_embeddings)
     lm_head = register_module(
-        "lm_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.hidden_size, cfg.vocab_size).bias(false)));
+        "lm_head", Linear(cfg.hidden_size, cfg.vocab_size, false));
 }
 
 KVCache DecoderLMImpl::new_cache() const {

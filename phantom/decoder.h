@@ -12,7 +12,7 @@ namespace phantom {
 struct SwiGLUImpl : torch::nn::Module {
   SwiGLUImpl(int64_t hidden, int64_t intermediate);
   at::Tensor forward(const at::Tensor& x);
-  torch::nn::Linear gate_up_proj{nullptr}, down_proj{nullptr};  // gate_up = [gate; up]
+  Linear gate_up_proj{nullptr}, down_proj{nullptr};  // gate_up = [gate; up]
   int64_t intermediate;
 };
 TORCH_MODULE(SwiGLU);
@@ -61,7 +61,7 @@ struct DecoderLMImpl : torch::nn::Module {
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers;
   RMSNorm norm{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+  Linear lm_head{nullptr};  // null when tie_word_embeddings
   LlmConfig cfg;
   PhantomMode mode;
   Rope rope;

@@ -1,8 +1,10 @@
-// Small building blocks shared by the vision tower and the decoder: RMSNorm, rotary embeddings, exact GELU.
+// Small building blocks shared by the vision tower and the decoder: RMSNorm, rotary embeddings, exact GELU; the
+// Linear layer (with optional LoRA / int8) is in phantom/lora.h.
 #pragma once
 
 #include <torch/torch.h>
 
+#include "phantom/lora.h"
 #include "phantom/model_config.h"
 
 namespace phantom {

@@ -7,8 +7,8 @@ namespace phantom {
 ProjectorImpl::ProjectorImpl(int64_t in, int64_t out) {
   // Registered as 0, 1, 3 (index 2 is the parameter-free GELU) to match the checkpoints' names.
   ln = register_module("0", torch::nn::LayerNorm(torch::nn::LayerNormOptions({in}).eps(1e-5)));
-  fc1 = register_module("1", torch::nn::Linear(in, out));
-  fc2 = register_module("3", torch::nn::Linear(out, out));
+  fc1 = register_module("1", Linear(in, out));
+  fc2 = register_module("3", Linear(out, out));
 }
 
 at::Tensor ProjectorImpl::forward(const at::Tensor& x) { return fc2(exact_gelu(fc1(ln(x)))); }

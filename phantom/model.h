@@ -16,7 +16,7 @@ struct ProjectorImpl : torch::nn::Module {
   ProjectorImpl(int64_t in, int64_t out);
   at::Tensor forward(const at::Tensor& x);
   torch::nn::LayerNorm ln{nullptr};
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Projector);
 

@@ -21,8 +21,8 @@ at::Tensor VisionNormImpl::forward(const at::Tensor& x) {
 VisionAttentionImpl::VisionAttentionImpl(const VisionConfig& cfg)
     : num_heads(cfg.num_heads), head_dim(cfg.hidden_size / cfg.num_heads) {
   const int64_t C = cfg.hidden_size;
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(C, 3 * C).bias(cfg.qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(C, C));
+  qkv = register_module("qkv", Linear(C, 3 * C, cfg.qkv_bias));
+  proj = register_module("proj", Linear(C, C));
   if (cfg.qk_normalization) {
     q_norm = register_module("q_norm", VisionNorm(cfg, C));
     k_norm = register_module("k_norm", VisionNorm(cfg, C));
@@ -43,8 +43,8 @@ at::Tensor VisionAttentionImpl::forward(const at::Tensor& x) {
 }
 
 VisionMLPImpl::VisionMLPImpl(const VisionConfig& cfg) {
-  fc1 = register_module("fc1", torch::nn::Linear(cfg.hidden_size, cfg.intermediate_size));
-  fc2 = register_module("fc2", torch::nn::Linear(cfg.intermediate_size, cfg.hidden_size));
+  fc1 = register_module("fc1", Linear(cfg.hidden_size, cfg.intermediate_size));
+  fc2 = register_module("fc2", Linear(cfg.intermediate_size, cfg.hidden_size));
 }
 
 VisionLayerImpl::VisionLayerImpl(const VisionConfig& cfg) {

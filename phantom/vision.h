@@ -21,7 +21,7 @@ TORCH_MODULE(VisionNorm);
 struct VisionAttentionImpl : torch::nn::Module {
   explicit VisionAttentionImpl(const VisionConfig& cfg);
   at::Tensor forward(const at::Tensor& x);
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  Linear qkv{nullptr}, proj{nullptr};
   VisionNorm q_norm{nullptr}, k_norm{nullptr};  // only with qk_normalization
   int64_t num_heads, head_dim;
 };
@@ -30,7 +30,7 @@ TORCH_MODULE(VisionAttention);
 struct VisionMLPImpl : torch::nn::Module {
   explicit VisionMLPImpl(const VisionConfig& cfg);
   at::Tensor forward(const at::Tensor& x) { return fc2(exact_gelu(fc1(x))); }
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(VisionMLP);
 

@@ -31,10 +31,19 @@ static void validate(const RunConfig& c) {
                       ") must divide the patch grid (" + std::to_string(grid) + ")");
   if (c.optim.min_lr > c.optim.lr)
     throw ConfigError("config error: optim.min_lr must not exceed optim.lr");
-  for (size_t i = 0; i < c.stages.size(); ++i)
-    if (c.stages[i].trainable.empty() && c.stages[i].lora.rank == 0)
-      throw ConfigError("config error: stages." + std::to_string(i) +
-                        ".trainable: empty (list regexes of the parameters to train, e.g. ['.*'])");
+  for (size_t i = 0; i < c.stages.size(); ++i) {
+    const auto& s = c.stages[i];
+    const std::string key = "config error: stages." + std::to_string(i) + ".";
+    if (s.trainable.empty() && s.lora.rank == 0)
+      throw ConfigError(key + "trainable: empty (list regexes of the parameters to train, e.g. ['.*'])");
+    if (s.lora.rank > 0 && s.lora.targets.empty())
+      throw ConfigError(key + "lora.targets: empty (list regexes of the Linear names that get adapters)");
+    if (s.lora.rank == 0 && s.lora.base_int8)
+      throw ConfigError(key + "lora.base_int8: needs lora.rank > 0 (only adapted Linears are stored as int8)");
+    // A recomputed layer would draw new dropout masks in backward: gradients would not match the forward.
+    if (s.lora.rank > 0 && s.lora.dropout > 0 && c.activation_checkpointing)
+      throw ConfigError(key + "lora.dropout: must be 0 with activation_checkpointing (recomputation redraws masks)");
+  }
 }
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -86,18 +86,21 @@ struct OptimOverrides {
   }
 };
 
+// LoRA adapters of a stage (phantom/lora.h): attached at stage start, merged into the base weights at stage end.
 struct LoraConfig {
   int64_t rank = 0;                  // 0 = no LoRA
   double alpha = 16;                 // scaling alpha/rank
   double dropout = 0.0;
   std::vector<std::string> targets;  // regex patterns of Linear module names
+  bool base_int8 = false;            // frozen base weights of the adapted Linears stored as int8
 
   template <class V>
   void visit(V& v) {
     v.field("rank", rank, "LoRA rank (0 disables; paper: 256)", Check::non_negative());
-    v.field("alpha", alpha, "LoRA alpha (paper: 256)", Check::positive());
-    v.field("dropout", dropout, "dropout on the LoRA input", Check::range(0, 1));
-    v.field("targets", targets, "regexes of Linear names that get adapters");
+    v.field("alpha", alpha, "LoRA alpha: adapter output scaled by alpha/rank (paper: 256)", Check::positive());
+    v.field("dropout", dropout, "dropout on the LoRA input (not with activation_checkpointing)", Check::range(0, 1));
+    v.field("targets", targets, "regexes (search) of Linear module names that get adapters");
+    v.field("base_int8", base_int8, "store the adapted Linears' frozen weights as int8 (per-row scales)");
   }
 };
 

@@ -23,6 +23,7 @@
 #include "phantom/util/log.h"
 #include "trainers/batches.h"
 #include "trainers/evaluate.h"
+#include "trainers/lora.h"
 #include "trainers/losses.h"
 #include "trainers/optim.h"
 #include "trainers/tensorboard.h"
@@ -171,6 +172,9 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       ckpt = resume;
     }
     st = read_train_state(ckpt);
+    // A mid-stage checkpoint of a LoRA stage holds its adapters: give the model the same tensors first.
+    if (!st.stage_done && st.stage_step > 0 && st.stage < static_cast<int64_t>(cfg.stages.size()))
+      attach_stage_lora(*model, cfg.stages[static_cast<size_t>(st.stage)]);
     load_checkpoint_model(ckpt, *model);
     log::info("resuming from {} (stage {}, step {}/{})", ckpt, st.stage, st.stage_step, st.stage_total);
     if (st.stage_done) ++st.stage, st.stage_step = 0, st.data = {}, st.stage_done = false;
@@ -202,7 +206,8 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       log::info("stage {}: weights from {}", stage.name, stage.init_from);
     }
     const OptimConfig oc = stage.optim.resolve(cfg.optim);
-    const Trainable trainable = select_trainable(*model, stage.trainable);
+    if (!resuming_here) attach_stage_lora(*model, stage);  // lora.rank > 0: adapters (merged at stage end)
+    const Trainable trainable = select_stage_trainable(*model, stage);
     log::info("stage {} ({}): {} trainable parameters of {} ({:.2f}%) in {} tensors", stage.name, stage.loss,
               trainable.count, n_params, 100.0 * static_cast<double>(trainable.count) / static_cast<double>(n_params),
               trainable.names.size());
@@ -339,6 +344,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     if (!v.empty()) emit(gstep, v), log::info("stage {} validation: {}", stage.name, nlohmann::json(v).dump());
     if (skipped.total()) log::warn("data: {}", skipped.summary());
     const std::string export_dir = (fs::path(run_dir) / stage.name).string();
+    if (const int64_t merged = merge_lora(*model)) log::info("stage {}: {} LoRA adapters merged into the base weights", stage.name, merged);
     save_phantom(*model, export_dir);
     fs::copy_file(cfg.data.tokenizer, fs::path(export_dir) / fs::path(cfg.data.tokenizer).filename(),
                   fs::copy_options::overwrite_existing);

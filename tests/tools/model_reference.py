@@ -4,6 +4,9 @@
     model_reference.py hf-llm   --family qwen2|phi3|internlm2 --out DIR   # tiny HF model + logits (+ generate)
     model_reference.py phantom  --out DIR [--eta E] [--mode gate|sum|mean|off] [--kv-heads K]
     model_reference.py vision   --out DIR
+    model_reference.py check-saved  --out DIR    # our text-only export vs our logits
+    model_reference.py check-merged --out DIR    # our full VLM export (merge-lora) vs our logits, image included
+    model_reference.py check-peft   --out DIR    # our PEFT adapter file: base + s*B@A = the merged weights
 
 Every command writes DIR/model (a checkpoint directory: config.json + model.safetensors) and DIR/expected.safetensors.
 """
@@ -159,14 +162,14 @@ def xattn(W, pre, x, s, D):
     return F.gelu(torch.einsum("blhg,bgd->blhd", p, v) @ W[pre + "linear_o.weight"].T)
 
 
-def phantom_forward(W, c, ids, mask, mode, eta, repeat_first=False):
+def phantom_forward(W, c, ids, mask, mode, eta, repeat_first=False, embeds=None):
     B, L = ids.shape
     H, Hk = c["num_attention_heads"], c["num_key_value_heads"]
     D = c["hidden_size"] // H
     eps = c["rms_norm_eps"]
     pos = hf_positions(mask)
     sos = torch.tensor([int(mask[b].nonzero()[0]) for b in range(B)])
-    x = W["model.embed_tokens.weight"][ids]
+    x = W["model.embed_tokens.weight"][ids] if embeds is None else embeds
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}."
         a = p + "self_attn."
@@ -345,9 +348,57 @@ def cmd_check_saved(args):
     raise SystemExit(0 if diff < 1e-4 else 1)
 
 
+def cmd_check_merged(args):
+    """A whole Phantom checkpoint written by our C++ (phantom convert merge-lora): InternViT, pixel shuffle and the
+    projector, visual tokens spliced at <IMG_CONTEXT>, the Phantom decoder; compared with the C++ logits of the
+    unmerged (adapter) model. Only the HF files are read: config.json and model.safetensors."""
+    d = os.path.join(args.out, "merged")
+    c = json.load(open(os.path.join(d, "config.json")))
+    W = load_file(os.path.join(d, "model.safetensors"))
+    exp = load_file(os.path.join(args.out, "cpp_logits.safetensors"))
+    with torch.no_grad():
+        visual = vit_forward(W, c["vision_config"], exp["pixels"])          # (tiles, tokens, d)
+        L = {k[len("language_model."):]: v for k, v in W.items() if k.startswith("language_model.")}
+        ids = exp["ids"]
+        emb = L["model.embed_tokens.weight"][ids].clone()
+        sel = ids == c["image_token_index"]
+        assert int(sel.sum()) == visual.shape[0] * visual.shape[1], (int(sel.sum()), visual.shape)
+        emb[sel] = visual.reshape(-1, visual.shape[-1])
+        got = phantom_forward(L, c["llm_config"], ids, exp["mask"], c["phantom"], c["phantom_eta"], embeds=emb)
+    m = exp["mask"].bool()
+    diff = (got - exp["logits"]).abs()[m].max().item()
+    print(f"max abs diff {diff:.3e} (logits up to {exp['logits'].abs().max().item():.3f})")
+    raise SystemExit(0 if diff < 1e-4 else 1)
+
+
+def cmd_check_peft(args):
+    """Our PEFT-format adapter (merge-lora --adapter-out): for every adapted HF module, base + alpha/r * B @ A must be
+    the merged weight; every other tensor of the merged model must equal the base."""
+    base = load_file(os.path.join(args.out, "base", "model.safetensors"))
+    merged = load_file(os.path.join(args.out, "merged", "model.safetensors"))
+    ad = load_file(os.path.join(args.out, "adapter", "adapter_model.safetensors"))
+    cfg = json.load(open(os.path.join(args.out, "adapter", "adapter_config.json")))
+    assert cfg["peft_type"] == "LORA" and cfg["bias"] == "none", cfg
+    s = cfg["lora_alpha"] / cfg["r"]
+    pre, suf = "base_model.model.", ".lora_A.weight"
+    mods = sorted(k[len(pre):-len(suf)] for k in ad if k.endswith(suf))
+    assert mods == sorted(cfg["target_modules"]), (mods, cfg["target_modules"])
+    assert set(merged) == set(base), set(merged) ^ set(base)
+    worst = 0.0
+    for m in mods:
+        A, B = ad[pre + m + suf], ad[pre + m + ".lora_B.weight"]
+        assert A.shape[0] == cfg["r"] and B.shape[1] == cfg["r"], (m, A.shape, B.shape)
+        worst = max(worst, (base[m + ".weight"] + s * B @ A - merged[m + ".weight"]).abs().max().item())
+    for k in merged:
+        if k[:-len(".weight")] not in mods:
+            assert torch.equal(merged[k], base[k]), k
+    print(f"{len(mods)} HF modules (e.g. {mods[0]}, {mods[-1]}): max |base + s*B@A - merged| {worst:.3e}")
+    raise SystemExit(0 if worst < 1e-5 else 1)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["hf-llm", "phantom", "vision", "check-saved"])
+    ap.add_argument("command", choices=["hf-llm", "phantom", "vision", "check-saved", "check-merged", "check-peft"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--family", default="qwen2")
     ap.add_argument("--seed", type=int, default=0)
@@ -359,7 +410,8 @@ def main():
     ap.add_argument("--eos", type=int, default=5)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    {"hf-llm": cmd_hf_llm, "phantom": cmd_phantom, "vision": cmd_vision, "check-saved": cmd_check_saved}[args.command](args)
+    {"hf-llm": cmd_hf_llm, "phantom": cmd_phantom, "vision": cmd_vision, "check-saved": cmd_check_saved,
+     "check-merged": cmd_check_merged, "check-peft": cmd_check_peft}[args.command](args)
 
 
 if __name__ == "__main__":
