@@ -14,7 +14,7 @@ for k, v in dict(batch=8, seq=64, new_tokens=32, beams=3, steps=3, warmup=1, thr
 a = ap.parse_args()
 if a.threads:
     torch.set_num_threads(a.threads)
-model = AutoModelForCausalLM.from_pretrained(a.dir, torch_dtype=torch.float32, attn_implementation="sdpa").eval()
+model = AutoModelForCausalLM.from_pretrained(a.dir, dtype=torch.float32, attn_implementation="sdpa").eval()
 V = model.config.vocab_size
 ids = torch.tensor([[10 + (31 * b + 7 * t) % (V - 10) for t in range(a.seq)] for b in range(a.batch)])
 kw = dict(max_new_tokens=a.new_tokens, num_beams=a.beams, do_sample=False, early_stopping=True, length_penalty=1.0,
