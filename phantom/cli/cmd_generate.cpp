@@ -90,7 +90,8 @@ static int generate_jsonl(const Args& a, Loaded& l, const GenerationConfig& gc) 
     }
   }
   std::vector<eval::Question> qs;
-  std::vector<std::string> bad;
+  std::vector<std::vector<std::string>> image_files;  // per question
+  std::vector<std::string> where, bad;
   std::string line;
   int64_t n = 0;
   while (std::getline(in, line)) {
@@ -109,10 +110,14 @@ static int generate_jsonl(const Args& a, Loaded& l, const GenerationConfig& gc) 
       if (j.contains("image") && !j["image"].is_null()) images.push_back(j["image"].get<std::string>());
       if (j.contains("images"))
         for (const auto& p : j["images"]) images.push_back(p.get<std::string>());
-      for (const auto& p : images) {
+      std::vector<std::string> files;
+      for (const auto& p : images) {  // checked now, decoded per batch (a large file's images never all in memory)
         const fs::path f = fs::path(p).is_absolute() ? fs::path(p) : root / p;
-        q.images.push_back(data::load_image(f.string()));
+        if (!fs::is_regular_file(f)) throw std::runtime_error("missing image " + f.string());
+        files.push_back(f.string());
       }
+      image_files.push_back(std::move(files));
+      where.push_back(path + ":" + std::to_string(n) + " (id " + q.id + ")");
     } catch (const std::exception& e) {
       std::string msg = e.what();
       bad.push_back(path + ":" + std::to_string(n) + " (id " + q.id + "): " + msg.substr(0, msg.find('\n')));
@@ -132,8 +137,21 @@ static int generate_jsonl(const Args& a, Loaded& l, const GenerationConfig& gc) 
   }
   const int64_t bs = std::stoll(a.get("batch-size", "8"));
   for (size_t b0 = 0; b0 < qs.size(); b0 += static_cast<size_t>(bs)) {
-    const std::vector<eval::Question> batch(qs.begin() + static_cast<std::ptrdiff_t>(b0),
-                                            qs.begin() + static_cast<std::ptrdiff_t>(std::min(qs.size(), b0 + static_cast<size_t>(bs))));
+    std::vector<eval::Question> batch;
+    for (size_t i = b0; i < std::min(qs.size(), b0 + static_cast<size_t>(bs)); ++i) {
+      eval::Question q = qs[i];
+      try {
+        for (const auto& f : image_files[i]) q.images.push_back(data::load_image(f));
+      } catch (const std::exception& e) {
+        std::string msg = e.what();
+        msg = where[i] + ": " + msg.substr(0, msg.find('\n'));
+        if (!a.has("skip-bad-rows")) throw std::runtime_error(msg);
+        log::warn("{}; skipped", msg);
+        continue;
+      }
+      batch.push_back(std::move(q));
+    }
+    if (batch.empty()) continue;
     std::string text;
     for (const auto& ans : eval::answer_batch(*l.model, *l.tok, *l.enc, l.tiles, batch, gc))
       text += nlohmann::json{{"id", ans.id}, {"answer", ans.text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";

@@ -246,4 +246,9 @@ printf '{"id": "a", "image": "%s", "prompt": "What?"}\n{"id": "b", "image": "nop
   "$tmp/pope/0.png" >"$tmp/gin.jsonl"
 "$PHANTOM" generate --model "$model" --threads 1 --input "$tmp/gin.jsonl" --max-new-tokens 2 >"$tmp/gi.out" 2>"$tmp/gi.err"
 [ $? -ne 0 ] && grep -q "gin.jsonl:2 (id b)" "$tmp/gi.err" && ok "generate --input names the bad row" || { bad "generate bad row"; cat "$tmp/gi.err"; }
+printf '{"id": "c", "image": "%s", "prompt": "What?"}\n' "$tmp/bad/corrupt.png" >>"$tmp/gin.jsonl"
+"$PHANTOM" generate --model "$model" --threads 1 --input "$tmp/gin.jsonl" --max-new-tokens 2 --skip-bad-rows \
+  --out "$tmp/gi.jsonl" >"$tmp/gi2.log" 2>&1 || { bad "generate --skip-bad-rows"; tail -3 "$tmp/gi2.log"; }
+[ "$("$PY" -c "import json,sys; print([json.loads(l)['id'] for l in open(sys.argv[1])])" "$tmp/gi.jsonl")" = "['a']" ] && grep -q "gin.jsonl:3 (id c)" "$tmp/gi2.log" \
+  && ok "generate --skip-bad-rows answers the good row, names the corrupt image" || { bad "generate skip"; cat "$tmp/gi.jsonl" "$tmp/gi2.log"; }
 exit $fail
