@@ -103,6 +103,12 @@ RunReport run_benchmark(PhantomModelImpl& model, const data::Tokenizer& tok, con
   rr.results_path = (fs::path(opt.out_dir) / (name + ".json")).string();
   fs::create_directories(fs::path(opt.out_dir) / "shards");
   const std::string mine_path = shard_path(opt.out_dir, name, opt.rank);
+  {  // temporary files of this rank's writes that a kill interrupted
+    std::error_code ec;
+    const std::string tmp_prefix = fs::path(mine_path).filename().string() + ".tmp.";
+    for (const auto& e : fs::directory_iterator(fs::path(opt.out_dir) / "shards"))
+      if (e.path().filename().string().rfind(tmp_prefix, 0) == 0) fs::remove(e.path(), ec);
+  }
   if (opt.fresh) {
     if (opt.world != 1) throw std::runtime_error("a fresh benchmark run (earlier answers discarded) needs one rank");
     std::error_code ec;

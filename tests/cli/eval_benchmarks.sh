@@ -207,6 +207,11 @@ for i in $(seq 1 5); do
   done
 done
 ok "5 random kills: no partial results or shard file"
+"$PHANTOM" eval "${E[@]}" --benchmark mc --data "$tmp/mc120.tsv" --batch-size 1 --out "$tmp/e5" >"$tmp/k5.log" 2>&1 \
+  && [ -z "$(ls -A "$tmp/e5/shards")" ] && "$PY" -c "
+import json,sys; a,b=(json.load(open(f))['items'] for f in sys.argv[1:]); assert [x['response'] for x in a]==[x['response'] for x in b]
+" "$tmp/e4full/mmbench_dev.json" "$tmp/e5/mmbench_dev.json" && ok "after the last kill: resumed to the uninterrupted answers, no files left in shards/" \
+  || { bad "resume after random kills"; ls -A "$tmp/e5/shards"; tail -3 "$tmp/k5.log"; }
 
 # Bad rows: a malformed line, a missing image, a corrupt image.
 mkdir -p "$tmp/bad"
