@@ -109,8 +109,9 @@ sys.exit(1 if errs else 0)
 PY
 
 E=(--model "$model" --threads 1 --batch-size 3)
+POPE2="$tmp/pope/coco_pope_random.json+$tmp/pope/coco_pope_popular.json"
 "$PHANTOM" eval "${E[@]}" --benchmark mc,pope,mme,chartqa --out "$tmp/e1" \
-  --data "$tmp/data/mc_test.tsv,$tmp/pope/coco_pope_random.json+$tmp/pope/coco_pope_popular.json,$tmp/mme,$tmp/chartqa" >"$tmp/e1.log" 2>&1 || { bad "eval of 4 benchmarks"; tail -5 "$tmp/e1.log"; }
+  --data "$tmp/data/mc_test.tsv,$POPE2,$tmp/mme,$tmp/chartqa" >"$tmp/e1.log" 2>&1 || { bad "eval of 4 benchmarks"; tail -5 "$tmp/e1.log"; }
 for n in mmbench_dev pope mme chartqa; do
   [ -s "$tmp/e1/$n.json" ] || bad "no results file $n.json"
 done
@@ -119,6 +120,23 @@ grep -q "| pope | accuracy |" "$tmp/e1/summary.md" && grep -q "| mme | total |" 
 "$PY" "$tmp/check.py" "$tmp/e1" mmbench_dev pope mme chartqa >"$tmp/check.out" 2>&1 \
   && ok "metrics follow from the answers in the results files" || { bad "scores vs answers:"; cat "$tmp/check.out"; }
 [ -z "$(ls "$tmp/e1/shards" 2>/dev/null)" ] && ok "shards merged and removed" || bad "shards left behind"
+
+# Known answers injected as a (previous run's) shard: nothing is generated, the scores are the hand-checked ones.
+mkdir -p "$tmp/e8/shards"
+cat >"$tmp/e8/shards/pope.rank3.json" <<'JSON'
+{"answers": {"random/1": "Yes", "random/2": "No, there is not.", "random/3": "no", "random/4": "Yes.",
+             "popular/1": "yes", "popular/2": "yes", "popular/3": "Yes", "popular/4": "yes, there is"}}
+JSON
+"$PHANTOM" eval "${E[@]}" --benchmark pope --data "$POPE2" --out "$tmp/e8" >"$tmp/e8.log" 2>&1 || { bad "eval of injected answers"; tail -3 "$tmp/e8.log"; }
+# random: labels yes,no,yes,no, read yes,no,no,yes: acc 50, precision 1/2, recall 1/2; popular: all yes: acc 50,
+# precision 50, recall 100, F1 66.67; mean accuracy 50.
+"$PY" -c "
+import json,sys; m=json.load(open(sys.argv[1]))['metrics']
+want={'random/accuracy':50,'random/precision':50,'random/recall':50,'popular/accuracy':50,'popular/precision':50,
+      'popular/recall':100,'popular/f1':200/3,'accuracy':50}
+bad=[(k,m[k],v) for k,v in want.items() if abs(m[k]-v)>1e-6]; assert not bad, bad
+" "$tmp/e8/pope.json" && grep -q "generated 0 answers on this rank, 8 were already answered" "$tmp/e8.log" \
+  && ok "injected answers: POPE scores equal the hand-checked values, nothing generated" || { bad "injected POPE scores"; grep generated "$tmp/e8.log"; }
 
 # phantom generate --input on the same prompts and images, same batches: the same answers.
 "$PY" - "$tmp" >"$tmp/pope_in.jsonl" <<'PY'
@@ -139,7 +157,6 @@ assert gen == ev, (gen, ev)
 PY
 
 # Two ranks (as torchrun starts them): identical per-item answers.
-POPE2="$tmp/pope/coco_pope_random.json+$tmp/pope/coco_pope_popular.json"  # the order of the 1-rank run
 D2=(--benchmark mc,pope --data "$tmp/data/mc_test.tsv,$POPE2" --out "$tmp/e2")
 RANK=1 WORLD_SIZE=2 "$PHANTOM" eval "${E[@]}" "${D2[@]}" >"$tmp/r1.log" 2>&1 &
 r1=$!
