@@ -3,6 +3,7 @@
 // end-of-run benchmark both call run_benchmark (docs/evaluation.md, "Running").
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -228,6 +229,8 @@ RunReport run_benchmark(PhantomModelImpl& model, const data::Tokenizer& tok, con
 McScore evaluate_mc_file(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
                          const data::TileOptions& tiles, const std::string& tsv, int64_t limit, const GenerationConfig& gc,
                          int64_t batch_size, const std::string& out_dir) {
+  // Under a launcher (torchrun sets RANK) only rank 0 evaluates: the run is fresh, so ranks cannot share its files.
+  if (const char* r = std::getenv("RANK"); r && *r && std::string(r) != "0") return {};
   RunOptions o;
   o.out_dir = out_dir;
   o.name = "benchmark";

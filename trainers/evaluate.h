@@ -93,7 +93,8 @@ struct McScore {
   std::map<std::string, double> per_category;
 };
 // The trainer's end-of-run benchmark: an MMBench-format TSV through run_benchmark (reader, paper prompt, beam
-// search, MMBench scorer), fresh each time, results in <out_dir>/benchmark.json. Accuracy as a fraction.
+// search, MMBench scorer), fresh each time, results in <out_dir>/benchmark.json. Accuracy as a fraction. Under a
+// launcher only RANK 0 evaluates (other ranks get an empty score).
 McScore evaluate_mc_file(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
                          const data::TileOptions& tiles, const std::string& tsv, int64_t limit, const GenerationConfig& gc,
                          int64_t batch_size, const std::string& out_dir);
