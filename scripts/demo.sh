@@ -21,7 +21,7 @@ cat <<EOT
 [demo] done. Everything is in $name:
   $name/<stage>/            HF-format model of each stage (config.json, model.safetensors, tokenizer.json)
   $name/metrics.jsonl       one line per step (loss, sft, po, rewards/*, grad norm, lr, tok/s, ...); TensorBoard: $name/tb
-  $name/benchmark.jsonl     every held-out answer; the accuracy is printed above
+  $name/benchmark/benchmark.json  every held-out answer, scored (the accuracy is printed above)
   $name/checkpoints/        resumable checkpoints: build/phantom train --config configs/demo.yaml --resume
 Try the model:  build/phantom generate --model $name/step2 --image runs/demo-data/images/train/00006.png --prompt "What is this product?"
 EOT

@@ -360,13 +360,13 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
 
   // ---- held-out benchmark through generation (the paper's protocol: beam search, 3 beams, 5 new tokens) ----
   if (!cfg.validation.benchmark.empty()) {
-    auto items = eval::read_mc_tsv(cfg.validation.benchmark, cfg.validation.benchmark_limit);
     GenerationConfig gc;
     gc.num_beams = cfg.validation.num_beams;
     gc.max_new_tokens = 5;
-    const auto out = (fs::path(run_dir) / "benchmark.jsonl").string();
+    const auto out = (fs::path(run_dir) / "benchmark").string();  // the same path as `phantom eval`
     const auto t0 = Clock::now();
-    auto score = eval::evaluate_mc(*model, *tok, enc, tiles, items, gc, cfg.data.batch_size, out);
+    auto score = eval::evaluate_mc_file(*model, *tok, enc, tiles, cfg.validation.benchmark,
+                                        cfg.validation.benchmark_limit, gc, cfg.data.batch_size, out);
     result.last_metrics["benchmark/accuracy"] = score.accuracy;
     emit(gstep, {{"benchmark/accuracy", score.accuracy}});
     log::info("benchmark {}: accuracy {:.2f}% on {} questions ({:.1f} s); answers in {}", cfg.validation.benchmark,

@@ -2,6 +2,9 @@
 #include <chrono>
 #include <cstdio>
 
+#include <fstream>
+
+#include "phantom/checkpoint.h"
 #include "phantom/cli/commands.h"
 #include "phantom/runtime.h"
 #include "trainers/optim.h"
@@ -12,12 +15,15 @@ static const char* kBenchHelp =
     "usage: phantom bench model|decode [--hidden 896 --layers 4 --heads 14 --kv-heads 2 --intermediate 4864\n"
     "                                   --vocab 151655 --seq 512 --batch 1 --steps 5 --warmup 2 --phantom gate]\n"
     "  model:  training step (forward + backward + AdamW) of the decoder, tokens/s\n"
-    "  decode: greedy decoding tokens/s with the KV cache and without (full recompute each step)\n";
+    "  decode: greedy decoding tokens/s with the KV cache and without (full recompute each step)\n"
+    "  generate: batched generation tokens/s (--batch prompts of --seq tokens, --new-tokens each, --beams K,\n"
+    "            no eos); --save DIR writes the model (HF format) and the generated ids for\n"
+    "            scripts/bench/generate_ref.py\n";
 
 int cmd_bench(int argc, char** argv) {
   Args a = parse_args(argc, argv, 3,
                       {"hidden", "layers", "heads", "kv-heads", "intermediate", "vocab", "seq", "batch", "steps", "warmup",
-                       "phantom", "threads", "new-tokens"},
+                       "phantom", "threads", "new-tokens", "beams", "save"},
                       {"help"});
   if (a.has("help") || argc < 3) {
     std::fputs(kBenchHelp, stdout);
@@ -90,7 +96,40 @@ int cmd_bench(int argc, char** argv) {
                 n / full, full / cached, static_cast<long long>(seq), static_cast<long long>(new_tokens));
     return 0;
   }
-  throw UsageError("unknown bench '" + what + "' (model | decode)");
+  if (what == "generate") {
+    torch::NoGradGuard ng;
+    lm->eval();
+    // A prompt both sides can rebuild without sharing a file: id = 10 + (31 b + 7 t) mod (V - 10).
+    auto prompt = torch::empty({batch, seq}, torch::kInt64);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t t = 0; t < seq; ++t) prompt[b][t] = 10 + (31 * b + 7 * t) % (c.vocab_size - 10);
+    GenerationConfig gc;
+    gc.max_new_tokens = std::stoll(a.get("new-tokens", "32"));
+    gc.num_beams = std::stoll(a.get("beams", "3"));
+    GenerationResult res;
+    double total = 0;
+    for (int64_t s = 0; s < warmup + steps; ++s) {
+      const auto t0 = Clock::now();
+      res = generate(*lm, lm->embed(prompt), torch::ones({batch, seq}, torch::kInt64), gc);
+      if (s >= warmup) total += std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    int64_t produced = 0;
+    for (auto& r : res.tokens) produced += static_cast<int64_t>(r.size());
+    std::printf("generate tokens/s %.1f  (%.1f ms/run, batch %lld x %lld new tokens, beams %lld, prompt %lld) ours\n",
+                static_cast<double>(produced * steps) / total, 1e3 * total / static_cast<double>(steps),
+                static_cast<long long>(batch), static_cast<long long>(gc.max_new_tokens),
+                static_cast<long long>(gc.num_beams), static_cast<long long>(seq));
+    if (a.has("save")) {
+      save_llm(*lm, a.get("save"));
+      std::ofstream out(a.get("save") + "/generated.txt");
+      for (auto& r : res.tokens) {
+        for (size_t i = 0; i < r.size(); ++i) out << (i ? " " : "") << r[i];
+        out << "\n";
+      }
+    }
+    return 0;
+  }
+  throw UsageError("unknown bench '" + what + "' (model | decode | generate)");
 }
 
 }  // namespace phantom::cli

@@ -44,7 +44,7 @@ int cmd_train(int argc, char** argv) {
               "  checkpoints:  %s/checkpoints\n",
               result.final_model.c_str(), dir.c_str(), dir.c_str(), dir.c_str());
   if (result.last_metrics.count("benchmark/accuracy"))
-    std::printf("  benchmark:    %.2f%% accuracy on %s (answers: %s/benchmark.jsonl)\n",
+    std::printf("  benchmark:    %.2f%% accuracy on %s (answers: %s/benchmark/benchmark.json)\n",
                 100 * result.last_metrics["benchmark/accuracy"], cfg.validation.benchmark.c_str(), dir.c_str());
   if (result.last_metrics.count("benchmark/open_accuracy"))
     std::printf("  open questions: %.2f%% name the right item (answers: %s/benchmark_open.jsonl)\n",
