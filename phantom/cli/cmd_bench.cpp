@@ -2,6 +2,7 @@
 // scripts/bench/model.sh, and of the trainer's steps (PO layouts, per-stage throughput) for scripts/bench/train.sh.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -53,26 +54,44 @@ struct StepTiming {
   int64_t supervised = 0;  // rows through the LM head
 };
 
-// Mean time of `steps` optimiser steps after `warmup` (forward in `ac`, backward, clip, AdamW, zero_grad).
-StepTiming time_steps(PhantomModelImpl& m, const data::Batch& b, const train::LossConfig& lc,
-                      torch::optim::Optimizer& opt, const std::vector<at::Tensor>& params, const AutocastState& ac,
-                      int64_t warmup, int64_t steps) {
-  double total = 0;
-  for (int64_t s = 0; s < warmup + steps; ++s) {
-    const auto t0 = Clock::now();
-    train::LossOut out;
-    {
-      AutocastScope scope(ac);
-      out = train::batch_loss(m, b, lc, {b.num_sft_tokens, b.num_questions});
-    }
-    out.loss.backward();
-    torch::nn::utils::clip_grad_norm_(params, 1.0);
-    opt.step();
-    opt.zero_grad();
-    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (s >= warmup) total += dt;
+// One optimiser step (forward in `ac`, backward, clip, AdamW, zero_grad), in milliseconds.
+double one_step(PhantomModelImpl& m, const data::Batch& b, const train::LossConfig& lc, torch::optim::Optimizer& opt,
+                const std::vector<at::Tensor>& params, const AutocastState& ac) {
+  const auto t0 = Clock::now();
+  train::LossOut out;
+  {
+    AutocastScope scope(ac);
+    out = train::batch_loss(m, b, lc, {b.num_sft_tokens, b.num_questions});
   }
-  return {1e3 * total / static_cast<double>(steps), b.num_tokens, b.targets.target.numel()};
+  out.loss.backward();
+  torch::nn::utils::clip_grad_norm_(params, 1.0);
+  opt.step();
+  opt.zero_grad();
+  return 1e3 * std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Median step time of each batch, the batches interleaved round by round (after `warmup` rounds), so a slow
+// spell of a shared machine hits every layout alike.
+std::vector<StepTiming> time_interleaved(PhantomModelImpl& m, const std::vector<const data::Batch*>& batches,
+                                         const std::vector<train::LossConfig>& losses, torch::optim::Optimizer& opt,
+                                         const std::vector<at::Tensor>& params, const AutocastState& ac,
+                                         int64_t warmup, int64_t steps) {
+  std::vector<std::vector<double>> ms(batches.size());
+  for (int64_t r = 0; r < warmup + steps; ++r)
+    for (size_t i = 0; i < batches.size(); ++i) {
+      const double t = one_step(m, *batches[i], losses[i], opt, params, ac);
+      if (r >= warmup) ms[i].push_back(t);
+    }
+  std::vector<StepTiming> out;
+  for (size_t i = 0; i < batches.size(); ++i)
+    out.push_back({median(ms[i]), batches[i]->num_tokens, batches[i]->targets.target.numel()});
+  return out;
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -211,12 +230,12 @@ int cmd_bench(int argc, char** argv) {
         auto b_sft = data::collate_sft(sft, {}, 0);
         auto b_shared = data::collate_preference(qs, {}, 0, true);
         auto b_naive = data::collate_preference(qs, {}, 0, false);
-        auto t_sft = time_steps(*model, b_sft, {"sft"}, *opt, trainable.params, ac, warmup, steps);
-        auto t_shared = time_steps(*model, b_shared, {"po"}, *opt, trainable.params, ac, warmup, steps);
-        auto t_naive = time_steps(*model, b_naive, {"po"}, *opt, trainable.params, ac, warmup, steps);
-        std::printf("po prompt %lld: sft %.1f ms (%lld tok), po shared %.1f ms (%lld tok), po naive %.1f ms (%lld tok) | "
+        auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{"sft"}, {"po"}, {"po"}}, *opt,
+                                  trainable.params, ac, warmup, steps);
+        const auto &t_sft = t[0], &t_shared = t[1], &t_naive = t[2];
+        std::printf("po prompt %lld (median of %lld interleaved steps): sft %.1f ms (%lld tok), po shared %.1f ms (%lld tok), po naive %.1f ms (%lld tok) | "
                     "shared/sft %.2fx, naive/shared %.2fx\n",
-                    static_cast<long long>(P), t_sft.ms, static_cast<long long>(t_sft.tokens), t_shared.ms,
+                    static_cast<long long>(P), static_cast<long long>(steps), t_sft.ms, static_cast<long long>(t_sft.tokens), t_shared.ms,
                     static_cast<long long>(t_shared.tokens), t_naive.ms, static_cast<long long>(t_naive.tokens),
                     t_shared.ms / t_sft.ms, t_naive.ms / t_shared.ms);
         std::fflush(stdout);
@@ -235,7 +254,7 @@ int cmd_bench(int argc, char** argv) {
       for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
       b = data::collate_sft(sft, {}, 0);
     }
-    auto t = time_steps(*model, b, {step1 ? "po" : "sft"}, *opt, trainable.params, ac, warmup, steps);
+    auto t = time_interleaved(*model, {&b}, {{step1 ? "po" : "sft"}}, *opt, trainable.params, ac, warmup, steps)[0];
     auto [n_params, n_train] = count_parameters(*model);
     (void)n_train;
     const double secs = t.ms / 1e3;
