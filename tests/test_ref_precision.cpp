@@ -129,6 +129,12 @@ TEST_CASE("ref logps: the cached table equals a fresh forward of other batches, 
   // A batch for samples the table does not cover is an error, not a silent value.
   auto b = batch_of(samples, px, {0, 1}, true);
   CHECK_THROWS_WITH(train::lookup_ref_logps(table.narrow(0, 0, 1), b), Contains("stale cache"));
+  // `reference:` belongs to dpo/ipo stages and must exist.
+  const auto demo = test::source_path("configs/demo.yaml");
+  CHECK_THROWS_WITH(train::load_run_config(demo, {"stages.0.reference=" + dir.str()}),
+                    Contains("stages.0.reference: only dpo and ipo stages have a reference model"));
+  CHECK_THROWS_WITH(train::load_run_config(demo, {"stages.0.loss=dpo", "stages.0.reference=" + dir.str("nope")}),
+                    Contains("stages.0.reference: checkpoint not found"));
   // A file whose stored key does not match its parts is rejected.
   st::save(dir.str("bad.safetensors"), {{"logps", table}}, {{"key", "0"}, {"key.model", "x"}});
   CHECK_THROWS_WITH(train::load_ref_table(dir.str("bad.safetensors")), Contains("key metadata inconsistent"));

@@ -35,6 +35,14 @@ static void validate(const RunConfig& c) {
     if (c.stages[i].trainable.empty() && c.stages[i].lora.rank == 0)
       throw ConfigError("config error: stages." + std::to_string(i) +
                         ".trainable: empty (list regexes of the parameters to train, e.g. ['.*'])");
+  for (size_t i = 0; i < c.stages.size(); ++i) {
+    const auto& s = c.stages[i];
+    if (s.reference.empty()) continue;
+    const std::string key = "config error: stages." + std::to_string(i) + ".reference: ";
+    if (s.loss != "dpo" && s.loss != "ipo")
+      throw ConfigError(key + "only dpo and ipo stages have a reference model (this stage's loss is " + s.loss + ")");
+    if (!fs::exists(s.reference)) throw ConfigError(key + "checkpoint not found: " + s.reference);
+  }
 }
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
