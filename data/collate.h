@@ -31,6 +31,9 @@ struct Batch {
   Targets targets;
   // Preference batches: segment s is answer seg_answer[s] (0 = chosen) of question seg_question[s].
   at::Tensor seg_question, seg_answer;
+  // Dataset index of each question (preference) or sample (SFT), in batch order; set by the trainer's batch
+  // maker (the loader shuffles; per-sample caches such as DPO reference log-probs are looked up with it).
+  at::Tensor sample_index;
   int64_t num_questions = 0;
   int64_t num_tokens = 0;         // real (non-padding) tokens, for throughput
   int64_t num_sft_tokens = 0;     // tokens in the cross-entropy (chosen answers for preference batches)

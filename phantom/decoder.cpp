@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "phantom/runtime.h"
+
 namespace phantom {
 
 SwiGLUImpl::SwiGLUImpl(int64_t hidden, int64_t inter) : intermediate(inter) {
@@ -115,7 +117,11 @@ at::Tensor DecoderLMImpl::forward_hidden(const DecoderInputs& in, KVCache* cache
     LayerCache* lc = cache ? &cache->layers[i] : nullptr;
     if (activation_checkpointing && is_training() && torch::GradMode::is_enabled() && !lc) {
       auto holder = c10::make_intrusive<LayerFn>();
-      holder->fn = [layer, ai, this](const at::Tensor& h) { return layer->forward(h, ai, rope, nullptr); };
+      // The autocast state of the forward is re-entered when backward recomputes the layer.
+      holder->fn = [layer, ai, this, ac = AutocastState::current()](const at::Tensor& h) {
+        AutocastScope scope(ac);
+        return layer->forward(h, ai, rope, nullptr);
+      };
       // The function's output needs grad only if an input does: make x a grad-requiring input even when
       // everything below it is frozen, so the layer's own trainable tensors still get gradients.
       if (!x.requires_grad()) x = x.detach().requires_grad_(true);

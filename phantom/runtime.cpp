@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 
 #include "phantom/cuda/kernels.h"
@@ -31,6 +32,40 @@ c10::ScalarType pick_compute_dtype(const std::string& precision, const c10::Devi
   if (precision == "fp32") return c10::kFloat;
   if (precision == "bf16") return c10::kBFloat16;
   return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+}
+
+AutocastState AutocastState::current() {
+  AutocastState s;
+  s.cpu = at::autocast::is_autocast_enabled(c10::DeviceType::CPU);
+  s.cuda = at::autocast::is_autocast_enabled(c10::DeviceType::CUDA);
+  s.cpu_dtype = at::autocast::get_autocast_dtype(c10::DeviceType::CPU);
+  s.cuda_dtype = at::autocast::get_autocast_dtype(c10::DeviceType::CUDA);
+  return s;
+}
+
+AutocastState AutocastState::for_compute(c10::ScalarType dtype, const c10::Device& device) {
+  AutocastState s;
+  if (dtype == c10::kFloat || dtype == c10::kDouble) return s;
+  if (device.is_cuda()) s.cuda = true, s.cuda_dtype = dtype;
+  else s.cpu = true, s.cpu_dtype = dtype;
+  return s;
+}
+
+static void apply_autocast(const AutocastState& s) {
+  at::autocast::set_autocast_dtype(c10::DeviceType::CPU, s.cpu_dtype);
+  at::autocast::set_autocast_dtype(c10::DeviceType::CUDA, s.cuda_dtype);
+  at::autocast::set_autocast_enabled(c10::DeviceType::CPU, s.cpu);
+  at::autocast::set_autocast_enabled(c10::DeviceType::CUDA, s.cuda);
+}
+
+AutocastScope::AutocastScope(const AutocastState& state) : prev_(AutocastState::current()) {
+  apply_autocast(state);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  apply_autocast(prev_);
 }
 
 void seed_everything(uint64_t seed, bool deterministic) {

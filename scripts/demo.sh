@@ -16,11 +16,13 @@ cmake --build "$BUILD_DIR" -j "$(nproc)" --target phantom
 .venv/bin/python scripts/make_demo_data.py --out runs/demo-data
 "$BUILD_DIR/phantom" train --config configs/demo.yaml "$@" | tee runs/demo.log | grep -v '^ \|^#\|^[a-z_]*:' || exit 1
 name=$(grep -o 'run directory: [^ ]*' runs/demo.log | head -1 | cut -d' ' -f3)
+plot=$(scripts/plot "$name") || plot="(scripts/plot failed: see above)"
 cat <<EOT
 
 [demo] done. Everything is in $name:
   $name/<stage>/            HF-format model of each stage (config.json, model.safetensors, tokenizer.json)
   $name/metrics.jsonl       one line per step (loss, sft, po, rewards/*, grad norm, lr, tok/s, ...); TensorBoard: $name/tb
+  $plot   the curves (loss, sft/po, rewards/margins, rewards/accuracies, lr, validation): scripts/plot $name
   $name/benchmark/benchmark.json  every held-out answer, scored (the accuracy is printed above)
   $name/checkpoints/        resumable checkpoints: build/phantom train --config configs/demo.yaml --resume
 Try the model:  build/phantom generate --model $name/step2 --image runs/demo-data/images/train/00006.png --prompt "What is this product?"

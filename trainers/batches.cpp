@@ -10,6 +10,7 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
   std::vector<data::EncodedPreference> prefs;
   std::vector<data::EncodedConversation> convs;
   std::vector<at::Tensor> pixels;
+  std::vector<int64_t> kept;  // dataset index of each sample that made it into the batch
   for (auto i : idx) {
     const auto& s = samples[i];
     try {
@@ -51,18 +52,20 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
       if (pref) prefs.push_back(std::move(*pref));
       if (conv) convs.push_back(std::move(*conv));
       pixels.push_back(px);
+      kept.push_back(static_cast<int64_t>(i));
     } catch (const data::DataError& e) {
       if (cfg.data.on_error == "fail") throw;
       std::lock_guard<std::mutex> lock(*mu);
       skipped->add(e.reason);
     }
   }
-  if (preference) {
-    if (prefs.empty()) throw std::runtime_error("every sample of a batch was skipped (see data.on_error)");
-    return data::collate_preference(prefs, pixels, pad_id, shared_prefix);
+  if (kept.empty()) {
+    if (empty_ok) return data::Batch{};
+    throw std::runtime_error("every sample of a batch was skipped (see data.on_error)");
   }
-  if (convs.empty()) throw std::runtime_error("every sample of a batch was skipped (see data.on_error)");
-  return data::collate_sft(convs, pixels, pad_id);
+  auto b = preference ? data::collate_preference(prefs, pixels, pad_id, shared_prefix) : data::collate_sft(convs, pixels, pad_id);
+  b.sample_index = torch::tensor(kept, torch::kInt64);
+  return b;
 }
 
 std::vector<int64_t> estimated_lengths(const std::vector<data::Sample>& samples, int64_t tokens_per_image) {

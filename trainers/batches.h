@@ -27,8 +27,9 @@ struct BatchMaker {
   bool shared_prefix;
   std::mutex* mu;
   data::SkipCounts* skipped;
+  bool empty_ok = false;  // a batch whose samples were all skipped comes back empty instead of failing
 
-  // Builds the batch of samples `idx`; thread-safe (the loader calls it from its worker threads).
+  // Builds the batch of samples `idx` (Batch::sample_index: the dataset index of each kept sample); thread-safe (the loader calls it from its worker threads).
   data::Batch operator()(const std::vector<size_t>& idx) const;
 };
 

@@ -99,7 +99,7 @@ LossOut compute_loss(const at::Tensor& logp, const data::Batch& b, const LossCon
   return out;
 }
 
-LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& lc, const StepCounts& counts) {
+static at::Tensor batch_token_logps(PhantomModelImpl& model, const data::Batch& b) {
   ModelInputs mi;
   mi.input_ids = b.input_ids;
   mi.attention_mask = b.attention_mask;
@@ -107,8 +107,18 @@ LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConf
   mi.mask = b.mask;
   mi.pixel_values = b.pixel_values;
   auto hidden = model.forward_hidden(mi);
-  auto logp = token_logps(hidden, b.targets, [&](const at::Tensor& h) { return model.language_model->logits(h); });
-  return compute_loss(logp, b, lc, counts);
+  return token_logps(hidden, b.targets, [&](const at::Tensor& h) { return model.language_model->logits(h); });
+}
+
+LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& lc, const StepCounts& counts,
+                   const at::Tensor& ref_logps) {
+  return compute_loss(batch_token_logps(model, b), b, lc, counts, ref_logps);
+}
+
+at::Tensor segment_logps(PhantomModelImpl& model, const data::Batch& b) {
+  auto logp = batch_token_logps(model, b);
+  auto seg = b.targets.segment.to(logp.device());
+  return torch::zeros({b.targets.num_segments}, logp.options()).index_add(0, seg, logp);
 }
 
 }  // namespace phantom::train

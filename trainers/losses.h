@@ -47,6 +47,11 @@ LossOut compute_loss(const at::Tensor& token_logp, const data::Batch& batch, con
                      const StepCounts& global, const at::Tensor& ref_logps = {});
 
 // Forward of a batch through the model to its loss (positions, masks and images as the batch says).
-LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& cfg, const StepCounts& counts);
+// `ref_logps` (DPO/IPO): per-segment reference log-probs, see compute_loss.
+LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& cfg, const StepCounts& counts,
+                   const at::Tensor& ref_logps = {});
+
+// Summed log-prob of every segment (answer) of a batch -> (num_segments,) fp32: what DPO/IPO's reference gives.
+at::Tensor segment_logps(PhantomModelImpl& model, const data::Batch& b);
 
 }  // namespace phantom::train

@@ -108,12 +108,14 @@ struct PreferenceConfig {
   double beta = 2.0;   // PO / SimPO beta (paper: 2)
   double gamma = 0.5;  // PO / SimPO margin (paper: 0.5)
   double sft_weight = 1.0;
+  std::string ref_cache_dir;  // DPO/IPO reference log-prob caches; empty = <run>/ref_logps
 
   template <class V>
   void visit(V& v) {
     v.field("beta", beta, "preference temperature beta (paper: 2)", Check::positive());
     v.field("gamma", gamma, "reward margin gamma (paper: 0.5)", Check::non_negative());
     v.field("sft_weight", sft_weight, "weight of the chosen-answer cross-entropy", Check::non_negative());
+    v.field("ref_cache_dir", ref_cache_dir, "dpo/ipo: directory of the reference log-prob caches (empty: <run>/ref_logps)");
   }
 };
 
@@ -123,6 +125,7 @@ struct StageConfig {
   std::vector<std::string> trainable;    // regexes of parameter names trained in this stage
   std::string init_from;                 // HF checkpoint to start from; empty = previous stage's result
   std::string data;                      // annotations for this stage; empty = data.train
+  std::string reference;                 // DPO/IPO reference checkpoint; empty = this stage's starting weights
   double epochs = 1;                     // passes over the data (fractions allowed)
   int64_t max_steps = 0;                 // optimiser steps; > 0 overrides epochs
   OptimOverrides optim;
@@ -136,6 +139,7 @@ struct StageConfig {
     v.field("trainable", trainable, "regexes of trainable parameter names (others frozen)");
     v.field("init_from", init_from, "HF checkpoint to start from (empty: previous stage)");
     v.field("data", data, "annotation file for this stage (empty: data.train)");
+    v.field("reference", reference, "dpo/ipo: HF checkpoint of the reference model (empty: the stage's starting weights)");
     v.field("epochs", epochs, "passes over the data", Check::positive());
     v.field("max_steps", max_steps, "optimiser steps (> 0 overrides epochs)", Check::non_negative());
     v.section("optim", optim, "overrides of the top-level optim for this stage");

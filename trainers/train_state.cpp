@@ -49,6 +49,7 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, torch
   json j = {{"stage", st.stage},           {"stage_step", st.stage_step}, {"global_step", st.global_step},
             {"stage_total", st.stage_total}, {"stage_done", st.stage_done},
             {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}}}};
+  if (!st.ref_identity.empty()) j["ref_identity"] = st.ref_identity;
   util::write_file_atomic((tmp / "config.yaml").string(), resolved_config);
   util::write_file_atomic((tmp / "state.json").string(), j.dump(2) + "\n");  // written last: marks completeness
   for (auto& e : fs::directory_iterator(tmp)) fsync_file(e.path());
@@ -96,6 +97,7 @@ TrainState read_train_state(const std::string& dir) {
   st.stage_done = j.at("stage_done");
   st.data.epoch = j.at("data").at("epoch");
   st.data.batch = j.at("data").at("batch");
+  st.ref_identity = j.value("ref_identity", std::string());
   return st;
 }
 

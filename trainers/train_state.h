@@ -27,6 +27,7 @@ struct TrainState {
   int64_t stage_total = 0;   // optimiser steps of this stage
   bool stage_done = false;   // the stage finished (its model was exported)
   data::LoaderPosition data;
+  std::string ref_identity;  // dpo/ipo: identity of this stage's reference model (checks the cache on resume)
 };
 
 void save_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer* opt,

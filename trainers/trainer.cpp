@@ -26,6 +26,7 @@
 #include "trainers/lora.h"
 #include "trainers/losses.h"
 #include "trainers/optim.h"
+#include "trainers/ref_logps.h"
 #include "trainers/tensorboard.h"
 #include "trainers/train_state.h"
 
@@ -71,6 +72,8 @@ std::map<std::string, double> finish_metrics(const std::map<std::string, double>
   return m;
 }
 
+}  // namespace
+
 // Forward FLOPs per token of the decoder (6x for a training step): 2 * params touched per token + attention.
 double train_flops_per_token(const ModelConfig& c, int64_t seq_len) {
   const auto& l = c.llm;
@@ -83,6 +86,8 @@ double train_flops_per_token(const ModelConfig& c, int64_t seq_len) {
   if (c.phantom != "off") per_layer += 3 * 4 * D * D * H;             // XAttn linears
   return 6.0 * (static_cast<double>(l.num_layers) * (per_layer + attn) + C * static_cast<double>(l.vocab_size));
 }
+
+namespace {
 
 void log_step_line(int64_t gstep, const std::string& stage, int64_t step, int64_t total, double loss,
                    const std::map<std::string, double>& m, double gnorm, double lr, double tok_s, double ms,
@@ -112,6 +117,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   seed_everything(static_cast<uint64_t>(cfg.run.seed));
   const c10::Device device = pick_device(cfg.run.device);
   const auto dtype = pick_compute_dtype(cfg.run.precision, device);
+  const AutocastState autocast = AutocastState::for_compute(dtype, device);  // fp32 master weights, bf16 compute
   g_stop = false;
   auto old_int = std::signal(SIGINT, on_signal);
   auto old_term = std::signal(SIGTERM, on_signal);
@@ -143,9 +149,9 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   tiles.max_num = static_cast<int>(cfg.data.max_tiles);
   tiles.use_thumbnail = cfg.data.use_thumbnail;
   auto [n_params, n_train] = count_parameters(*model);
-  log::info("model: {} parameters ({} family, Phantom {}), {} visual tokens per tile, device {}", n_params,
-            model->cfg.llm.family, model->cfg.phantom, model->tokens_per_tile(), device.str());
-  (void)dtype;
+  log::info("model: {} parameters ({} family, Phantom {}), {} visual tokens per tile, device {}, compute {}{}", n_params,
+            model->cfg.llm.family, model->cfg.phantom, model->tokens_per_tile(), device.str(), c10::toString(dtype),
+            autocast.enabled() ? " (autocast, fp32 master weights)" : "");
 
   // ---- outputs ------------------------------------------------------------------------------------------------
   fs::create_directories(run_dir);
@@ -214,7 +220,8 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     auto opt = make_adamw(trainable, oc);
     if (resuming_here) load_checkpoint_optimizer(ckpt, *opt);
 
-    const auto& train = samples_of(stage.data.empty() ? cfg.data.train : stage.data);
+    const std::string train_path = stage.data.empty() ? cfg.data.train : stage.data;
+    const auto& train = samples_of(train_path);
     const bool preference = stage.loss != "sft";
     BatchMaker maker{cfg, train, enc, tiles, pad_id, preference, cfg.shared_prefix, &skip_mu, &skipped};
     data::LoaderOptions lo;
@@ -231,8 +238,36 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     if (resuming_here) step = st.stage_step, loader.restore(st.data);
     LossConfig lc{stage.loss, cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
 
+    // DPO / IPO: the reference log-probs of every sample, from the on-disk cache or one pass before training.
+    at::Tensor ref_table;
+    std::string ref_identity;
+    if (stage.loss == "dpo" || stage.loss == "ipo") {
+      RefSetup rs;
+      const fs::path cache_dir = cfg.preference.ref_cache_dir.empty() ? fs::path(run_dir) / "ref_logps"
+                                                                       : fs::path(cfg.preference.ref_cache_dir);
+      rs.cache_path = (cache_dir / (stage.name + ".safetensors")).string();
+      rs.stage = stage.name;
+      rs.reference = stage.reference;
+      if (resuming_here) rs.resumed_identity = st.ref_identity;
+      if (resuming_here && rs.resumed_identity.empty())
+        throw std::runtime_error("stage " + stage.name + ": the checkpoint " + ckpt + " records no reference model");
+      rs.data_key = ref_data_key(train_path, train, cfg.data.tokenizer, enc, tiles, cfg.data.max_length, dtype);
+      rs.num_samples = static_cast<int64_t>(train.size());
+      for (auto& s : train) rs.max_answers = std::max<int64_t>(rs.max_answers, 1 + static_cast<int64_t>(s.rejected.size()));
+      rs.batch = cfg.data.batch_size;
+      BatchMaker rm = maker;
+      rm.empty_ok = true;
+      rs.make = rm;
+      rs.device = device;
+      rs.autocast = autocast;
+      auto ref = reference_logps(*model, rs);
+      ref_table = ref.table, ref_identity = ref.identity;
+      result.ref_passes += ref.computed ? 1 : 0;
+    }
+
     auto checkpoint = [&](bool done) {
       TrainState now{si, step, gstep, total, done, loader.position()};
+      now.ref_identity = ref_identity;
       save_checkpoint(run_dir, *model, opt.get(), now, resolved_yaml, cfg.checkpoint.keep_last);
     };
     auto validate = [&]() -> std::map<std::string, double> {
@@ -251,6 +286,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
         for (int64_t i = b0; i < std::min(n, b0 + B); ++i) idx.push_back(static_cast<size_t>(i));
         auto b = to_device(vm(idx), device);
         LossConfig vl{val_pref ? "po" : "sft", cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
+        AutocastScope amp(autocast);
         auto out = batch_loss(*model, b, vl, StepCounts{b.num_sft_tokens, b.num_questions});
         for (auto& [k, v] : out.sums) sums[k] += v;
         ++batches;
@@ -262,6 +298,9 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     };
 
     model->train();
+    // On a terminal: a progress bar with ETA instead of the per-step lines (those stay for logs and pipes).
+    std::unique_ptr<log::Progress> bar;
+    if (log::stdout_is_terminal()) bar = std::make_unique<log::Progress>("stage " + stage.name, total, 10.0, step);
     for (; step < total; ++step) {
       const auto t0 = Clock::now();
       // Fetch the whole accumulation group first: the loss is normalised by its global counts.
@@ -281,7 +320,11 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       std::map<std::string, double> sums;
       double loss = 0;
       for (auto& b : micro) {
-        auto out = batch_loss(*model, b, lc, counts);
+        LossOut out;
+        {
+          AutocastScope amp(autocast);  // forward in the compute dtype; backward outside, as torch.autocast
+          out = batch_loss(*model, b, lc, counts, ref_table.defined() ? lookup_ref_logps(ref_table, b) : at::Tensor());
+        }
         out.loss.backward();
         loss += out.loss.item<double>();
         for (auto& [k, v] : out.sums) sums[k] += v;
@@ -292,6 +335,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
                                               stage.name, pos.epoch, pos.batch);
         opt->zero_grad();
         if (cfg.nonfinite == "stop") throw std::runtime_error(where + "; the last checkpoint is intact");
+        if (bar) bar->clear();
         log::warn("{}: step skipped", where);
         continue;
       }
@@ -313,19 +357,28 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       m["step_ms"] = 1e3 * secs, m["data_wait_ms"] = 1e3 * wait, m["peak_mem_gb"] = peak_memory_gb(device);
       m["tflops"] = tflops;
       if (peak > 0) m["mfu"] = tflops / peak;
-      if ((step + 1) % cfg.log.every_steps == 0 || step + 1 == total)
+      if (bar) {
+        auto opt_metric = [&](const char* k, const char* label) {
+          return m.count(k) ? fmt::format(" {} {:.3f}", label, m[k]) : std::string();
+        };
+        bar->update(step + 1, fmt::format("loss {:.4f}{}{} lr {:.2e} | {:.0f} tok/s", loss, opt_metric("po", "po"),
+                                          opt_metric("rewards/accuracies", "acc"), lr, m["tokens_per_s"]));
+      } else if ((step + 1) % cfg.log.every_steps == 0 || step + 1 == total) {
         log_step_line(gstep, stage.name, step + 1, total, loss, m, gnorm, lr, m["tokens_per_s"], m["step_ms"],
                       m["data_wait_ms"], m["peak_mem_gb"], tflops, peak > 0 ? tflops / peak : 0);
+      }
       m["stage"] = static_cast<double>(si);
       emit(gstep, m);
       result.last_metrics = m;
 
       if (cfg.validation.every_steps > 0 && (step + 1) % cfg.validation.every_steps == 0 && step + 1 < total) {
+        if (bar) bar->clear();
         auto v = validate();
         if (!v.empty()) emit(gstep, v), log::info("validation: {}", nlohmann::json(v).dump());
       }
       const bool stop_now = g_stop || (stop_after_steps > 0 && steps_this_run >= stop_after_steps);
       if (stop_now && step + 1 < total) {
+        if (bar) bar->clear();
         ++step;
         checkpoint(false);
         log::info("stopped at step {} of stage {}: checkpoint saved; continue with --resume", step, stage.name);
@@ -339,6 +392,14 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       }
     }
 
+    if (bar) {
+      bar->finish();
+      if (!result.last_metrics.empty()) {
+        auto& m = result.last_metrics;
+        log_step_line(gstep, stage.name, total, total, m["loss"], m, m["grad_norm"], m["lr"], m["tokens_per_s"],
+                      m["step_ms"], m["data_wait_ms"], m["peak_mem_gb"], m["tflops"], m.count("mfu") ? m["mfu"] : 0);
+      }
+    }
     // ---- stage end: validate, export the model, checkpoint ----
     auto v = validate();
     if (!v.empty()) emit(gstep, v), log::info("stage {} validation: {}", stage.name, nlohmann::json(v).dump());
@@ -365,6 +426,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     gc.max_new_tokens = 5;
     const auto out = (fs::path(run_dir) / "benchmark").string();  // the same path as `phantom eval`
     const auto t0 = Clock::now();
+    AutocastScope amp(autocast);
     auto score = eval::evaluate_mc_file(*model, *tok, enc, tiles, cfg.validation.benchmark,
                                         cfg.validation.benchmark_limit, gc, cfg.data.batch_size, out);
     result.last_metrics["benchmark/accuracy"] = score.accuracy;

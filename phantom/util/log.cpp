@@ -37,8 +37,8 @@ std::string format_duration(double s) {
   return buf;
 }
 
-Progress::Progress(std::string label, int64_t total, double every_s)
-    : label_(std::move(label)), total_(total), every_s_(every_s), tty_(stdout_is_terminal()) {
+Progress::Progress(std::string label, int64_t total, double every_s, int64_t first)
+    : label_(std::move(label)), total_(total), every_s_(every_s), first_(first), tty_(stdout_is_terminal()) {
   start_ = last_ = std::chrono::steady_clock::now();
 }
 
@@ -50,7 +50,8 @@ std::string Progress::line(int64_t done, const std::string& extra) const {
   using namespace std::chrono;
   const double elapsed = duration<double>(steady_clock::now() - start_).count();
   const double frac = total_ > 0 ? static_cast<double>(done) / static_cast<double>(total_) : 0.0;
-  const double eta = done > 0 ? elapsed * (static_cast<double>(total_ - done) / static_cast<double>(done)) : -1;
+  const int64_t run = done - first_;
+  const double eta = run > 0 ? elapsed * (static_cast<double>(total_ - done) / static_cast<double>(run)) : -1;
   std::string s = label_ + " ";
   if (tty_) {
     const int width = 30, fill = static_cast<int>(frac * width);
@@ -75,6 +76,10 @@ void Progress::update(int64_t done, const std::string& extra) {
     last_ = now;
     spdlog::info("{}", line(done, extra));
   }
+}
+
+void Progress::clear() {
+  if (tty_ && !finished_) std::printf("\r\033[K"), std::fflush(stdout);
 }
 
 void Progress::finish(const std::string& extra) {

@@ -24,16 +24,19 @@ bool stdout_is_terminal();
 // (and at the end), so CI logs and `tee`d files stay readable.
 class Progress {
  public:
-  Progress(std::string label, int64_t total, double every_s = 10.0);
+  // `first`: work already done when the bar starts (a resumed run), so the ETA uses this run's rate only.
+  Progress(std::string label, int64_t total, double every_s = 10.0, int64_t first = 0);
   ~Progress();
   void update(int64_t done, const std::string& extra = "");
   void finish(const std::string& extra = "");
+  void clear();  // on a terminal, erases the bar's line so a log line can be printed (the next update redraws)
 
  private:
   std::string line(int64_t done, const std::string& extra) const;
   std::string label_;
   int64_t total_;
   double every_s_;
+  int64_t first_;
   bool tty_;
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_, last_;
