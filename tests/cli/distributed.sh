@@ -7,6 +7,7 @@
 #  - a 4-rank ZeRO checkpoint resumes on 2 ranks and on 1 with the losses of the uninterrupted run;
 #  - a rank that throws (a corrupt image in its share) and a rank killed with SIGKILL end the others with an error
 #    naming that rank, well within distributed.timeout_s;
+#  - SIGTERM to one rank stops every rank after the same step, with a checkpoint, exit status 0;
 #  - torchrun's variables half set are an error; without them no process group is made.
 set -u
 PHANTOM="$1"; SRC="$2"
@@ -77,35 +78,56 @@ else
   bad "a throwing rank: expected its message on rank 1 and 'rank 1 failed: ...' on 3 others, got:"; grep -a "error" "$tmp/throws.log"
 fi
 
+# ---- long runs for the signal tests: 4 ranks, started in the background --------------------------------------------
+start_long() {  # start_long NAME: sets $launcher, returns once 3 steps are logged
+  "$TORCHRUN" --standalone --nproc-per-node=4 --no-python "$PHANTOM" train "${base[@]}" run.name="$1" \
+    stages.0.max_steps=100000 checkpoint.every_steps=0 distributed.timeout_s=30 >"$tmp/$1.log" 2>&1 &
+  launcher=$!
+  for _ in $(seq 1 600); do
+    [ -s "$tmp/runs/$1/metrics.jsonl" ] && [ "$(wc -l <"$tmp/runs/$1/metrics.jsonl")" -ge 3 ] && break
+    sleep 0.1
+  done
+}
+pid_of_rank() {  # pid_of_rank R: the worker of torchrun $launcher whose environment says RANK=R
+  for pid in $(pgrep -P "$launcher"); do
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "RANK=$1" && echo "$pid"
+  done
+}
+wait_launcher() {  # wait_launcher: sets $rc and $took (seconds since $start); kills it after 60 s
+  for _ in $(seq 1 600); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
+  took=$((SECONDS - start))
+  if kill -0 "$launcher" 2>/dev/null; then kill -9 "$launcher"; rc=124; wait "$launcher" 2>/dev/null; return; fi
+  wait "$launcher"; rc=$?
+}
+
 # ---- a rank killed mid-run: the others name it and exit, no hang -----------------------------------------------------
-"$TORCHRUN" --standalone --nproc-per-node=4 --no-python "$PHANTOM" train "${base[@]}" run.name=killed \
-  stages.0.max_steps=100000 checkpoint.every_steps=0 distributed.timeout_s=30 >"$tmp/killed.log" 2>&1 &
-launcher=$!
-for _ in $(seq 1 600); do
-  [ -s "$tmp/runs/killed/metrics.jsonl" ] && [ "$(wc -l <"$tmp/runs/killed/metrics.jsonl")" -ge 3 ] && break
-  sleep 0.1
-done
-victim=""
-for pid in $(pgrep -P "$launcher"); do
-  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "RANK=2" && victim=$pid
-done
+start_long killed
+victim=$(pid_of_rank 2)
 if [ -z "$victim" ]; then
   bad "could not find rank 2 of the long run"; kill "$launcher"; tail -5 "$tmp/killed.log"
 else
-  start=$SECONDS
-  kill -9 "$victim"
-  for _ in $(seq 1 600); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
-  took=$((SECONDS - start))
-  if kill -0 "$launcher" 2>/dev/null; then
-    bad "60 s after rank 2 was killed the run still had not ended"; kill -9 "$launcher"
+  start=$SECONDS; kill -9 "$victim"; wait_launcher
+  named=$(grep -c "error: rank 2 failed: its heartbeat stopped" "$tmp/killed.log")
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ "$named" -ge 1 ] && [ $took -lt 30 ]; then
+    say "ok: rank 2 killed; $named survivor(s) exited with 'rank 2 failed: its heartbeat stopped ...' after ${took} s (launcher rc $rc)"
   else
-    wait "$launcher"; rc=$?
-    named=$(grep -c "error: rank 2 failed: its heartbeat stopped" "$tmp/killed.log")
-    if [ $rc -ne 0 ] && [ "$named" -ge 1 ] && [ $took -lt 30 ]; then
-      say "ok: rank 2 killed; $named survivor(s) exited with 'rank 2 failed: its heartbeat stopped ...' after ${took} s (launcher rc $rc)"
-    else
-      bad "killed rank: rc=$rc, $named survivors named rank 2, ${took} s:"; grep -a "error" "$tmp/killed.log" | head
-    fi
+    bad "killed rank: rc=$rc, $named survivors named rank 2, ${took} s:"; grep -a "error" "$tmp/killed.log" | head
+  fi
+fi
+
+# ---- SIGTERM to one rank: all ranks stop after the same step, rank 0 checkpoints it, everyone exits 0 ---------------
+start_long stopped
+victim=$(pid_of_rank 3)
+if [ -z "$victim" ]; then
+  bad "could not find rank 3 of the long run"; kill "$launcher"
+else
+  start=$SECONDS; kill -TERM "$victim"; wait_launcher
+  last=$("$PY" -c "import json,sys; print(max(json.loads(l)['step'] for l in open(sys.argv[1])))" "$tmp/runs/stopped/metrics.jsonl")
+  ckpt="$tmp/runs/stopped/checkpoints/step-$(printf %06d "$last")"
+  if [ $rc -eq 0 ] && grep -q "stopped at step $last of stage warmup" "$tmp/stopped.log" && [ -f "$ckpt/state.json" ]; then
+    say "ok: SIGTERM to rank 3: all ranks stopped after step $last, checkpoint $(basename "$ckpt"), launcher rc 0 (${took} s)"
+  else
+    bad "SIGTERM to rank 3: rc=$rc, last step $last:"; grep -a "error\|stopped" "$tmp/stopped.log" | head
   fi
 fi
 
