@@ -11,8 +11,9 @@ RANKS=${RANKS:-"1 2 4"}; STEPS=${STEPS:-12}; PER_RANK=${PER_RANK:-8}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 .venv/bin/python scripts/make_demo_data.py --out "$tmp/data" --train 512 --val 4 --test 4 >/dev/null
 d="$tmp/data"
+cores=$(nproc --all)
 export OMP_NUM_THREADS=1
-echo "== $(nproc) cores; ranks: $RANKS; $STEPS steps (2 warm-up) of $PER_RANK samples per rank, 1 thread per rank"
+echo "== $cores cores, load average $(cut -d' ' -f1-3 /proc/loadavg); ranks: $RANKS; $STEPS steps (2 warm-up) of $PER_RANK samples per rank, 1 thread per rank"
 base=1
 for n in $RANKS; do
   .venv/bin/torchrun --standalone --nproc-per-node="$n" --no-python build/phantom train --config configs/demo.yaml \
