@@ -478,6 +478,7 @@ void StageOptimizer::launch(Bucket& b) {
 
 void StageOptimizer::finish_backward() {
   if (!w_) return;
+  const auto t0 = Clock::now();
   std::lock_guard<std::mutex> lock(mu_);
   while (next_launch_ < buckets_.size()) launch(*buckets_[next_launch_++]);  // unused tensors, or overlap off
   torch::NoGradGuard ng;
@@ -500,6 +501,7 @@ void StageOptimizer::finish_backward() {
   }
   next_launch_ = 0;
   syncing_ = false;
+  sync_ms_ = 1e3 * since(t0);
 }
 
 double StageOptimizer::clip_grad_norm(double max_norm) {

@@ -116,6 +116,7 @@ class StageOptimizer {
   // Data parallel: the next backward is the last micro-batch of the step, so its gradients are all-reduced.
   void sync_next_backward(bool on);
   void finish_backward();  // waits for every bucket and writes the summed gradients back
+  double last_sync_ms() const { return sync_ms_; }  // finish_backward's wait: unhidden communication + slower ranks
   double clip_grad_norm(double max_norm);  // global norm (every rank holds the summed gradients)
   void step(double lr);    // AdamW step (ZeRO: own partition, then owners broadcast), gradients cleared
   void zero_grad();
@@ -142,6 +143,7 @@ class StageOptimizer {
   std::vector<std::unique_ptr<Bucket>> buckets_;
   std::vector<size_t> bucket_of_;              // bucket index of each trainable tensor
   size_t next_launch_ = 0;
+  double sync_ms_ = 0;
   bool syncing_ = false;
   std::mutex mu_;
 };

@@ -26,9 +26,11 @@ for n in $RANKS; do
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l][2:]
 n = int(sys.argv[2])
-print(sum(r["tokens_per_s"] for r in rows) / len(rows) / n)
+sync = sum(r.get("grad_sync_ms", 0) for r in rows) / sum(r["step_ms"] for r in rows)
+print(sum(r["tokens_per_s"] for r in rows) / len(rows) / n, 100 * sync)
 PY
 )
+  read -r tps sync <<<"$tps"
   [ "$n" = 1 ] && base=$tps
-  python3 -c "import sys; t, b, n = map(float, sys.argv[1:]); print(f'{int(n)} rank(s): {t:8.0f} tokens/s per rank, {t/b*100:5.1f}% of 1 rank')" "$tps" "$base" "$n"
+  python3 -c "import sys; t, b, n, s = map(float, sys.argv[1:]); print(f'{int(n)} rank(s): {t:8.0f} tokens/s per rank, {t/b*100:5.1f}% of 1 rank; rank 0 waits {s:4.1f}% of a step for gradients after its backward')" "$tps" "$base" "$n" "$sync"
 done

@@ -139,4 +139,8 @@ grep -q "WORLD_SIZE is set but RANK is not" "$tmp/half.log" && say "ok: WORLD_SI
 ranks 4 odd data.batch_size=6 && bad "batch 6 over 4 ranks was accepted"
 grep -q "data.batch_size (6) must be a multiple of the number of ranks (4)" "$tmp/odd.log" \
   && say "ok: batch 6 on 4 ranks -> config error" || { bad "batch 6 on 4 ranks"; grep -a error "$tmp/odd.log" | head -3; }
+# NCCL is for CUDA tensors: on a CPU run it is a config error, not a crash
+ranks 2 nccl distributed.backend=nccl run.device=cpu && bad "nccl on CPU was accepted"
+grep -q "distributed.backend: nccl needs CUDA tensors" "$tmp/nccl.log" \
+  && say "ok: nccl on CPU -> config error" || { bad "nccl on CPU"; grep -a error "$tmp/nccl.log" | head -3; }
 exit $fail
