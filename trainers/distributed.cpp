@@ -480,6 +480,7 @@ void StageOptimizer::finish_backward() {
   if (!w_) return;
   const auto t0 = Clock::now();
   std::lock_guard<std::mutex> lock(mu_);
+  overlapped_ = static_cast<int64_t>(next_launch_);
   while (next_launch_ < buckets_.size()) launch(*buckets_[next_launch_++]);  // unused tensors, or overlap off
   torch::NoGradGuard ng;
   for (auto& bp : buckets_) {
@@ -629,7 +630,7 @@ std::string StageOptimizer::memory_report() {
   sum_over_ranks(w_, per);
   std::string s = fmt::format("AdamW state per rank ({}):", dc_.zero ? "ZeRO-1 sharded" : "replicated");
   for (size_t r = 0; r < per.size(); ++r) s += fmt::format(" {}={:.2f} MB", r, static_cast<double>(per[r]) / mb);
-  return s;
+  return s + fmt::format("; gradients summed in {} bucket(s){}", buckets_.size(), dc_.overlap ? " during backward" : " after backward");
 }
 
 }  // namespace phantom::train

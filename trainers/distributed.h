@@ -117,6 +117,7 @@ class StageOptimizer {
   void sync_next_backward(bool on);
   void finish_backward();  // waits for every bucket and writes the summed gradients back
   double last_sync_ms() const { return sync_ms_; }  // finish_backward's wait: unhidden communication + slower ranks
+  int64_t last_overlapped() const { return overlapped_; }  // buckets whose all-reduce started during backward
   double clip_grad_norm(double max_norm);  // global norm (every rank holds the summed gradients)
   void step(double lr);    // AdamW step (ZeRO: own partition, then owners broadcast), gradients cleared
   void zero_grad();
@@ -144,6 +145,7 @@ class StageOptimizer {
   std::vector<size_t> bucket_of_;              // bucket index of each trainable tensor
   size_t next_launch_ = 0;
   double sync_ms_ = 0;
+  int64_t overlapped_ = 0;
   bool syncing_ = false;
   std::mutex mu_;
 };

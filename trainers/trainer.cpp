@@ -418,7 +418,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       m["loss"] = loss, m["grad_norm"] = gnorm, m["lr"] = lr, m["tokens_per_s"] = static_cast<double>(tokens) / secs;
       m["step_ms"] = 1e3 * secs, m["data_wait_ms"] = 1e3 * wait, m["peak_mem_gb"] = peak_memory_gb(device);
       m["tflops"] = tflops;
-      if (world) m["grad_sync_ms"] = opt.last_sync_ms();
+      if (world) m["grad_sync_ms"] = opt.last_sync_ms(), m["buckets_in_backward"] = static_cast<double>(opt.last_overlapped());
       if (peak > 0) m["mfu"] = tflops / peak;
       if ((step + 1) % cfg.log.every_steps == 0 || step + 1 == total)
         log_step_line(gstep, stage.name, step + 1, total, loss, m, gnorm, lr, m["tokens_per_s"], m["step_ms"],

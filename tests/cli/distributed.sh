@@ -43,12 +43,28 @@ same() {  # same RUN_A RUN_B [exact]
 single one || { bad "1-process run"; tail -5 "$tmp/one.log"; }
 grep -q "distributed: rank" "$tmp/one.log" && bad "a process without torchrun's variables made a process group"
 for n in 2 4; do
-  ranks "$n" "dp$n" || { bad "$n-rank run"; tail -20 "$tmp/dp$n.log"; continue; }
+  # 4 ranks: 50 KB buckets, so many all-reduces start during backward (2 ranks: one bucket holds everything)
+  extra=(); [ "$n" = 4 ] && extra=(distributed.bucket_mb=0.05)
+  ranks "$n" "dp$n" "${extra[@]}" || { bad "$n-rank run"; tail -20 "$tmp/dp$n.log"; continue; }
   grep -q "distributed: rank 0 of $n" "$tmp/dp$n.log" || bad "$n ranks: no process group line"
   grep -q "\[rank 1/$n\]" "$tmp/dp$n.log" && bad "$n ranks: rank 1 logged below warning level"
   same one "dp$n" || bad "$n ranks differ from 1 process"
 done
-ranks 2 zero2 distributed.zero=true || { bad "ZeRO 2-rank run"; tail -20 "$tmp/zero2.log"; }
+grep -Eq "gradients summed in [0-9]{2,} bucket\(s\) during backward" "$tmp/dp4.log" || bad "4 ranks: not several buckets"
+# ...and they really start while backward runs: every bucket of every step (metric buckets_in_backward)
+"$PY" - "$tmp/dp4.log" "$tmp/runs/dp4/metrics.jsonl" <<'PY' || bad "4 ranks: buckets did not start during backward"
+import json, re, sys
+total = [int(n) for n in re.findall(r"gradients summed in (\d+) bucket", open(sys.argv[1]).read())]
+seen = sorted({int(json.loads(l)["buckets_in_backward"]) for l in open(sys.argv[2]) if "buckets_in_backward" in l})
+print(f"  dp4: buckets per stage {total}, started during backward {seen}")
+sys.exit(0 if seen and set(seen) <= set(total) and min(seen) > 1 else 1)
+PY
+# With 2 ranks every element is a + b whatever the bucketing: small buckets during backward, and ZeRO-1 with
+# buckets reduced after backward, must both equal the one-bucket run exactly.
+ranks 2 buckets2 distributed.bucket_mb=0.05 || { bad "2 ranks, small buckets"; tail -20 "$tmp/buckets2.log"; }
+same dp2 buckets2 exact || bad "small buckets during backward differ from one bucket"
+ranks 2 zero2 distributed.zero=true distributed.overlap=false distributed.bucket_mb=0.05 \
+  || { bad "ZeRO 2-rank run"; tail -20 "$tmp/zero2.log"; }
 grep -q "AdamW state per rank (ZeRO-1 sharded)" "$tmp/zero2.log" || bad "ZeRO: no per-rank memory report"
 same dp2 zero2 exact || bad "ZeRO-1 differs from plain data parallel"
 
