@@ -39,7 +39,7 @@ struct DataConfig {
   int64_t max_tiles = 6;              // dynamic tiling: at most this many tiles (+ thumbnail)
   bool use_thumbnail = true;          // append a whole-image tile when tiling
   int64_t max_length = 2048;          // tokens after image expansion; longer samples follow on_error
-  int64_t batch_size = 1;             // questions per micro-batch per rank
+  int64_t batch_size = 1;             // questions per micro-batch over all ranks (split across them)
   int64_t num_workers = 2;            // loader threads
   int64_t prefetch = 4;               // batches prepared ahead
   bool shuffle = true;
@@ -59,7 +59,7 @@ struct DataConfig {
     v.field("max_tiles", max_tiles, "dynamic tiling: max tiles per image (Phantom: 6)", Check::positive());
     v.field("use_thumbnail", use_thumbnail, "append a thumbnail tile when an image has several tiles");
     v.field("max_length", max_length, "max tokens after image expansion", Check::positive());
-    v.field("batch_size", batch_size, "questions per micro-batch per rank", Check::positive());
+    v.field("batch_size", batch_size, "questions per micro-batch over all ranks (each rank gets batch_size / world)", Check::positive());
     v.field("num_workers", num_workers, "loader worker threads", Check::non_negative());
     v.field("prefetch", prefetch, "batches prepared ahead", Check::positive());
     v.field("shuffle", shuffle, "shuffle each epoch (seeded by run.seed and the epoch)");

@@ -187,6 +187,28 @@ struct ValidationConfig {
   }
 };
 
+// Data parallelism over the ranks of a torchrun launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT);
+// a process started without those variables ignores this section. See docs/distributed.md.
+struct DistributedConfig {
+  std::string backend = "auto";  // auto (nccl for CUDA, gloo for CPU) | gloo | nccl
+  double timeout_s = 300;        // rendezvous and every collective; a rank waiting longer ends the run
+  double bucket_mb = 25;         // gradients are summed in buckets of about this size during backward
+  bool overlap = true;           // start a bucket's all-reduce as soon as its gradients are ready
+  bool fp32_reduce = true;       // bf16 gradients are summed in fp32
+  bool zero = false;             // ZeRO-1: AdamW state sharded over ranks, updated tensors broadcast by owners
+
+  template <class V>
+  void visit(V& v) {
+    v.field("backend", backend, "auto (nccl for CUDA, gloo for CPU) | gloo | nccl",
+            Check::one_of({"auto", "gloo", "nccl"}));
+    v.field("timeout_s", timeout_s, "seconds a rendezvous or collective may wait before the run fails", Check::positive());
+    v.field("bucket_mb", bucket_mb, "gradient all-reduce bucket size in MB", Check::positive());
+    v.field("overlap", overlap, "all-reduce gradient buckets during backward as they become ready");
+    v.field("fp32_reduce", fp32_reduce, "sum bf16 gradients in fp32");
+    v.field("zero", zero, "ZeRO-1: shard the AdamW state over ranks (checkpoints still hold the full state)");
+  }
+};
+
 struct RunConfig {
   RunSection run;
   ModelConfig model;
@@ -200,6 +222,7 @@ struct RunConfig {
   CheckpointConfig checkpoint;
   LogConfig log;
   ValidationConfig validation;
+  DistributedConfig distributed;
 
   template <class V>
   void visit(V& v) {
@@ -215,6 +238,7 @@ struct RunConfig {
     v.section("checkpoint", checkpoint, "checkpointing");
     v.section("log", log, "metrics output");
     v.section("validation", validation, "held-out loss and benchmark");
+    v.section("distributed", distributed, "data parallel training under torchrun (ignored in a single process)");
   }
 };
 

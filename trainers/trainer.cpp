@@ -22,6 +22,7 @@
 #include "phantom/runtime.h"
 #include "phantom/util/log.h"
 #include "trainers/batches.h"
+#include "trainers/distributed.h"
 #include "trainers/evaluate.h"
 #include "trainers/lora.h"
 #include "trainers/losses.h"
@@ -112,10 +113,17 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   RecipeResult result;
   result.run_dir = run_dir;
 
-  // ---- setup: threads, seed, device ----------------------------------------------------------------------------
+  // ---- setup: threads, seed, device, process group (under torchrun) --------------------------------------------
   set_threads(cfg.run.threads);
   seed_everything(static_cast<uint64_t>(cfg.run.seed));
-  const c10::Device device = pick_device(cfg.run.device);
+  World* world = World::init(cfg.distributed, cfg.run.device);  // nullptr in a single process
+  const int rank = world ? world->rank() : 0, nranks = world ? world->size() : 1;
+  const bool writer = rank == 0;  // only rank 0 writes metrics, TensorBoard, checkpoints and exports
+  const c10::Device device = world ? world->device() : pick_device(cfg.run.device);
+  if (cfg.data.batch_size % nranks != 0)
+    throw config::ConfigError("config error: data.batch_size (" + std::to_string(cfg.data.batch_size) +
+                              ") must be a multiple of the number of ranks (" + std::to_string(nranks) +
+                              "): it is the global micro-batch, split across ranks");
   const auto dtype = pick_compute_dtype(cfg.run.precision, device);
   const AutocastState autocast = AutocastState::for_compute(dtype, device);  // fp32 master weights, bf16 compute
   g_stop = false;
@@ -154,11 +162,15 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
             autocast.enabled() ? " (autocast, fp32 master weights)" : "");
 
   // ---- outputs ------------------------------------------------------------------------------------------------
-  fs::create_directories(run_dir);
-  std::ofstream jsonl(fs::path(run_dir) / "metrics.jsonl", std::ios::app);
+  std::ofstream jsonl;
   std::unique_ptr<TensorBoardWriter> tb;
-  if (cfg.log.tensorboard) tb = std::make_unique<TensorBoardWriter>((fs::path(run_dir) / "tb").string());
+  if (writer) {
+    fs::create_directories(run_dir);
+    jsonl.open(fs::path(run_dir) / "metrics.jsonl", std::ios::app);
+    if (cfg.log.tensorboard) tb = std::make_unique<TensorBoardWriter>((fs::path(run_dir) / "tb").string());
+  }
   auto emit = [&](int64_t gstep, const std::map<std::string, double>& values) {
+    if (!writer) return;
     nlohmann::json j = values;
     j["step"] = gstep;
     jsonl << j.dump() << "\n";
@@ -185,6 +197,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     log::info("resuming from {} (stage {}, step {}/{})", ckpt, st.stage, st.stage_step, st.stage_total);
     if (st.stage_done) ++st.stage, st.stage_step = 0, st.data = {}, st.stage_done = false;
   }
+  broadcast_module(world, *model);  // data parallel: every rank starts from rank 0's weights
 
   // ---- data -------------------------------------------------------------------------------------------------------
   std::map<std::string, std::vector<data::Sample>> datasets;
@@ -213,12 +226,15 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     }
     const OptimConfig oc = stage.optim.resolve(cfg.optim);
     if (!resuming_here) attach_stage_lora(*model, stage);  // lora.rank > 0: adapters (merged at stage end)
+    if (!resuming_here && stage.lora.rank > 0) broadcast_module(world, *model);  // rank 0's fresh adapters everywhere
     const Trainable trainable = select_stage_trainable(*model, stage);
     log::info("stage {} ({}): {} trainable parameters of {} ({:.2f}%) in {} tensors", stage.name, stage.loss,
               trainable.count, n_params, 100.0 * static_cast<double>(trainable.count) / static_cast<double>(n_params),
               trainable.names.size());
-    auto opt = make_adamw(trainable, oc);
-    if (resuming_here) load_checkpoint_optimizer(ckpt, *opt);
+    StageOptimizer opt(world, trainable, oc, cfg.distributed);  // AdamW; data parallel: summed gradients, ZeRO
+    if (resuming_here) opt.load(ckpt);
+    const std::string memory = opt.memory_report();
+    log::info("stage {}: {}", stage.name, memory);
 
     const std::string train_path = stage.data.empty() ? cfg.data.train : stage.data;
     const auto& train = samples_of(train_path);
@@ -226,6 +242,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     BatchMaker maker{cfg, train, enc, tiles, pad_id, preference, cfg.shared_prefix, &skip_mu, &skipped};
     data::LoaderOptions lo;
     lo.global_batch = cfg.data.batch_size;
+    lo.rank = rank, lo.world = nranks;  // each rank reads its share of the same global batches
     lo.seed = static_cast<uint64_t>(cfg.run.seed) + static_cast<uint64_t>(si) * 7919;
     lo.shuffle = cfg.data.shuffle;
     lo.group_by_length = cfg.data.group_by_length;
@@ -268,7 +285,8 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     auto checkpoint = [&](bool done) {
       TrainState now{si, step, gstep, total, done, loader.position()};
       now.ref_identity = ref_identity;
-      save_checkpoint(run_dir, *model, opt.get(), now, resolved_yaml, cfg.checkpoint.keep_last);
+      auto* state = opt.checkpoint_state();  // the full AdamW state (gathered on rank 0 under ZeRO)
+      if (writer) save_checkpoint(run_dir, *model, state, now, resolved_yaml, cfg.checkpoint.keep_last);
     };
     auto validate = [&]() -> std::map<std::string, double> {
       if (cfg.data.val.empty()) return {};
@@ -282,15 +300,18 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       int64_t batches = 0;
       for (int64_t b0 = 0; b0 < n; b0 += B) {
         if (cfg.validation.max_batches > 0 && batches >= cfg.validation.max_batches) break;
+        ++batches;
+        const auto [first, last] = rank_share(b0, std::min(n, b0 + B), rank, nranks);  // this rank's part
+        if (first == last) continue;
         std::vector<size_t> idx;
-        for (int64_t i = b0; i < std::min(n, b0 + B); ++i) idx.push_back(static_cast<size_t>(i));
+        for (int64_t i = first; i < last; ++i) idx.push_back(static_cast<size_t>(i));
         auto b = to_device(vm(idx), device);
         LossConfig vl{val_pref ? "po" : "sft", cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
         AutocastScope amp(autocast);
         auto out = batch_loss(*model, b, vl, StepCounts{b.num_sft_tokens, b.num_questions});
         for (auto& [k, v] : out.sums) sums[k] += v;
-        ++batches;
       }
+      sum_over_ranks(world, sums);
       model->train();
       std::map<std::string, double> m;
       for (auto& [k, v] : finish_metrics(sums)) m["val/" + k] = v;
@@ -317,9 +338,15 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
         counts.sft_tokens += b.num_sft_tokens, counts.questions += b.num_questions, tokens += b.num_tokens;
         max_len = std::max<int64_t>(max_len, b.input_ids.size(1));
       }
+      // Data parallel: the counts of the whole step over all ranks, and a stop signal every rank agrees on.
+      std::vector<int64_t> agreed{counts.sft_tokens, counts.questions, g_stop ? 1 : 0};
+      sum_over_ranks(world, agreed);
+      counts = StepCounts{agreed[0], agreed[1]};
       std::map<std::string, double> sums;
       double loss = 0;
-      for (auto& b : micro) {
+      for (size_t k = 0; k < micro.size(); ++k) {
+        opt.sync_next_backward(k + 1 == micro.size());  // gradients are summed over ranks in the last backward
+        const auto& b = micro[k];
         LossOut out;
         {
           AutocastScope amp(autocast);  // forward in the compute dtype; backward outside, as torch.autocast
@@ -327,23 +354,27 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
         }
         out.loss.backward();
         loss += out.loss.item<double>();
-        for (auto& [k, v] : out.sums) sums[k] += v;
+        for (auto& [kk, v] : out.sums) sums[kk] += v;
+      }
+      opt.finish_backward();
+      if (world) {  // the step's loss, tokens and metric sums over all ranks
+        sums["step/loss"] = loss, sums["step/tokens"] = static_cast<double>(tokens);
+        sum_over_ranks(world, sums);
+        loss = sums["step/loss"], tokens = static_cast<int64_t>(sums["step/tokens"]);
       }
       if (!std::isfinite(loss)) {
         const auto pos = loader.position();
         const std::string where = fmt::format("non-finite loss {} at step {} of stage {} (epoch {}, batch {})", loss, step,
                                               stage.name, pos.epoch, pos.batch);
-        opt->zero_grad();
+        opt.zero_grad();
         if (cfg.nonfinite == "stop") throw std::runtime_error(where + "; the last checkpoint is intact");
         if (bar) bar->clear();
         log::warn("{}: step skipped", where);
         continue;
       }
-      const double gnorm = torch::nn::utils::clip_grad_norm_(trainable.params, oc.grad_clip > 0 ? oc.grad_clip : 1e30);
+      const double gnorm = opt.clip_grad_norm(oc.grad_clip);  // the global norm
       const double lr = lr_at(step, total, oc);
-      set_lr(*opt, lr);
-      opt->step();
-      opt->zero_grad();
+      opt.step(lr);
       ++gstep, ++steps_this_run;
       result.losses.push_back(loss);
 
@@ -352,10 +383,11 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       auto m = finish_metrics(sums);
       const double flops = train_flops_per_token(model->cfg, max_len) * static_cast<double>(tokens);
       const double tflops = flops / secs / 1e12;
-      const double peak = cfg.log.peak_tflops > 0 ? cfg.log.peak_tflops : (device.is_cuda() ? 989.0 : 0.0);
+      const double peak = nranks * (cfg.log.peak_tflops > 0 ? cfg.log.peak_tflops : (device.is_cuda() ? 989.0 : 0.0));
       m["loss"] = loss, m["grad_norm"] = gnorm, m["lr"] = lr, m["tokens_per_s"] = static_cast<double>(tokens) / secs;
       m["step_ms"] = 1e3 * secs, m["data_wait_ms"] = 1e3 * wait, m["peak_mem_gb"] = peak_memory_gb(device);
       m["tflops"] = tflops;
+      if (world) m["grad_sync_ms"] = opt.last_sync_ms(), m["buckets_in_backward"] = static_cast<double>(opt.last_overlapped());
       if (peak > 0) m["mfu"] = tflops / peak;
       if (bar) {
         auto opt_metric = [&](const char* k, const char* label) {
@@ -376,7 +408,8 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
         auto v = validate();
         if (!v.empty()) emit(gstep, v), log::info("validation: {}", nlohmann::json(v).dump());
       }
-      const bool stop_now = g_stop || (stop_after_steps > 0 && steps_this_run >= stop_after_steps);
+      const bool signalled = world ? agreed[2] > 0 : g_stop.load();
+      const bool stop_now = signalled || (stop_after_steps > 0 && steps_this_run >= stop_after_steps);
       if (stop_now && step + 1 < total) {
         if (bar) bar->clear();
         ++step;
@@ -406,9 +439,11 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     if (skipped.total()) log::warn("data: {}", skipped.summary());
     const std::string export_dir = (fs::path(run_dir) / stage.name).string();
     if (const int64_t merged = merge_lora(*model)) log::info("stage {}: {} LoRA adapters merged into the base weights", stage.name, merged);
-    save_phantom(*model, export_dir);
-    fs::copy_file(cfg.data.tokenizer, fs::path(export_dir) / fs::path(cfg.data.tokenizer).filename(),
-                  fs::copy_options::overwrite_existing);
+    if (writer) {
+      save_phantom(*model, export_dir);
+      fs::copy_file(cfg.data.tokenizer, fs::path(export_dir) / fs::path(cfg.data.tokenizer).filename(),
+                    fs::copy_options::overwrite_existing);
+    }
     result.final_model = export_dir;
     checkpoint(true);
     log::info("stage {} done: model exported to {}", stage.name, export_dir);
@@ -420,7 +455,7 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   }
 
   // ---- held-out benchmark through generation (the paper's protocol: beam search, 3 beams, 5 new tokens) ----
-  if (!cfg.validation.benchmark.empty()) {
+  if (!cfg.validation.benchmark.empty() && writer) {  // rank 0 alone: generation needs no other rank
     GenerationConfig gc;
     gc.num_beams = cfg.validation.num_beams;
     gc.max_new_tokens = 5;

@@ -1,10 +1,12 @@
 // phantom train --config F [key=value ...] [--resume [DIR]]
 #include <cstdio>
+#include <filesystem>
 
 #include "phantom/cli/args.h"
 #include "phantom/cli/commands.h"
 #include "phantom/runtime.h"
 #include "phantom/util/logf.h"
+#include "trainers/distributed.h"
 #include "trainers/run_config.h"
 #include "trainers/trainer.h"
 
@@ -26,16 +28,28 @@ int cmd_train(int argc, char** argv) {
   }
   if (!a.positional.empty()) throw UsageError("unexpected argument '" + a.positional[0] + "' (overrides are key=value)");
   const std::string path = a.require("config");
+  // Under torchrun: "[rank r/n]" on every line, and only rank 0 logs below warnings or writes files.
+  const auto launch = train::launch_env();
+  const bool rank0 = !launch || launch->rank == 0;
+  if (launch && launch->world > 1) log::init(launch->rank, launch->world, !rank0);
   train::RunConfig cfg = train::load_run_config(path, a.overrides);
   const std::string resolved = train::resolved_yaml(cfg, path, a.overrides);
-  std::fputs(resolved.c_str(), stdout);
-  const std::string dir = train::prepare_run_dir(cfg, resolved);
+  if (rank0) std::fputs(resolved.c_str(), stdout);
+  const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved)
+                                : (std::filesystem::path(cfg.run.output_dir) / cfg.run.name).string();
   log::info("run directory: {} (resolved config saved as config.yaml)", dir);
   const int threads = set_threads(cfg.run.threads);
   log::info("intra-op threads: {}", threads);
   if (a.has("dry-run")) return 0;
   const std::string resume = a.options.count("resume") ? a.get("resume") : (a.switches.count("resume") ? "latest" : "");
-  auto result = train::run_recipe(cfg, dir, resolved, resume, std::stoll(a.get("max-steps", "0")));
+  train::RecipeResult result;
+  try {
+    result = train::run_recipe(cfg, dir, resolved, resume, std::stoll(a.get("max-steps", "0")));
+  } catch (const std::exception& e) {
+    train::fail_if_distributed(e);  // data parallel: tell the other ranks, exit 1 ("rank N failed: ...")
+    throw;
+  }
+  if (!rank0) return 0;
   if (result.interrupted) {
     std::printf("stopped early; resume with:\n  build/phantom train --config %s --resume\n", path.c_str());
     return 0;

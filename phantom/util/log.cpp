@@ -14,12 +14,13 @@ void info(const std::string& m) { spdlog::info("{}", m); }
 void warn(const std::string& m) { spdlog::warn("{}", m); }
 void error(const std::string& m) { spdlog::error("{}", m); }
 
-void init(int rank, int world) {
+void init(int rank, int world, bool quiet) {
   std::string pattern = "[%H:%M:%S.%e] ";
   if (world > 1) pattern += "[rank " + std::to_string(rank) + "/" + std::to_string(world) + "] ";
   pattern += "%^%l%$ %v";
   spdlog::set_pattern(pattern);
   if (const char* lvl = std::getenv("PHANTOM_LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(lvl));
+  else if (quiet) spdlog::set_level(spdlog::level::warn);
 }
 
 bool stdout_is_terminal() { return isatty(fileno(stdout)) != 0; }

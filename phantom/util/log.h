@@ -14,8 +14,8 @@ void warn(const std::string& msg);
 void error(const std::string& msg);
 
 // Sets the global logger's pattern. rank/world come from the launcher (torchrun); world 1 shows no rank.
-// Level from PHANTOM_LOG_LEVEL (trace|debug|info|warn|error), default info.
-void init(int rank = 0, int world = 1);
+// Level from PHANTOM_LOG_LEVEL (trace|debug|info|warn|error), default info (`quiet`: warn, for ranks other than 0).
+void init(int rank = 0, int world = 1, bool quiet = false);
 
 // True when stdout is an interactive terminal.
 bool stdout_is_terminal();
