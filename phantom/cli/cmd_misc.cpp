@@ -1,4 +1,4 @@
-// Subcommands that are still small: info, convert, and the ones whose implementation lands with later issues.
+// The small subcommands: info and convert.
 #include <cstdio>
 #include <cstring>
 
@@ -8,11 +8,6 @@
 #include "trainers/lora.h"
 
 namespace phantom::cli {
-
-int not_yet_available(const char* command, const char* issue) {
-  std::fprintf(stderr, "error: `phantom %s` is not yet available in this build (it lands with %s)\n", command, issue);
-  return 3;
-}
 
 int cmd_info(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2, {"threads"}, {"help"});

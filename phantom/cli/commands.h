@@ -31,7 +31,4 @@ Loaded load_for_inference(const Args& a);
 // --max-new-tokens, --num-beams, --do-sample, --temperature, --top-p, --top-k, --seed
 GenerationConfig generation_options(const Args& a);
 
-// For subcommands whose implementation has not landed yet: a clear error, exit code 3.
-int not_yet_available(const char* command, const char* issue);
-
 }  // namespace phantom::cli

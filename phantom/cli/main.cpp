@@ -22,11 +22,11 @@ const Command kCommands[] = {
     {"train", phantom::cli::cmd_train, "train a model through the stages of a YAML recipe (SFT, PO, ...)"},
     {"eval", phantom::cli::cmd_eval, "evaluate a model on a paper benchmark (SQA-IMG, MMBench, POPE, MME, ...)"},
     {"generate", phantom::cli::cmd_generate, "answer a prompt about an image with a model"},
-    {"data", phantom::cli::cmd_data, "inspect a dataset: `data check` renders samples and masks, finds bad rows"},
+    {"data", phantom::cli::cmd_data, "inspect a dataset: `data check` (samples, masks, bad rows), `data bench` (speed)"},
     {"convert", phantom::cli::cmd_convert, "checkpoint tools: merge LoRA, export to Hugging Face format"},
     {"config", phantom::cli::cmd_config, "print the resolved config (includes and overrides applied)"},
     {"info", phantom::cli::cmd_info, "print LibTorch, CUDA and thread information"},
-    {"bench", phantom::cli::cmd_bench, "time a training step or decoding (scripts/bench/model.sh)"},
+    {"bench", phantom::cli::cmd_bench, "time a training step, PO layouts, decoding or generation (scripts/bench/*.sh)"},
 };
 
 void usage(FILE* out) {
