@@ -494,8 +494,16 @@ void StageOptimizer::on_grad_ready(size_t k) {
 }
 
 // Buckets start strictly in index order on every rank, so the collectives match whatever order gradients come in.
+// ZeRO-2 keeps at most this many bucket buffers in flight: a new bucket first waits for the oldest, so a slow
+// reduction bounds the buffers (about 2 x bucket_mb) instead of letting them grow to the size of the gradients.
+constexpr size_t kZero2InFlight = 2;
+
 void StageOptimizer::launch_ready_buckets() {
-  while (next_launch_ < buckets_.size() && buckets_[next_launch_]->pending == 0) launch(*buckets_[next_launch_++]);
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_]->pending == 0) {
+    if (zero_ == 2)
+      while (next_launch_ - next_reap_ >= kZero2InFlight) unpack(*buckets_[next_reap_++]);
+    launch(*buckets_[next_launch_++]);
+  }
   if (zero_ == 2) reap(false);  // free the buffers of the buckets already reduced
 }
 
@@ -559,7 +567,11 @@ void StageOptimizer::finish_backward() {
   const auto t0 = Clock::now();
   std::lock_guard<std::mutex> lock(mu_);
   overlapped_ = static_cast<int64_t>(next_launch_);
-  while (next_launch_ < buckets_.size()) launch(*buckets_[next_launch_++]);  // unused tensors, or overlap off
+  while (next_launch_ < buckets_.size()) {  // unused tensors, or overlap off
+    if (zero_ == 2)
+      while (next_launch_ - next_reap_ >= kZero2InFlight) unpack(*buckets_[next_reap_++]);
+    launch(*buckets_[next_launch_++]);
+  }
   reap(true);
   for (auto& b : buckets_) {
     b->launched = b->unpacked = false, b->pending = b->params.size();

@@ -14,7 +14,8 @@
 //                   the updated tensors; checkpoints gather the full state on rank 0, so any world size resumes.
 //                   ZeRO-2 (`distributed.zero_stage: 2`): each bucket is reduced to the owners of its tensors
 //                   instead of all-reduced, and the other ranks drop those gradients, so a rank keeps only the
-//                   gradients of its partition; clipping sums the owners' norms over ranks.
+//                   gradients of its partition (at most 2 bucket buffers in flight); clipping combines the
+//                   owners' norms over ranks.
 //   sum_over_ranks  counts, metric sums and the stop flag, summed over ranks.
 #pragma once
 

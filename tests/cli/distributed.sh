@@ -4,7 +4,8 @@
 #    same global batch. fp32 summation order differs, so: losses and metrics within 1e-5 relative; parameters
 #    within 1e-4 absolute at most and 1e-6 at the 99.9th percentile (tests/tools/compare_runs.py says why);
 #    ZeRO-1 gives exactly plain data parallel's numbers, ZeRO-2 too on 2 ranks (within the tolerances on 4), and
-#    ZeRO-2 ranks hold only their own tensors' gradients after the reduction (measured);
+#    ZeRO-2 ranks hold only their own tensors' gradients after the reduction, and well under all of them during
+#    backward (measured);
 #  - a 4-rank ZeRO-2 checkpoint resumes on 2 ranks and on 1 with the losses of the uninterrupted run;
 #  - a rank that throws (a corrupt image in its share) and a rank killed with SIGKILL end the others with an error
 #    naming that rank, well within distributed.timeout_s;
@@ -90,6 +91,17 @@ ok = len(held) == 3 and held == planned and len(plain) == 3
 # (values printed to 0.01 MB: allow the rounding of 2 x 4 + 1 of them)
 ok = ok and all(abs(2 * sum(h) - p[0]) <= 0.01 * (2 * len(h) + 1) and max(h) < p[0] / 2 for h, p in zip(held, plain))
 sys.exit(0 if ok else 1)
+PY
+# ...and during backward: without accumulation (nothing kept from an earlier micro-batch) and with at most 2
+# buckets in flight, a rank never holds the whole gradients (one step of stage warmup, 28 buckets)
+ranks 4 zs4a1 distributed.zero_stage=2 distributed.bucket_mb=0.05 optim.grad_accum=1 --max-steps 1 \
+  || { bad "ZeRO-2 4-rank run without accumulation"; tail -20 "$tmp/zs4a1.log"; }
+"$PY" - "$tmp/zs4a1.log" "$tmp/dp4.log" <<'PY' || bad "ZeRO-2: a rank held about the whole gradients during backward"
+import re, sys
+peak = [float(x) for x in re.findall(r"\d=([0-9.]+) MB", re.search(r"at most during that backward:((?: \d=[0-9.]+ MB)+)", open(sys.argv[1]).read()).group(1))]
+full = float(re.search(r"held per rank after the first reduction: 0=([0-9.]+) MB", open(sys.argv[2]).read()).group(1)) / 2
+print(f"  zs4a1: most held during backward {peak} MB; the whole gradients: {full:.2f} MB")
+sys.exit(0 if len(peak) == 4 and max(peak) < 0.6 * full else 1)
 PY
 
 # ---- a 4-rank ZeRO-2 checkpoint resumes on 2 ranks and on 1 --------------------------------------------------------
