@@ -1,4 +1,4 @@
-// Data parallel training: process group, failure protocol, bucketed gradient all-reduce, ZeRO-1 (distributed.h).
+// Data parallel training: process group, failure protocol, bucketed gradient all-reduce, ZeRO-1/2 (distributed.h).
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1  // the wheel's libtorch_cpu has Gloo; its header needs the macro (and Debian's gloo headers)
 #endif
@@ -235,6 +235,15 @@ c10::intrusive_ptr<c10d::Work> World::all_reduce_async(at::Tensor& t) {
   });
 }
 
+c10::intrusive_ptr<c10d::Work> World::reduce_async(at::Tensor& t, int root) {
+  return guarded("reduce", [&] {
+    std::vector<at::Tensor> v{t};
+    c10d::ReduceOptions o;
+    o.rootRank = root;
+    return pg_->reduce(v, o);
+  });
+}
+
 void World::all_reduce(at::Tensor& t, c10d::ReduceOp op) {
   auto w = guarded("all-reduce", [&] {
     std::vector<at::Tensor> v{t};
@@ -362,17 +371,29 @@ void broadcast_module(World* w, torch::nn::Module& m) {
 
 // ---- StageOptimizer -------------------------------------------------------------------------------------------------
 
-// A group of trainable tensors whose gradients are summed by one all-reduce: their elements, then one flag per
-// tensor ("this rank has a gradient"), so a tensor no rank touched keeps an undefined gradient, as in one process.
+// A group of trainable tensors whose gradients are summed together. The flat buffer holds segments: one per owner
+// rank under ZeRO-2 (reduced to that owner), else one for everything (all-reduced). A segment is its tensors'
+// elements, then one flag per tensor ("this rank has a gradient"), so a tensor no rank touched keeps an undefined
+// gradient, as in one process.
 struct StageOptimizer::Bucket {
+  struct Segment {
+    int owner;  // -1: all-reduced
+    int64_t begin, numel;
+  };
   std::vector<size_t> params;
-  std::vector<int64_t> offset;
-  int64_t numel = 0;
-  at::Tensor flat;
+  std::vector<int64_t> offset;   // of each tensor's elements in flat
+  std::vector<int64_t> flag_at;  // of each tensor's flag in flat
+  std::vector<Segment> segments;
+  int64_t numel = 0;             // elements of the tensors (the bucket_mb cap)
+  int64_t size = 0;              // flat's length: elements and flags
+  at::TensorOptions options;
+  at::Tensor flat;               // persistent; ZeRO-2: allocated at launch, freed once written back
+  at::Tensor flag_index;         // flag_at as a tensor on flat's device
   std::vector<bool> ready;
   size_t pending = 0;
-  bool launched = false;
-  c10::intrusive_ptr<c10d::Work> work;
+  bool launched = false;         // this backward (cleared by finish_backward only: a second gradient is an error)
+  bool unpacked = false;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
 };
 
 namespace {
@@ -385,12 +406,13 @@ struct GradReady : torch::autograd::PostAccumulateGradHook {
 at::ScalarType reduce_dtype(at::ScalarType t, bool fp32) {
   return fp32 && (t == at::kBFloat16 || t == at::kHalf) ? at::kFloat : t;
 }
+int64_t nbytes(const at::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0; }
 }  // namespace
 
 StageOptimizer::StageOptimizer(World* w, const Trainable& t, const OptimConfig& oc, const DistributedConfig& dc)
-    : w_(w), all_(t), oc_(oc), dc_(dc) {
+    : w_(w), all_(t), oc_(oc), dc_(dc), zero_(w ? dc.zero_level() : 0) {
   const size_t n = all_.params.size();
-  if (!w_ || !dc_.zero) {
+  if (zero_ == 0) {
     opt_ = make_adamw(all_, oc_);
   } else {
     // Partition: largest tensors first, each to the rank holding the fewest elements so far (same on every rank).
@@ -416,22 +438,36 @@ StageOptimizer::StageOptimizer(World* w, const Trainable& t, const OptimConfig& 
   for (size_t k = n; k-- > 0;) {
     const auto& p = all_.params[k];
     const auto dt = reduce_dtype(p.scalar_type(), dc_.fp32_reduce);
-    const bool fresh = buckets_.empty() || buckets_.back()->flat.scalar_type() != dt ||
+    const bool fresh = buckets_.empty() || buckets_.back()->options.dtype() != dt ||
                        (buckets_.back()->numel + p.numel()) * static_cast<int64_t>(c10::elementSize(dt)) > cap;
     if (fresh) {
       buckets_.push_back(std::make_unique<Bucket>());
-      buckets_.back()->flat = torch::empty({0}, torch::TensorOptions().dtype(dt).device(p.device()));
+      buckets_.back()->options = torch::TensorOptions().dtype(dt).device(p.device());
     }
     auto& b = *buckets_.back();
-    b.offset.push_back(b.numel);
     b.params.push_back(k);
     b.numel += p.numel();
     bucket_of_[k] = buckets_.size() - 1;
   }
-  for (auto& b : buckets_) {
-    b->flat = torch::zeros({b->numel + static_cast<int64_t>(b->params.size())}, b->flat.options());
-    b->ready.assign(b->params.size(), false);
-    b->pending = b->params.size();
+  for (auto& bp : buckets_) {
+    auto& b = *bp;
+    const size_t m = b.params.size();
+    b.offset.assign(m, 0), b.flag_at.assign(m, 0);
+    // Segments: ZeRO-2, each owner's tensors together (in rank order); else one segment.
+    for (int r = (zero_ == 2 ? 0 : -1); r < (zero_ == 2 ? w_->size() : 0); ++r) {
+      std::vector<size_t> js;
+      for (size_t j = 0; j < m; ++j)
+        if (r < 0 || owner_[b.params[j]] == r) js.push_back(j);
+      if (js.empty()) continue;
+      const int64_t begin = b.size;
+      for (size_t j : js) b.offset[j] = b.size, b.size += all_.params[b.params[j]].numel();
+      for (size_t j : js) b.flag_at[j] = b.size++;
+      b.segments.push_back({r, begin, b.size - begin});
+    }
+    b.flag_index = torch::tensor(b.flag_at, torch::kLong).to(b.options.device());
+    if (zero_ < 2) b.flat = torch::zeros({b.size}, b.options);
+    b.ready.assign(m, false);
+    b.pending = m;
   }
   if (dc_.overlap)
     for (size_t k = 0; k < n; ++k)
@@ -458,22 +494,72 @@ void StageOptimizer::on_grad_ready(size_t k) {
 }
 
 // Buckets start strictly in index order on every rank, so the collectives match whatever order gradients come in.
+// ZeRO-2 keeps at most this many bucket buffers in flight: a new bucket first waits for the oldest, so a slow
+// reduction bounds the buffers (about 2 x bucket_mb) instead of letting them grow to the size of the gradients.
+constexpr size_t kZero2InFlight = 2;
+
 void StageOptimizer::launch_ready_buckets() {
-  while (next_launch_ < buckets_.size() && buckets_[next_launch_]->pending == 0) launch(*buckets_[next_launch_++]);
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_]->pending == 0) {
+    if (zero_ == 2)
+      while (next_launch_ - next_reap_ >= kZero2InFlight) unpack(*buckets_[next_reap_++]);
+    launch(*buckets_[next_launch_++]);
+  }
+  if (zero_ == 2) reap(false);  // free the buffers of the buckets already reduced
 }
 
 void StageOptimizer::launch(Bucket& b) {
   torch::NoGradGuard ng;
+  if (!b.flat.defined()) b.flat = torch::empty({b.size}, b.options);
   for (size_t j = 0; j < b.params.size(); ++j) {
-    const auto& p = all_.params[b.params[j]];
+    auto& p = all_.params[b.params[j]];
     auto slot = b.flat.narrow(0, b.offset[j], p.numel());
     const bool has = p.grad().defined();
     if (has) slot.copy_(p.grad().reshape({-1}));
     else slot.zero_();
-    b.flat[b.numel + static_cast<int64_t>(j)].fill_(has ? 1 : 0);
+    b.flat[b.flag_at[j]].fill_(has ? 1 : 0);
+    // ZeRO-2: the owner alone needs the sum; this rank's share is in the bucket now.
+    if (zero_ == 2 && has && owner_[b.params[j]] != w_->rank()) p.mutable_grad().reset();
   }
-  b.work = w_->all_reduce_async(b.flat);
+  for (auto& s : b.segments) {
+    auto part = s.owner < 0 ? b.flat : b.flat.narrow(0, s.begin, s.numel);
+    b.works.push_back(s.owner < 0 ? w_->all_reduce_async(part) : w_->reduce_async(part, s.owner));
+  }
   b.launched = true;
+  if (zero_ == 2) peak_held_ = std::max(peak_held_, held_bytes());
+}
+
+void StageOptimizer::unpack(Bucket& b) {
+  for (auto& work : b.works) w_->wait(work, zero_ == 2 ? "gradient reduce" : "gradient all-reduce");
+  b.works.clear();
+  torch::NoGradGuard ng;
+  const auto flags = b.flat.index_select(0, b.flag_index).to(at::kFloat).cpu();
+  const float* has = flags.data_ptr<float>();
+  for (size_t j = 0; j < b.params.size(); ++j) {
+    auto& p = all_.params[b.params[j]];
+    if (zero_ == 2 && owner_[b.params[j]] != w_->rank()) {  // another rank's tensor: its sum is not here
+      if (p.grad().defined()) p.mutable_grad().reset();
+      continue;
+    }
+    if (has[j] < 0.5f) {
+      p.mutable_grad().reset();
+      continue;
+    }
+    auto sum = b.flat.narrow(0, b.offset[j], p.numel()).view(p.sizes());
+    if (p.grad().defined()) p.mutable_grad().copy_(sum);
+    else p.mutable_grad() = sum.to(p.scalar_type()).clone();
+  }
+  b.unpacked = true;
+  if (zero_ == 2) b.flat = at::Tensor();
+}
+
+void StageOptimizer::reap(bool block) {
+  for (; next_reap_ < next_launch_; ++next_reap_) {
+    auto& b = *buckets_[next_reap_];
+    if (!block)
+      for (auto& work : b.works)
+        if (!work->isCompleted()) return;
+    unpack(b);
+  }
 }
 
 void StageOptimizer::finish_backward() {
@@ -481,39 +567,69 @@ void StageOptimizer::finish_backward() {
   const auto t0 = Clock::now();
   std::lock_guard<std::mutex> lock(mu_);
   overlapped_ = static_cast<int64_t>(next_launch_);
-  while (next_launch_ < buckets_.size()) launch(*buckets_[next_launch_++]);  // unused tensors, or overlap off
-  torch::NoGradGuard ng;
-  for (auto& bp : buckets_) {
-    auto& b = *bp;
-    w_->wait(b.work, "gradient all-reduce");
-    const auto flags = b.flat.narrow(0, b.numel, static_cast<int64_t>(b.params.size())).cpu();
-    for (size_t j = 0; j < b.params.size(); ++j) {
-      auto& p = all_.params[b.params[j]];
-      if (flags[static_cast<int64_t>(j)].item<double>() < 0.5) {
-        p.mutable_grad().reset();
-        continue;
-      }
-      auto sum = b.flat.narrow(0, b.offset[j], p.numel()).view(p.sizes());
-      if (p.grad().defined()) p.mutable_grad().copy_(sum);
-      else p.mutable_grad() = sum.to(p.scalar_type()).clone();
-    }
-    b.launched = false, b.work.reset(), b.pending = b.params.size();
-    std::fill(b.ready.begin(), b.ready.end(), false);
+  while (next_launch_ < buckets_.size()) {  // unused tensors, or overlap off
+    if (zero_ == 2)
+      while (next_launch_ - next_reap_ >= kZero2InFlight) unpack(*buckets_[next_reap_++]);
+    launch(*buckets_[next_launch_++]);
   }
-  next_launch_ = 0;
+  reap(true);
+  for (auto& b : buckets_) {
+    b->launched = b->unpacked = false, b->pending = b->params.size();
+    std::fill(b->ready.begin(), b->ready.end(), false);
+  }
+  next_launch_ = next_reap_ = 0;
   syncing_ = false;
   sync_ms_ = 1e3 * since(t0);
+  if (!reported_) {
+    // Measured once per stage: what each rank holds after the reduction (ZeRO-2: its own tensors' gradients).
+    reported_ = true;
+    const int n = w_->size();
+    std::vector<int64_t> v(static_cast<size_t>(2 * n), 0);
+    v[static_cast<size_t>(w_->rank())] = held_bytes();
+    v[static_cast<size_t>(n + w_->rank())] = std::max(peak_held_, held_bytes());
+    sum_over_ranks(w_, v);
+    const double mb = 1024.0 * 1024.0;
+    std::string s = "distributed: gradients and bucket buffers held per rank after the first reduction:";
+    for (int r = 0; r < n; ++r) s += fmt::format(" {}={:.2f} MB", r, static_cast<double>(v[static_cast<size_t>(r)]) / mb);
+    if (zero_ == 2) {
+      s += "; at most during that backward:";
+      for (int r = 0; r < n; ++r) s += fmt::format(" {}={:.2f} MB", r, static_cast<double>(v[static_cast<size_t>(n + r)]) / mb);
+    }
+    log::info("{}", s);
+  }
+  peak_held_ = 0;
 }
 
 double StageOptimizer::clip_grad_norm(double max_norm) {
-  return torch::nn::utils::clip_grad_norm_(all_.params, max_norm > 0 ? max_norm : 1e30);
+  max_norm = max_norm > 0 ? max_norm : 1e30;
+  if (zero_ < 2) return torch::nn::utils::clip_grad_norm_(all_.params, max_norm);
+  // ZeRO-2: each owner's per-tensor norms, zeros elsewhere, summed over ranks (exact: one non-zero term each),
+  // then the same 2-norm of those norms, in tensor order, as torch::nn::utils::clip_grad_norm_ takes.
+  torch::NoGradGuard ng;
+  const auto n = static_cast<int64_t>(all_.params.size());
+  auto v = torch::zeros({2 * n}, torch::TensorOptions().dtype(at::kFloat).device(w_->device()));
+  std::vector<at::Tensor> mine;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& p = all_.params[static_cast<size_t>(i)];
+    if (owner_[static_cast<size_t>(i)] != w_->rank() || !p.grad().defined()) continue;
+    v[i].copy_(p.grad().data().norm(2.0));
+    v[n + i].fill_(1);
+    mine.push_back(p);
+  }
+  w_->all_reduce(v);
+  const auto norms = v.narrow(0, 0, n).masked_select(v.narrow(0, n, n) > 0.5f);
+  if (norms.numel() == 0) return 0.0;
+  const auto total = norms.numel() == 1 ? norms[0] : norms.norm(2.0);
+  const auto coef = torch::clamp(max_norm / (total + 1e-6), std::nullopt, 1.0);
+  for (auto& p : mine) p.grad().data().mul_(coef);
+  return total.item().toDouble();
 }
 
 void StageOptimizer::step(double lr) {
   if (full_) full_->state().clear();  // the copy gathered for the last checkpoint
   set_lr(*opt_, lr);
   opt_->step();
-  if (w_ && dc_.zero) {
+  if (zero_ >= 1) {
     // Each owner broadcasts its updated tensors (one flat buffer per owner).
     torch::NoGradGuard ng;
     for (int r = 0; r < w_->size(); ++r) {
@@ -543,7 +659,7 @@ void StageOptimizer::zero_grad() {
 }
 
 torch::optim::Optimizer* StageOptimizer::checkpoint_state() {
-  if (!w_ || !dc_.zero) return opt_.get();
+  if (zero_ == 0) return opt_.get();
   // Owners send their AdamW moments and step counts to rank 0, which assembles a full AdamW: the same file as a
   // single process writes, so any world size resumes from it.
   const int me = w_->rank();
@@ -603,7 +719,7 @@ torch::optim::Optimizer* StageOptimizer::checkpoint_state() {
 }
 
 void StageOptimizer::load(const std::string& ckpt_dir) {
-  if (!w_ || !dc_.zero) return load_checkpoint_optimizer(ckpt_dir, *opt_);
+  if (zero_ == 0) return load_checkpoint_optimizer(ckpt_dir, *opt_);
   // The full state, then only this rank's partition is kept.
   auto full = make_adamw(all_, oc_);
   load_checkpoint_optimizer(ckpt_dir, *full);
@@ -622,15 +738,39 @@ int64_t StageOptimizer::state_bytes() const {
   return bytes;
 }
 
+int64_t StageOptimizer::grad_bytes() const {
+  int64_t bytes = 0;
+  for (size_t i = 0; i < all_.params.size(); ++i)
+    if (zero_ < 2 || owner_[i] == w_->rank()) bytes += nbytes(all_.params[i]);
+  for (auto& b : buckets_) bytes += nbytes(b->flat);  // persistent below ZeRO-2
+  return bytes;
+}
+
+int64_t StageOptimizer::held_bytes() const {
+  int64_t bytes = 0;
+  for (auto& p : all_.params) bytes += nbytes(p.grad());
+  for (auto& b : buckets_) bytes += nbytes(b->flat);
+  return bytes;
+}
+
 std::string StageOptimizer::memory_report() {
   const double mb = 1024.0 * 1024.0;
-  if (!w_) return fmt::format("AdamW state {:.2f} MB", static_cast<double>(state_bytes()) / mb);
-  std::vector<int64_t> per(static_cast<size_t>(w_->size()), 0);
+  if (!w_)
+    return fmt::format("AdamW state {:.2f} MB, gradients {:.2f} MB", static_cast<double>(state_bytes()) / mb,
+                       static_cast<double>(grad_bytes()) / mb);
+  const auto n = static_cast<size_t>(w_->size());
+  std::vector<int64_t> per(2 * n, 0);
   per[static_cast<size_t>(w_->rank())] = state_bytes();
+  per[n + static_cast<size_t>(w_->rank())] = grad_bytes();
   sum_over_ranks(w_, per);
-  std::string s = fmt::format("AdamW state per rank ({}):", dc_.zero ? "ZeRO-1 sharded" : "replicated");
-  for (size_t r = 0; r < per.size(); ++r) s += fmt::format(" {}={:.2f} MB", r, static_cast<double>(per[r]) / mb);
-  return s + fmt::format("; gradients summed in {} bucket(s){}", buckets_.size(), dc_.overlap ? " during backward" : " after backward");
+  const char* how[] = {"replicated", "ZeRO-1 sharded", "ZeRO-2 sharded"};
+  std::string s = fmt::format("AdamW state per rank ({}):", how[zero_]);
+  for (size_t r = 0; r < n; ++r) s += fmt::format(" {}={:.2f} MB", r, static_cast<double>(per[r]) / mb);
+  s += fmt::format("; gradients per rank after the reduction ({}, bucket buffers included):", zero_ == 2 ? how[2] : how[0]);
+  for (size_t r = 0; r < n; ++r) s += fmt::format(" {}={:.2f} MB", r, static_cast<double>(per[n + r]) / mb);
+  return s + fmt::format("; gradients summed in {} bucket(s){}{}", buckets_.size(),
+                         dc_.overlap ? " during backward" : " after backward",
+                         zero_ == 2 ? ", each reduced to its tensors' owners" : "");
 }
 
 }  // namespace phantom::train

@@ -9,9 +9,13 @@
 //   StageOptimizer  AdamW of one stage. Single process: exactly the plain optimiser. Data parallel: gradients are
 //                   SUMMED over ranks (the losses are already divided by the global counts) in buckets that are
 //                   all-reduced while backward runs (post-accumulate-grad hooks, in a fixed bucket order on every
-//                   rank), only on the last micro-batch of an accumulation group. With `distributed.zero`, each
-//                   rank keeps the AdamW state of its partition of the tensors only, steps it, and broadcasts the
-//                   updated tensors; checkpoints gather the full state on rank 0, so any world size resumes.
+//                   rank), only on the last micro-batch of an accumulation group. ZeRO-1 (`distributed.zero`):
+//                   each rank keeps the AdamW state of its partition of the tensors only, steps it, and broadcasts
+//                   the updated tensors; checkpoints gather the full state on rank 0, so any world size resumes.
+//                   ZeRO-2 (`distributed.zero_stage: 2`): each bucket is reduced to the owners of its tensors
+//                   instead of all-reduced, and the other ranks drop those gradients, so a rank keeps only the
+//                   gradients of its partition (at most 2 bucket buffers in flight); clipping combines the
+//                   owners' norms over ranks.
 //   sum_over_ranks  counts, metric sums and the stop flag, summed over ranks.
 #pragma once
 
@@ -65,6 +69,7 @@ class World {
   // Collectives (blocking unless named async). Tensors live on device(); a failure throws CollectiveError.
   void all_reduce(at::Tensor& t, c10d::ReduceOp op = c10d::ReduceOp::SUM);
   c10::intrusive_ptr<c10d::Work> all_reduce_async(at::Tensor& t);
+  c10::intrusive_ptr<c10d::Work> reduce_async(at::Tensor& t, int root);  // the sum lands on `root` only
   void broadcast(at::Tensor& t, int root);
   void send(at::Tensor& t, int dst);
   void recv(at::Tensor& t, int src);
@@ -118,14 +123,15 @@ class StageOptimizer {
   void finish_backward();  // waits for every bucket and writes the summed gradients back
   double last_sync_ms() const { return sync_ms_; }  // finish_backward's wait: unhidden communication + slower ranks
   int64_t last_overlapped() const { return overlapped_; }  // buckets whose all-reduce started during backward
-  double clip_grad_norm(double max_norm);  // global norm (every rank holds the summed gradients)
+  double clip_grad_norm(double max_norm);  // global norm (ZeRO-2: the owners' norms, combined over ranks)
   void step(double lr);    // AdamW step (ZeRO: own partition, then owners broadcast), gradients cleared
   void zero_grad();
   // The full AdamW state for a checkpoint (collective under ZeRO: gathered on rank 0, nullptr elsewhere).
   torch::optim::Optimizer* checkpoint_state();
   void load(const std::string& ckpt_dir);  // a checkpoint written by any world size, ZeRO or not
   int64_t state_bytes() const;             // AdamW moments this rank holds (2 per element of its tensors)
-  std::string memory_report();             // collective: the state held by each rank
+  int64_t grad_bytes() const;              // gradients this rank holds after a step's reduction, bucket buffers included
+  std::string memory_report();             // collective: the state and gradients held by each rank
 
   struct Bucket;  // defined in distributed.cpp
 
@@ -133,6 +139,9 @@ class StageOptimizer {
   void on_grad_ready(size_t param);
   void launch_ready_buckets();
   void launch(Bucket& b);
+  void reap(bool block);     // writes back the buckets whose reduction finished (all, when blocking), in order
+  void unpack(Bucket& b);    // waits for b's collectives and writes its sums into the gradients
+  int64_t held_bytes() const;  // gradients and bucket buffers allocated now (measured)
 
   World* w_;
   Trainable all_;
@@ -140,10 +149,14 @@ class StageOptimizer {
   DistributedConfig dc_;
   std::unique_ptr<torch::optim::AdamW> opt_;   // all tensors, or this rank's partition under ZeRO
   std::unique_ptr<torch::optim::AdamW> full_;  // ZeRO, rank 0: the gathered state for checkpoints
+  int zero_ = 0;                               // ZeRO stage in effect (0 without a world)
   std::vector<int> owner_;                     // ZeRO: owning rank of each trainable tensor
   std::vector<std::unique_ptr<Bucket>> buckets_;
   std::vector<size_t> bucket_of_;              // bucket index of each trainable tensor
   size_t next_launch_ = 0;
+  size_t next_reap_ = 0;                       // ZeRO-2: buckets before this one are written back and freed
+  int64_t peak_held_ = 0;                      // ZeRO-2: largest held_bytes() seen at a bucket launch this step
+  bool reported_ = false;                      // the measured gradient memory is logged once per stage
   double sync_ms_ = 0;
   int64_t overlapped_ = 0;
   bool syncing_ = false;

@@ -3,8 +3,10 @@
 #  - 2 and 4 ranks give the per-step losses, validation metrics and final parameters of the 1-process run with the
 #    same global batch. fp32 summation order differs, so: losses and metrics within 1e-5 relative; parameters
 #    within 1e-4 absolute at most and 1e-6 at the 99.9th percentile (tests/tools/compare_runs.py says why);
-#    ZeRO-1 gives exactly plain data parallel's numbers;
-#  - a 4-rank ZeRO checkpoint resumes on 2 ranks and on 1 with the losses of the uninterrupted run;
+#    ZeRO-1 gives exactly plain data parallel's numbers, ZeRO-2 too on 2 ranks (within the tolerances on 4), and
+#    ZeRO-2 ranks hold only their own tensors' gradients after the reduction, and well under all of them during
+#    backward (measured);
+#  - a 4-rank ZeRO-2 checkpoint resumes on 2 ranks and on 1 with the losses of the uninterrupted run;
 #  - a rank that throws (a corrupt image in its share) and a rank killed with SIGKILL end the others with an error
 #    naming that rank, well within distributed.timeout_s;
 #  - SIGTERM to one rank stops every rank after the same step, with a checkpoint, exit status 0;
@@ -67,11 +69,45 @@ ranks 2 zero2 distributed.zero=true distributed.overlap=false distributed.bucket
   || { bad "ZeRO 2-rank run"; tail -20 "$tmp/zero2.log"; }
 grep -q "AdamW state per rank (ZeRO-1 sharded)" "$tmp/zero2.log" || bad "ZeRO: no per-rank memory report"
 same dp2 zero2 exact || bad "ZeRO-1 differs from plain data parallel"
+# ZeRO-2: each small bucket is reduced to its tensors' owners during backward, the others drop those gradients.
+# 2 ranks: still a + b per element, and the clipping norm is combined from the owners' norms in the same order.
+ranks 2 zs2 distributed.zero_stage=2 distributed.bucket_mb=0.05 || { bad "ZeRO-2 2-rank run"; tail -20 "$tmp/zs2.log"; }
+grep -q "AdamW state per rank (ZeRO-2 sharded)" "$tmp/zs2.log" || bad "ZeRO-2: no per-rank memory report"
+same dp2 zs2 exact || bad "ZeRO-2 on 2 ranks differs from plain data parallel"
+ranks 4 zs4 distributed.zero_stage=2 distributed.bucket_mb=0.05 || { bad "ZeRO-2 4-rank run"; tail -20 "$tmp/zs4.log"; }
+same dp4 zs4 || bad "ZeRO-2 on 4 ranks differs from plain data parallel"
+# Gradient memory, per stage: what the ranks measurably hold after the first reduction is the planned partition
+# (the memory report), and the 4 partitions add up to the gradients every plain data parallel rank holds.
+"$PY" - "$tmp/zs4.log" "$tmp/dp4.log" <<'PY' || bad "ZeRO-2: gradients not sharded"
+import re, sys
+def per_rank(text, head):
+    return [[float(x) for x in re.findall(r"\d=([0-9.]+) MB", m)] for m in re.findall(head + r"((?: \d=[0-9.]+ MB)+)", text)]
+z, d = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+planned = per_rank(z, r"gradients per rank after the reduction \(ZeRO-2 sharded, bucket buffers included\):")
+held = per_rank(z, r"held per rank after the first reduction:")
+plain = per_rank(d, r"held per rank after the first reduction:")  # gradients + persistent buckets (same size)
+print(f"  zs4: planned {planned}, measured {held}; dp4 measured {plain}")
+ok = len(held) == 3 and held == planned and len(plain) == 3
+# (values printed to 0.01 MB: allow the rounding of 2 x 4 + 1 of them)
+ok = ok and all(abs(2 * sum(h) - p[0]) <= 0.01 * (2 * len(h) + 1) and max(h) < p[0] / 2 for h, p in zip(held, plain))
+sys.exit(0 if ok else 1)
+PY
+# ...and during backward: without accumulation (nothing kept from an earlier micro-batch) and with at most 2
+# buckets in flight, a rank never holds the whole gradients (one step of stage warmup, 28 buckets)
+ranks 4 zs4a1 distributed.zero_stage=2 distributed.bucket_mb=0.05 optim.grad_accum=1 --max-steps 1 \
+  || { bad "ZeRO-2 4-rank run without accumulation"; tail -20 "$tmp/zs4a1.log"; }
+"$PY" - "$tmp/zs4a1.log" "$tmp/dp4.log" <<'PY' || bad "ZeRO-2: a rank held about the whole gradients during backward"
+import re, sys
+peak = [float(x) for x in re.findall(r"\d=([0-9.]+) MB", re.search(r"at most during that backward:((?: \d=[0-9.]+ MB)+)", open(sys.argv[1]).read()).group(1))]
+full = float(re.search(r"held per rank after the first reduction: 0=([0-9.]+) MB", open(sys.argv[2]).read()).group(1)) / 2
+print(f"  zs4a1: most held during backward {peak} MB; the whole gradients: {full:.2f} MB")
+sys.exit(0 if len(peak) == 4 and max(peak) < 0.6 * full else 1)
+PY
 
-# ---- a 4-rank ZeRO checkpoint resumes on 2 ranks and on 1 ----------------------------------------------------------
-ranks 4 part4 distributed.zero=true --max-steps 4 || { bad "4-rank run to step 4"; tail -20 "$tmp/part4.log"; }
+# ---- a 4-rank ZeRO-2 checkpoint resumes on 2 ranks and on 1 --------------------------------------------------------
+ranks 4 part4 distributed.zero_stage=2 --max-steps 4 || { bad "4-rank run to step 4"; tail -20 "$tmp/part4.log"; }
 cp -r "$tmp/runs/part4" "$tmp/runs/on2"; cp -r "$tmp/runs/part4" "$tmp/runs/on1"
-ranks 2 on2 distributed.zero=true --resume || { bad "resume on 2 ranks"; tail -20 "$tmp/on2.log"; }
+ranks 2 on2 distributed.zero_stage=2 --resume || { bad "resume on 2 ranks"; tail -20 "$tmp/on2.log"; }
 single on1 --resume || { bad "resume on 1 process"; tail -5 "$tmp/on1.log"; }
 grep -q "resuming from" "$tmp/on2.log" || bad "2-rank resume did not load the checkpoint"
 same one on2 || bad "4-rank checkpoint resumed on 2 ranks differs"
@@ -155,6 +191,10 @@ grep -q "WORLD_SIZE is set but RANK is not" "$tmp/half.log" && say "ok: WORLD_SI
 ranks 4 odd data.batch_size=6 && bad "batch 6 over 4 ranks was accepted"
 grep -q "data.batch_size (6) must be a multiple of the number of ranks (4)" "$tmp/odd.log" \
   && say "ok: batch 6 on 4 ranks -> config error" || { bad "batch 6 on 4 ranks"; grep -a error "$tmp/odd.log" | head -3; }
+# ZeRO stages are 0, 1 and 2
+"$PHANTOM" train "${base[@]}" run.name=z3 distributed.zero_stage=3 >"$tmp/z3.log" 2>&1 && bad "zero_stage 3 was accepted"
+grep -q "distributed.zero_stage" "$tmp/z3.log" && say "ok: zero_stage=3 -> $(tail -1 "$tmp/z3.log")" \
+  || { bad "zero_stage=3"; tail -3 "$tmp/z3.log"; }
 # NCCL is for CUDA tensors: on a CPU run it is a config error, not a crash
 ranks 2 nccl distributed.backend=nccl run.device=cpu && bad "nccl on CPU was accepted"
 grep -q "distributed.backend: nccl needs CUDA tensors" "$tmp/nccl.log" \
