@@ -10,6 +10,7 @@
 #include "phantom/lora.h"
 #include "phantom/model.h"
 #include "tests/helpers.h"
+#include "tests/tiny.h"
 #include "trainers/lora.h"
 #include "trainers/run_config.h"
 #include "trainers/train_state.h"
@@ -19,17 +20,6 @@ using namespace phantom;
 using phantom::test::TempDir;
 
 namespace {
-
-ModelConfig tiny_vlm() {
-  ModelConfig c;
-  c.phantom_eta = 0.3;  // make the Phantom branch matter
-  c.vision.image_size = 28, c.vision.patch_size = 7, c.vision.hidden_size = 16, c.vision.num_layers = 1;
-  c.vision.num_heads = 2, c.vision.intermediate_size = 32;
-  c.llm.hidden_size = 32, c.llm.intermediate_size = 64, c.llm.num_layers = 2, c.llm.num_heads = 4;
-  c.llm.num_kv_heads = 2, c.llm.vocab_size = 64, c.llm.max_position_embeddings = 256, c.llm.rope.theta = 10000;
-  c.image_token_index = 5;
-  return c;
-}
 
 // Every Linear of ViT and LLM, as the paper's step 2 (the projector and the Phantom tensors train fully).
 const std::vector<std::string> kAllLinears = {R"(^vision_model\..*\.(qkv|proj|fc1|fc2)$)",
@@ -89,7 +79,7 @@ TEST_CASE("lora: phantom Linear has the names, draws and outputs of torch::nn::L
 
 TEST_CASE("lora: a fresh adapter leaves the logits identical, gradients reach only adapters and trainable patterns") {
   torch::manual_seed(0);
-  PhantomModel model(tiny_vlm());
+  PhantomModel model(test::tiny_vlm_config());
   init_weights(*model, 0.2);
   auto in = image_batch(*model);
   const auto before = logits_of(*model, in);
@@ -143,7 +133,7 @@ TEST_CASE("lora: a fresh adapter leaves the logits identical, gradients reach on
 
 TEST_CASE("lora: merging the adapters into the weights gives the unmerged forward (1e-5)") {
   torch::manual_seed(1);
-  PhantomModel model(tiny_vlm());
+  PhantomModel model(test::tiny_vlm_config());
   init_weights(*model, 0.2);
   auto in = image_batch(*model);
   LoraOptions o;
@@ -152,7 +142,7 @@ TEST_CASE("lora: merging the adapters into the weights gives the unmerged forwar
   attach_lora(*model, o);
   randomise_adapters(*model, 0.3);
   const auto base = [&] {
-    PhantomModel plain(tiny_vlm());
+    PhantomModel plain(test::tiny_vlm_config());
     auto sd = module_state_dict(*model);
     StateDict core;
     for (auto& [k, v] : sd)
@@ -174,14 +164,14 @@ TEST_CASE("lora: merging the adapters into the weights gives the unmerged forwar
 
 TEST_CASE("lora: int8 frozen weights: logit error vs fp32 and bf16 weights, memory, adapters and merge on top") {
   torch::manual_seed(2);
-  PhantomModel model(tiny_vlm());
+  PhantomModel model(test::tiny_vlm_config());
   init_weights(*model, 0.2);
   auto in = image_batch(*model);
   const auto ref = logits_of(*model, in);
   const auto sd = module_state_dict(*model);
 
   // bf16 storage of the same weights, computed in fp32: the error the paper's bf16 would already have.
-  PhantomModel bf(tiny_vlm());
+  PhantomModel bf(test::tiny_vlm_config());
   load_state_dict(*bf, sd, true);
   int64_t float_bytes = 0;
   for (auto& [name, l] : named_linears(*bf)) {
@@ -219,7 +209,7 @@ TEST_CASE("lora: int8 frozen weights: logit error vs fp32 and bf16 weights, memo
   // A checkpoint of the int8 model reloads into a fresh int8 model bitwise (resume).
   TempDir t;
   write_checkpoint_tensors(t.str("m.safetensors"), module_state_dict(*model));
-  PhantomModel again(tiny_vlm());
+  PhantomModel again(test::tiny_vlm_config());
   attach_lora(*again, o);
   load_state_dict(*again, read_checkpoint_tensors(t.str("m.safetensors")), true);
   CHECK(torch::equal(logits_of(*again, in), q));
@@ -248,7 +238,7 @@ TEST_CASE("lora: int8 frozen weights: logit error vs fp32 and bf16 weights, memo
 
 TEST_CASE("lora: bad targets and LoRA config errors are named") {
   torch::manual_seed(0);
-  PhantomModel model(tiny_vlm());
+  PhantomModel model(test::tiny_vlm_config());
   LoraOptions o;
   o.rank = 4, o.targets = {R"(self_attn\.qkv_proj$)", "nope_proj"};
   CHECK_THROWS_WITH(attach_lora(*model, o), Catch::Contains("lora.targets pattern 'nope_proj' matches no Linear") &&
@@ -278,7 +268,7 @@ TEST_CASE("lora: merge-lora of a training checkpoint loads in the Python referen
     torch::manual_seed(4);
     TempDir t;
     train::RunConfig rc;
-    rc.model = tiny_vlm();
+    rc.model = test::tiny_vlm_config();
     rc.stages = {lora_stage({"^vision_proj\\.", "_phantom"}, 4)};
     rc.stages[0].lora.base_int8 = int8;
     PhantomModel model(rc.model);
@@ -330,13 +320,8 @@ TEST_CASE("lora: merge-lora of a training checkpoint loads in the Python referen
 
 namespace {
 
-struct DemoRun {
-  TempDir dir;
-  DemoRun() {
-    const std::string cmd = std::string(PHANTOM_PYTHON) + " " + test::source_path("scripts/make_demo_data.py") +
-                            " --out " + dir.str("data") + " --train 32 --val 8 --test 8 > " + dir.str("data.log") + " 2>&1";
-    REQUIRE(std::system(cmd.c_str()) == 0);
-  }
+struct DemoRun : test::DemoDataDir {
+  DemoRun() : DemoDataDir(32) {}
   // warmup (SFT, 2 steps) -> step1 (PO, 2 steps) -> step2 (LoRA r4 on every ViT/LLM Linear + projector + Phantom
   // tensors, int8 bases, 4 steps, checkpoint every 2).
   train::RunConfig config(const std::string& name) const {
@@ -425,7 +410,7 @@ TEST_CASE("lora: the phantom-{0.5b,1.8b,3.8b,7b}.yaml recipes are the paper's tw
     CHECK_FALSE(c.model.path.empty());
     // On a small model of the same layout: step 1 trains exactly the projector and the Phantom tensors; step 2's
     // targets take every ViT and LLM Linear and none of the projector / Phantom / lm_head ones.
-    ModelConfig mc = tiny_vlm();
+    ModelConfig mc = test::tiny_vlm_config();
     mc.llm.tie_word_embeddings = false;
     torch::manual_seed(0);
     PhantomModel m(mc);

@@ -11,27 +11,18 @@
 #include "phantom/runtime.h"
 #include "phantom/safetensors.h"
 #include "tests/helpers.h"
+#include "tests/tiny.h"
 #include "trainers/losses.h"
 #include "trainers/ref_logps.h"
 #include "trainers/run_config.h"
 #include "trainers/trainer.h"
 
 using namespace phantom;
+using phantom::test::grads_of;
 using phantom::test::TempDir;
 using Catch::Matchers::Contains;
 
 namespace {
-
-ModelConfig small_model() {
-  ModelConfig c;
-  c.phantom_eta = 0.3;
-  c.vision.image_size = 28, c.vision.patch_size = 7, c.vision.hidden_size = 16, c.vision.num_layers = 1;
-  c.vision.num_heads = 2, c.vision.intermediate_size = 32;
-  c.llm.hidden_size = 32, c.llm.intermediate_size = 64, c.llm.num_layers = 2, c.llm.num_heads = 4;
-  c.llm.num_kv_heads = 2, c.llm.vocab_size = 64, c.llm.max_position_embeddings = 256, c.llm.rope.theta = 10000;
-  c.image_token_index = 5;
-  return c;
-}
 
 // Preference samples with an image each; answers of different lengths so batches pad differently.
 std::vector<data::EncodedPreference> make_samples(int64_t n, int64_t tokens_per_tile) {
@@ -62,18 +53,11 @@ data::Batch batch_of(const std::vector<data::EncodedPreference>& all, const std:
   return b;
 }
 
-std::map<std::string, at::Tensor> grads_of(torch::nn::Module& m) {
-  std::map<std::string, at::Tensor> g;
-  for (auto& p : m.named_parameters())
-    if (p.value().grad().defined()) g[p.key()] = p.value().grad().clone();
-  return g;
-}
-
 }  // namespace
 
 TEST_CASE("ref logps: the cached table equals a fresh forward of other batches, round-trips, stale keys are named") {
   torch::manual_seed(3);
-  PhantomModel model(small_model());
+  PhantomModel model(test::tiny_vlm_config());
   init_weights(*model, 0.2);
   const auto samples = make_samples(10, model->tokens_per_tile());
   std::vector<at::Tensor> px;
@@ -142,13 +126,8 @@ TEST_CASE("ref logps: the cached table equals a fresh forward of other batches, 
 
 namespace {
 
-struct DemoData {
-  TempDir dir;
-  DemoData() {
-    const std::string cmd = std::string(PHANTOM_PYTHON) + " " + test::source_path("scripts/make_demo_data.py") +
-                            " --out " + dir.str("data") + " --train 24 --val 8 --test 8 > " + dir.str("data.log") + " 2>&1";
-    REQUIRE(std::system(cmd.c_str()) == 0);
-  }
+struct DemoData : test::DemoDataDir {
+  DemoData() : DemoDataDir(24) {}
   // One stage of `loss` on the demo data (3 rejected answers per question in the demo triples or fewer).
   train::RunConfig config(const std::string& name, const std::string& loss, std::vector<std::string> extra = {}) const {
     const std::string d = dir.str("data");
@@ -266,7 +245,7 @@ TEST_CASE("ipo: step-0 loss is 1/(4 beta^2)") {
 
 TEST_CASE("precision: bf16 autocast on CPU is within 2% of fp32 with fp32 master weights, fp32 is unchanged") {
   torch::manual_seed(5);
-  PhantomModel model(small_model());
+  PhantomModel model(test::tiny_vlm_config());
   init_weights(*model, 0.2);
   const auto samples = make_samples(6, model->tokens_per_tile());
   std::vector<at::Tensor> px;

@@ -5,6 +5,7 @@
 
 #include "phantom/model.h"
 #include "tests/helpers.h"
+#include "tests/tiny.h"
 #include "trainers/evaluate.h"
 #include "trainers/losses.h"
 #include "trainers/run_config.h"
@@ -12,20 +13,10 @@
 #include "trainers/trainer.h"
 
 using namespace phantom;
+using phantom::test::grads_of;
 using phantom::test::TempDir;
 
 namespace {
-
-ModelConfig tiny_model() {
-  ModelConfig c;
-  c.phantom_eta = 0.3;  // make the Phantom branch matter
-  c.vision.image_size = 28, c.vision.patch_size = 7, c.vision.hidden_size = 16, c.vision.num_layers = 1;
-  c.vision.num_heads = 2, c.vision.intermediate_size = 32;
-  c.llm.hidden_size = 32, c.llm.intermediate_size = 64, c.llm.num_layers = 2, c.llm.num_heads = 4;
-  c.llm.num_kv_heads = 2, c.llm.vocab_size = 64, c.llm.max_position_embeddings = 256, c.llm.rope.theta = 10000;
-  c.image_token_index = 5;
-  return c;
-}
 
 std::vector<int32_t> random_ids(int64_t n, int64_t seed) {
   auto t = torch::randint(10, 64, {n}, torch::TensorOptions().dtype(torch::kInt32));
@@ -44,13 +35,6 @@ data::EncodedPreference pref_sample(int64_t n_rejected, int64_t tokens_per_tile)
   return p;
 }
 
-std::map<std::string, at::Tensor> grads_of(torch::nn::Module& m) {
-  std::map<std::string, at::Tensor> g;
-  for (auto& p : m.named_parameters())
-    if (p.value().grad().defined()) g[p.key()] = p.value().grad().clone();
-  return g;
-}
-
 double max_grad_diff(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b) {
   double worst = 0;
   REQUIRE(a.size() == b.size());
@@ -62,7 +46,7 @@ double max_grad_diff(const std::map<std::string, at::Tensor>& a, const std::map<
 
 TEST_CASE("trainer: shared-prefix PO equals the naive layout in loss and gradients (1 and 3 rejected)") {
   torch::manual_seed(0);
-  PhantomModel model(tiny_model());
+  PhantomModel model(test::tiny_vlm_config());
   init_weights(*model, 0.2);
   const int64_t tpt = model->tokens_per_tile();
   for (int64_t n_rej : {1, 3}) {
@@ -93,7 +77,7 @@ TEST_CASE("trainer: shared-prefix PO equals the naive layout in loss and gradien
 
 TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B, checkpointing changes no gradient") {
   torch::manual_seed(1);
-  PhantomModel model(tiny_model());
+  PhantomModel model(test::tiny_vlm_config());
   init_weights(*model, 0.2);
   const int64_t tpt = model->tokens_per_tile();
   std::vector<data::EncodedPreference> samples;
@@ -132,13 +116,8 @@ TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B, check
 
 namespace {
 
-struct DemoData {
-  TempDir dir;
-  DemoData() {
-    const std::string cmd = std::string(PHANTOM_PYTHON) + " " + test::source_path("scripts/make_demo_data.py") +
-                            " --out " + dir.str("data") + " --train 48 --val 8 --test 8 > " + dir.str("data.log") + " 2>&1";
-    REQUIRE(std::system(cmd.c_str()) == 0);
-  }
+struct DemoData : test::DemoDataDir {
+  DemoData() : DemoDataDir(48) {}
   train::RunConfig config(const std::string& name) const {
     const std::string d = dir.str("data");
     return train::load_run_config(test::source_path("configs/demo.yaml"),

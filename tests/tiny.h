@@ -1,0 +1,48 @@
+// Fixtures shared by the model-level and trainer-level tests: the tiny VLM, gradient snapshots, and the demo
+// dataset made by the real converter in a temporary directory.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include "phantom/model_config.h"
+#include "tests/helpers.h"
+
+namespace phantom::test {
+
+// ViT 1 layer x 16 wide on 28-px tiles (7-px patches), decoder 2 layers x 32 wide with GQA 4:2, vocabulary 64.
+inline ModelConfig tiny_vlm_config() {
+  ModelConfig c;
+  c.phantom_eta = 0.3;  // make the Phantom branch matter
+  c.vision.image_size = 28, c.vision.patch_size = 7, c.vision.hidden_size = 16, c.vision.num_layers = 1;
+  c.vision.num_heads = 2, c.vision.intermediate_size = 32;
+  c.llm.hidden_size = 32, c.llm.intermediate_size = 64, c.llm.num_layers = 2, c.llm.num_heads = 4;
+  c.llm.num_kv_heads = 2, c.llm.vocab_size = 64, c.llm.max_position_embeddings = 256, c.llm.rope.theta = 10000;
+  c.image_token_index = 5;
+  return c;
+}
+
+// A copy of every defined gradient, by parameter name.
+inline std::map<std::string, at::Tensor> grads_of(torch::nn::Module& m) {
+  std::map<std::string, at::Tensor> g;
+  for (auto& p : m.named_parameters())
+    if (p.value().grad().defined()) g[p.key()] = p.value().grad().clone();
+  return g;
+}
+
+// scripts/make_demo_data.py with `train` training triples (8 validation, 8 benchmark questions) in dir/data.
+struct DemoDataDir {
+  TempDir dir;
+  explicit DemoDataDir(int train) {
+    const std::string cmd = std::string(PHANTOM_PYTHON) + " " + source_path("scripts/make_demo_data.py") + " --out " +
+                            dir.str("data") + " --train " + std::to_string(train) + " --val 8 --test 8 > " +
+                            dir.str("data.log") + " 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+  }
+};
+
+}  // namespace phantom::test
