@@ -17,6 +17,7 @@
 #include "trainers/trainer.h"
 
 using namespace phantom;
+using phantom::test::run;
 using phantom::test::TempDir;
 
 namespace {
@@ -337,11 +338,6 @@ struct DemoRun : test::DemoDataDir {
          "stages.2.lora.base_int8=true"});
   }
 };
-
-train::RecipeResult run(train::RunConfig c, const std::string& resume, int64_t stop_after) {
-  const std::string dir = c.run.output_dir + "/" + c.run.name;
-  return train::run_recipe(c, dir, train::resolved_yaml(c, "test", {}), resume, stop_after);
-}
 
 }  // namespace
 

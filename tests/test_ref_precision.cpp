@@ -19,6 +19,7 @@
 
 using namespace phantom;
 using phantom::test::grads_of;
+using phantom::test::run;
 using phantom::test::TempDir;
 using Catch::Matchers::Contains;
 
@@ -143,11 +144,6 @@ struct DemoData : test::DemoDataDir {
     return train::load_run_config(yaml, o);
   }
 };
-
-train::RecipeResult run(train::RunConfig c, const std::string& resume = "", int64_t stop_after = 0) {
-  const std::string dir = c.run.output_dir + "/" + c.run.name;
-  return train::run_recipe(c, dir, train::resolved_yaml(c, "test", {}), resume, stop_after);
-}
 
 }  // namespace
 

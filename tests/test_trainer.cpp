@@ -14,6 +14,7 @@
 
 using namespace phantom;
 using phantom::test::grads_of;
+using phantom::test::run;
 using phantom::test::TempDir;
 
 namespace {
@@ -128,11 +129,6 @@ struct DemoData : test::DemoDataDir {
                                    "validation.benchmark=" + d + "/mc_test.tsv", "validation.benchmark_limit=4"});
   }
 };
-
-train::RecipeResult run(train::RunConfig c, const std::string& resume, int64_t stop_after) {
-  const std::string dir = c.run.output_dir + "/" + c.run.name;
-  return train::run_recipe(c, dir, train::resolved_yaml(c, "test", {}), resume, stop_after);
-}
 
 }  // namespace
 

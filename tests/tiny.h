@@ -1,5 +1,5 @@
-// Fixtures shared by the model-level and trainer-level tests: the tiny VLM, gradient snapshots, and the demo
-// dataset made by the real converter in a temporary directory.
+// Fixtures shared by the model-level and trainer-level tests: the tiny VLM, gradient snapshots, the demo
+// dataset made by the real converter in a temporary directory, and a recipe run in the config's run directory.
 #pragma once
 
 #include <torch/torch.h>
@@ -11,6 +11,8 @@
 
 #include "phantom/model_config.h"
 #include "tests/helpers.h"
+#include "trainers/run_config.h"
+#include "trainers/trainer.h"
 
 namespace phantom::test {
 
@@ -44,5 +46,11 @@ struct DemoDataDir {
     REQUIRE(std::system(cmd.c_str()) == 0);
   }
 };
+
+// The recipe of `c` in <output_dir>/<name>; `resume` and `stop_after` as train::run_recipe.
+inline train::RecipeResult run(train::RunConfig c, const std::string& resume = "", int64_t stop_after = 0) {
+  const std::string dir = c.run.output_dir + "/" + c.run.name;
+  return train::run_recipe(c, dir, train::resolved_yaml(c, "test", {}), resume, stop_after);
+}
 
 }  // namespace phantom::test
