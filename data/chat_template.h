@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "data/annotations.h"
-#include "data/tokenizer.h"
+#include "data/tokenizers/tokenizer.h"
 
 namespace phantom::data {
 

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <catch2/catch.hpp>
 
-#include "phantom/runtime.h"
+#include "phantom/model/runtime.h"
 #include "phantom/util/log.h"
 
 int main(int argc, char** argv) {

@@ -1,4 +1,4 @@
-// Benchmark readers, prompts and scorers (trainers/benchmarks.h). Every benchmark gets a tiny fixture in its
+// Benchmark readers, prompts and scorers (trainers/eval/benchmarks.h). Every benchmark gets a tiny fixture in its
 // published format, written here with generated PNGs, known model answers, and scores checked by hand (the
 // arithmetic is in the comments). Bad rows and missing images must be reported with their row ids.
 #include <filesystem>
@@ -9,7 +9,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "tests/helpers.h"
-#include "trainers/benchmarks.h"
+#include "trainers/eval/benchmarks.h"
 
 using namespace phantom::eval;
 using nlohmann::json;
@@ -665,4 +665,13 @@ TEST_CASE("bench: names, token budgets, and unreadable files") {
   CHECK_THROWS_WITH(read_seed(d.file("bad.json", "{oops")), Catch::Contains("bad.json") && Catch::Contains("JSON"));
   CHECK_THROWS_WITH(read_mmbench(d.file("unclosed.tsv", "index\tquestion\timage\n1\t\"open\tx\n")),
                     Catch::Contains("never closed"));
+}
+
+TEST_CASE("bench: open answers are scored by the option they name, the longest match first") {
+  const std::vector<std::string> opts = {"shirt", "T-shirt", "bag", "sandal"};
+  CHECK(option_named("a t-shirt, I think", opts) == 1);  // not "shirt": the longer option contains it
+  CHECK(option_named("It is a Bag.", opts) == 2);
+  CHECK(option_named("a shirt", opts) == 0);
+  CHECK_FALSE(option_named("a coat", opts));
+  CHECK_FALSE(option_named("", opts));
 }

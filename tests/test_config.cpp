@@ -5,7 +5,7 @@
 #include <regex>
 
 #include "tests/helpers.h"
-#include "trainers/run_config.h"
+#include "trainers/recipe/run_config.h"
 
 using phantom::config::ConfigError;
 using phantom::test::TempDir;

@@ -8,7 +8,7 @@
 #include "data/chat_template.h"
 #include "data/collate.h"
 #include "data/loader.h"
-#include "data/tokenizer.h"
+#include "data/tokenizers/tokenizer.h"
 #include "tests/helpers.h"
 
 using namespace phantom::data;

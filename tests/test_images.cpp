@@ -12,7 +12,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "data/image.h"
+#include "data/images/image.h"
 #include "phantom/util/logf.h"
 #include "tests/helpers.h"
 

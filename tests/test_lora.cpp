@@ -1,4 +1,4 @@
-// LoRA and int8 frozen weights (phantom/lora.h, trainers/lora.h): the Linear layer is torch's, a fresh adapter
+// LoRA and int8 frozen weights (phantom/model/lora.h, trainers/recipe/lora.h): the Linear layer is torch's, a fresh adapter
 // changes nothing, only adapters (and the stage's patterns) train, merging equals the adapter forward, int8's logit
 // error, bad targets, `merge-lora` output checked by the Python reference, exact resume of a LoRA stage.
 #include <cstdio>
@@ -6,15 +6,15 @@
 #include <regex>
 #include <set>
 
-#include "phantom/checkpoint.h"
-#include "phantom/lora.h"
-#include "phantom/model.h"
+#include "phantom/io/checkpoint.h"
+#include "phantom/model/lora.h"
+#include "phantom/model/model.h"
 #include "tests/helpers.h"
 #include "tests/tiny.h"
-#include "trainers/lora.h"
-#include "trainers/run_config.h"
-#include "trainers/train_state.h"
-#include "trainers/trainer.h"
+#include "trainers/recipe/lora.h"
+#include "trainers/recipe/run_config.h"
+#include "trainers/recipe/train_state.h"
+#include "trainers/recipe/trainer.h"
 
 using namespace phantom;
 using phantom::test::run;

@@ -2,8 +2,8 @@
 // HF transformers for the plain LLMs, an independent straightforward PyTorch Phantom decoder, a plain InternViT.
 #include <cstdlib>
 
-#include "phantom/checkpoint.h"
-#include "phantom/generate.h"
+#include "phantom/io/checkpoint.h"
+#include "phantom/model/generate.h"
 #include "tests/helpers.h"
 
 using namespace phantom;

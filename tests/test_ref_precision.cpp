@@ -6,16 +6,16 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "phantom/checkpoint.h"
-#include "phantom/model.h"
-#include "phantom/runtime.h"
-#include "phantom/safetensors.h"
+#include "phantom/io/checkpoint.h"
+#include "phantom/model/model.h"
+#include "phantom/model/runtime.h"
+#include "phantom/io/safetensors.h"
 #include "tests/helpers.h"
 #include "tests/tiny.h"
-#include "trainers/losses.h"
-#include "trainers/ref_logps.h"
-#include "trainers/run_config.h"
-#include "trainers/trainer.h"
+#include "trainers/recipe/losses.h"
+#include "trainers/recipe/ref_logps.h"
+#include "trainers/recipe/run_config.h"
+#include "trainers/recipe/trainer.h"
 
 using namespace phantom;
 using phantom::test::grads_of;

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "phantom/safetensors.h"
+#include "phantom/io/safetensors.h"
 #include "tests/helpers.h"
 
 namespace fs = std::filesystem;

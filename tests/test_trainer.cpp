@@ -3,14 +3,13 @@
 // read back in Python, and the MC letter extraction.
 #include <fstream>
 
-#include "phantom/model.h"
+#include "phantom/model/model.h"
 #include "tests/helpers.h"
 #include "tests/tiny.h"
-#include "trainers/evaluate.h"
-#include "trainers/losses.h"
-#include "trainers/run_config.h"
-#include "trainers/tensorboard.h"
-#include "trainers/trainer.h"
+#include "trainers/recipe/losses.h"
+#include "trainers/recipe/run_config.h"
+#include "trainers/recipe/tensorboard.h"
+#include "trainers/recipe/trainer.h"
 
 using namespace phantom;
 using phantom::test::grads_of;
@@ -169,15 +168,4 @@ TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage 
   double first_loss = 0;
   in >> first_loss;
   CHECK(std::abs(first_loss - full.losses[0]) < 1e-4);
-}
-
-TEST_CASE("eval: option letters are extracted the ways models answer") {
-  const std::vector<std::string> opts = {"shirt", "coat", "bag", "sandal"};
-  CHECK(eval::extract_option_letter("B", opts) == "B");
-  CHECK(eval::extract_option_letter(" C.", opts) == "C");
-  CHECK(eval::extract_option_letter("(D) sandal", opts) == "D");
-  CHECK(eval::extract_option_letter("The answer is A", opts) == "A");
-  CHECK(eval::extract_option_letter("It is a bag.", opts) == "C");
-  CHECK(eval::extract_option_letter("E", opts) == "");
-  CHECK(eval::extract_option_letter("", opts) == "");
 }

@@ -9,10 +9,10 @@
 #include <map>
 #include <string>
 
-#include "phantom/model_config.h"
+#include "phantom/model/model_config.h"
 #include "tests/helpers.h"
-#include "trainers/run_config.h"
-#include "trainers/trainer.h"
+#include "trainers/recipe/run_config.h"
+#include "trainers/recipe/trainer.h"
 
 namespace phantom::test {
 

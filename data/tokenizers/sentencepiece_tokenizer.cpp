@@ -1,0 +1,104 @@
+// SentencePiece tokenizers (InternLM2, Phi-3) through the sentencepiece library. Added special tokens are split
+// out first and every plain segment is encoded on its own, as HF's slow LlamaTokenizer does with legacy=True
+// (each segment gets SentencePiece's dummy-prefix space when the model asks for one).
+#include <sentencepiece_processor.h>
+
+#include <map>
+
+#include "data/tokenizers/tokenizer.h"
+
+namespace phantom::data {
+
+namespace {
+
+class SentencePieceTokenizer : public Tokenizer {
+ public:
+  SentencePieceTokenizer(const std::string& path, const std::vector<std::pair<std::string, int32_t>>& added)
+      : path_(path) {
+    const auto status = sp_.Load(path);
+    if (!status.ok()) throw std::runtime_error(path + ": cannot load SentencePiece model: " + status.ToString());
+    for (auto& [content, id] : added) {
+      matcher_.add(content, id);
+      added_[id] = content;
+    }
+    // Control pieces of the model (other than BOS/EOS/UNK) are matched atomically too; user-defined pieces
+    // already are by SentencePiece itself.
+    for (int i = 0; i < sp_.GetPieceSize(); ++i)
+      if (sp_.IsControl(i)) {
+        const std::string piece = sp_.IdToPiece(i);
+        if (!piece.empty() && !added_.count(i) && piece != "<s>" && piece != "</s>" && piece != "<unk>")
+          matcher_.add(piece, i), added_[i] = piece;
+      }
+  }
+
+  std::vector<int32_t> encode(const std::string& text) const override {
+    std::vector<int32_t> ids;
+    for (auto& piece : matcher_.split(text)) {
+      if (piece.special_id >= 0) {
+        ids.push_back(piece.special_id);
+        continue;
+      }
+      std::vector<int> part;
+      const auto st = sp_.Encode(piece.text, &part);
+      if (!st.ok()) throw std::runtime_error(path_ + ": encode failed: " + st.ToString());
+      ids.insert(ids.end(), part.begin(), part.end());
+    }
+    return ids;
+  }
+
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special) const override {
+    std::string out;
+    std::vector<int> run;
+    auto flush = [&] {
+      if (run.empty()) return;
+      std::string s;
+      sp_.Decode(run, &s);
+      out += s;
+      run.clear();
+    };
+    for (auto id : ids) {
+      auto a = added_.find(id);
+      if (a != added_.end()) {
+        flush();
+        if (!skip_special) out += a->second;
+      } else {
+        run.push_back(id);
+      }
+    }
+    flush();
+    return out;
+  }
+
+  std::optional<int32_t> token_to_id(const std::string& token) const override {
+    for (auto& [id, content] : added_)
+      if (content == token) return id;
+    const int id = sp_.PieceToId(token);
+    if (id == sp_.unk_id() && token != sp_.IdToPiece(sp_.unk_id())) return std::nullopt;
+    return id;
+  }
+  std::string id_to_token(int32_t id) const override {
+    auto a = added_.find(id);
+    if (a != added_.end()) return a->second;
+    return id >= 0 && id < sp_.GetPieceSize() ? sp_.IdToPiece(id) : "";
+  }
+  int64_t vocab_size() const override {
+    int64_t n = sp_.GetPieceSize();
+    for (auto& kv : added_) n = std::max<int64_t>(n, kv.first + 1);
+    return n;
+  }
+
+ private:
+  std::string path_;
+  sentencepiece::SentencePieceProcessor sp_;
+  AddedTokenMatcher matcher_;
+  std::map<int32_t, std::string> added_;
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path,
+                                                        const std::vector<std::pair<std::string, int32_t>>& added) {
+  return std::make_unique<SentencePieceTokenizer>(path, added);
+}
+
+}  // namespace phantom::data

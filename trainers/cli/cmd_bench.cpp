@@ -1,0 +1,311 @@
+// phantom bench model|decode|po|train: timings of the model itself (training step, decoding) for
+// scripts/bench/model.sh, and of the trainer's steps (PO layouts, per-stage throughput) for scripts/bench/train.sh.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include <fstream>
+
+#include "data/collate.h"
+#include "phantom/io/checkpoint.h"
+#include "trainers/cli/commands.h"
+#include "phantom/model/runtime.h"
+#include "trainers/recipe/losses.h"
+#include "trainers/recipe/optim.h"
+#include "trainers/recipe/trainer.h"
+
+namespace phantom::cli {
+
+static const char* kBenchHelp =
+    "usage: phantom bench model|decode|generate|po|train [--hidden 896 --layers 4 --heads 14 --kv-heads 2 --intermediate 4864\n"
+    "                                   --vocab 151655 --seq 512 --batch 1 --steps 5 --warmup 2 --phantom gate]\n"
+    "  model:  training step (forward + backward + AdamW) of the decoder, tokens/s\n"
+    "  decode: greedy decoding tokens/s with the KV cache and without (full recompute each step)\n"
+    "  generate: batched generation tokens/s (--batch prompts of --seq tokens, --new-tokens each, --beams K,\n"
+    "            no eos); --save DIR writes the model (HF format) and the generated ids for\n"
+    "            scripts/bench/generate_ref.py\n"
+    "  po:     trainer step time (forward + backward + AdamW) of the same questions as SFT on the chosen answer,\n"
+    "          PO with the shared prefix, PO naive; --prompts 256,1024,1792 --answer 32 --rejected 1 --batch 1\n"
+    "  train:  one stage's training step: --stage step1 (PO, projector + Phantom trainable) | step2 (SFT, all);\n"
+    "          tokens/s, model TFLOP/s, peak resident memory of the process (run one stage per process)\n"
+    "  --precision fp32|bf16 (autocast), --trainable all|step1 (po)\n";
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+// Text-only preference questions of `prompt` tokens with answers of `answer` tokens (random ids >= 10).
+std::vector<data::EncodedPreference> bench_questions(int64_t n, int64_t prompt, int64_t answer, int64_t rejected,
+                                                     int64_t vocab) {
+  std::vector<data::EncodedPreference> out;
+  auto ids = [&](int64_t k) {
+    auto t = torch::randint(10, vocab, {k}, torch::kInt64);
+    std::vector<int32_t> v(static_cast<size_t>(k));
+    for (int64_t i = 0; i < k; ++i) v[static_cast<size_t>(i)] = static_cast<int32_t>(t[i].item<int64_t>());
+    return v;
+  };
+  for (int64_t q = 0; q < n; ++q) {
+    data::EncodedPreference p;
+    p.prompt = ids(prompt);
+    for (int64_t a = 0; a <= rejected; ++a) p.answers.push_back(ids(answer));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+struct StepTiming {
+  double ms = 0;
+  int64_t tokens = 0;      // real tokens of the batch
+  int64_t supervised = 0;  // rows through the LM head
+};
+
+// One optimiser step (forward in `ac`, backward, clip, AdamW, zero_grad), in milliseconds.
+double one_step(PhantomModelImpl& m, const data::Batch& b, const train::LossConfig& lc, torch::optim::Optimizer& opt,
+                const std::vector<at::Tensor>& params, const AutocastState& ac) {
+  const auto t0 = Clock::now();
+  train::LossOut out;
+  {
+    AutocastScope scope(ac);
+    out = train::batch_loss(m, b, lc, {b.num_sft_tokens, b.num_questions});
+  }
+  out.loss.backward();
+  torch::nn::utils::clip_grad_norm_(params, 1.0);
+  opt.step();
+  opt.zero_grad();
+  return 1e3 * std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Median step time of each batch, the batches interleaved round by round (after `warmup` rounds), so a slow
+// spell of a shared machine hits every layout alike.
+std::vector<StepTiming> time_interleaved(PhantomModelImpl& m, const std::vector<const data::Batch*>& batches,
+                                         const std::vector<train::LossConfig>& losses, torch::optim::Optimizer& opt,
+                                         const std::vector<at::Tensor>& params, const AutocastState& ac,
+                                         int64_t warmup, int64_t steps) {
+  std::vector<std::vector<double>> ms(batches.size());
+  for (int64_t r = 0; r < warmup + steps; ++r)
+    for (size_t i = 0; i < batches.size(); ++i) {
+      const double t = one_step(m, *batches[i], losses[i], opt, params, ac);
+      if (r >= warmup) ms[i].push_back(t);
+    }
+  std::vector<StepTiming> out;
+  for (size_t i = 0; i < batches.size(); ++i)
+    out.push_back({median(ms[i]), batches[i]->num_tokens, batches[i]->targets.target.numel()});
+  return out;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  for (size_t e; (e = s.find(sep, b)) != std::string::npos; b = e + 1) out.push_back(s.substr(b, e - b));
+  out.push_back(s.substr(b));
+  return out;
+}
+
+double peak_rss_gb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  Args a = parse_args(argc, argv, 3,
+                      {"hidden", "layers", "heads", "kv-heads", "intermediate", "vocab", "seq", "batch", "steps", "warmup",
+                       "phantom", "threads", "new-tokens", "beams", "save", "prompts", "answer", "rejected", "stage",
+                       "precision", "trainable"},
+                      {"help"});
+  if (a.has("help") || argc < 3) {
+    std::fputs(kBenchHelp, stdout);
+    return argc < 3 ? 2 : 0;
+  }
+  const std::string what = argv[2];
+  set_threads(std::stoll(a.get("threads", "0")));
+  torch::manual_seed(0);
+  LlmConfig c;
+  c.hidden_size = std::stoll(a.get("hidden", "896"));
+  c.num_layers = std::stoll(a.get("layers", "4"));
+  c.num_heads = std::stoll(a.get("heads", "14"));
+  c.num_kv_heads = std::stoll(a.get("kv-heads", "2"));
+  c.intermediate_size = std::stoll(a.get("intermediate", "4864"));
+  c.vocab_size = std::stoll(a.get("vocab", "151655"));
+  c.max_position_embeddings = 32768;
+  const int64_t seq = std::stoll(a.get("seq", "512")), batch = std::stoll(a.get("batch", "1"));
+  const int64_t steps = std::stoll(a.get("steps", "5")), warmup = std::stoll(a.get("warmup", "2"));
+  if (what == "model") {
+    DecoderLM lm(c, parse_phantom_mode(a.get("phantom", "gate")), 1e-4);
+    std::vector<at::Tensor> params;
+    for (auto& p : lm->parameters()) params.push_back(p);
+    torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-5));
+    auto ids = torch::randint(0, c.vocab_size, {batch, seq});
+    double total = 0;
+    for (int64_t s = 0; s < warmup + steps; ++s) {
+      const auto t0 = Clock::now();
+      DecoderInputs in;
+      in.embeds = lm->embed(ids);
+      auto logits = lm->forward(in);
+      auto loss = torch::nn::functional::cross_entropy(logits.view({-1, c.vocab_size}).narrow(0, 0, batch * seq - 1),
+                                                       ids.view({-1}).narrow(0, 1, batch * seq - 1));
+      loss.backward();
+      opt.step();
+      opt.zero_grad();
+      const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (s >= warmup) total += dt;
+    }
+    std::printf("train_step tokens/s %.1f  (%.1f ms/step, batch %lld x seq %lld, %lld layers, phantom %s)\n",
+                static_cast<double>(batch * seq * steps) / total, 1e3 * total / static_cast<double>(steps),
+                static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(c.num_layers),
+                a.get("phantom", "gate").c_str());
+    return 0;
+  }
+  if (what == "decode") {
+    DecoderLM lm(c, parse_phantom_mode(a.get("phantom", "gate")), 1e-4);
+    torch::NoGradGuard ng;
+    lm->eval();
+    const int64_t new_tokens = std::stoll(a.get("new-tokens", "64"));
+    auto prompt = torch::randint(0, c.vocab_size, {batch, seq});
+    GenerationConfig gc;
+    gc.max_new_tokens = new_tokens;
+    auto t0 = Clock::now();
+    auto res = generate(*lm, lm->embed(prompt), at::Tensor(), gc);
+    const double cached = std::chrono::duration<double>(Clock::now() - t0).count();
+    // Without a cache: the whole sequence again for every new token.
+    t0 = Clock::now();
+    auto ids = prompt;
+    for (int64_t t = 0; t < new_tokens; ++t) {
+      DecoderInputs in;
+      in.embeds = lm->embed(ids);
+      auto h = lm->forward_hidden(in);
+      auto next = lm->logits(h.select(1, h.size(1) - 1)).argmax(-1, true);
+      ids = torch::cat({ids, next}, 1);
+    }
+    const double full = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double n = static_cast<double>(batch * new_tokens);
+    std::printf("decode tokens/s with cache %.1f, without %.1f (x%.1f), prompt %lld, %lld new tokens\n", n / cached,
+                n / full, full / cached, static_cast<long long>(seq), static_cast<long long>(new_tokens));
+    return 0;
+  }
+  if (what == "generate") {
+    DecoderLM lm(c, parse_phantom_mode(a.get("phantom", "gate")), 1e-4);
+    torch::NoGradGuard ng;
+    lm->eval();
+    // A prompt both sides can rebuild without sharing a file: id = 10 + (31 b + 7 t) mod (V - 10).
+    auto prompt = torch::empty({batch, seq}, torch::kInt64);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t t = 0; t < seq; ++t) prompt[b][t] = 10 + (31 * b + 7 * t) % (c.vocab_size - 10);
+    GenerationConfig gc;
+    gc.max_new_tokens = std::stoll(a.get("new-tokens", "32"));
+    gc.num_beams = std::stoll(a.get("beams", "3"));
+    GenerationResult res;
+    double total = 0;
+    for (int64_t s = 0; s < warmup + steps; ++s) {
+      const auto t0 = Clock::now();
+      res = generate(*lm, lm->embed(prompt), torch::ones({batch, seq}, torch::kInt64), gc);
+      if (s >= warmup) total += std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    int64_t produced = 0;
+    for (auto& r : res.tokens) produced += static_cast<int64_t>(r.size());
+    std::printf("generate tokens/s %.1f  (%.1f ms/run, batch %lld x %lld new tokens, beams %lld, prompt %lld) ours\n",
+                static_cast<double>(produced * steps) / total, 1e3 * total / static_cast<double>(steps),
+                static_cast<long long>(batch), static_cast<long long>(gc.max_new_tokens),
+                static_cast<long long>(gc.num_beams), static_cast<long long>(seq));
+    if (a.has("save")) {
+      save_llm(*lm, a.get("save"));
+      std::ofstream out(a.get("save") + "/generated.txt");
+      for (auto& r : res.tokens) {
+        for (size_t i = 0; i < r.size(); ++i) out << (i ? " " : "") << r[i];
+        out << "\n";
+      }
+    }
+    return 0;
+  }
+  if (what == "po" || what == "train") {
+    // The trainer's own path: PhantomModel (tiny ViT, unused: text prompts) + batch_loss + AdamW.
+    ModelConfig mc;
+    mc.llm = c;
+    mc.phantom = a.get("phantom", "gate");
+    mc.vision.image_size = 28, mc.vision.patch_size = 7, mc.vision.hidden_size = 32, mc.vision.num_layers = 1;
+    mc.vision.num_heads = 2, mc.vision.intermediate_size = 64;
+    mc.image_token_index = 5;
+    PhantomModel model(mc);
+    init_weights(*model);
+    model->image_token_index = 5;
+    model->train();
+    const std::string precision = a.get("precision", "fp32");
+    const auto ac = AutocastState::for_compute(pick_compute_dtype(precision, c10::Device(c10::kCPU)), c10::Device(c10::kCPU));
+    const int64_t answer = std::stoll(a.get("answer", "32")), rejected = std::stoll(a.get("rejected", "1"));
+    const std::string stage = a.get("stage", "step1");
+    const bool step1 = what == "po" ? a.get("trainable", "step1") == "step1" : stage == "step1";
+    if (what == "train" && stage != "step1" && stage != "step2") throw UsageError("--stage: step1 | step2");
+    auto trainable = train::select_trainable(
+        *model, step1 ? std::vector<std::string>{"^vision_proj\\.", "_phantom"} : std::vector<std::string>{".*"});
+    train::OptimConfig oc;
+    auto opt = train::make_adamw(trainable, oc);
+    auto body = mc;
+    body.llm.vocab_size = 0;  // FLOPs: decoder body per token + the LM head per supervised row
+    auto flops = [&](const StepTiming& t, int64_t len) {
+      return train::train_flops_per_token(body, len) * static_cast<double>(t.tokens) +
+             6.0 * static_cast<double>(c.hidden_size * c.vocab_size) * static_cast<double>(t.supervised);
+    };
+    if (what == "po") {
+      std::vector<int64_t> prompts;
+      for (auto& s : split(a.get("prompts", "256,1024,1792"), ',')) prompts.push_back(std::stoll(s));
+      std::printf("# decoder hidden %lld, %lld layers, vocab %lld, batch %lld, answers %lld tokens, %lld rejected, "
+                  "trainable %s (%lld), %s\n",
+                  static_cast<long long>(c.hidden_size), static_cast<long long>(c.num_layers),
+                  static_cast<long long>(c.vocab_size), static_cast<long long>(batch), static_cast<long long>(answer),
+                  static_cast<long long>(rejected), step1 ? "projector + Phantom" : "all",
+                  static_cast<long long>(trainable.count), precision.c_str());
+      for (auto P : prompts) {
+        auto qs = bench_questions(batch, P, answer, rejected, c.vocab_size);
+        std::vector<data::EncodedConversation> sft;
+        for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
+        auto b_sft = data::collate_sft(sft, {}, 0);
+        auto b_shared = data::collate_preference(qs, {}, 0, true);
+        auto b_naive = data::collate_preference(qs, {}, 0, false);
+        auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{"sft"}, {"po"}, {"po"}}, *opt,
+                                  trainable.params, ac, warmup, steps);
+        const auto &t_sft = t[0], &t_shared = t[1], &t_naive = t[2];
+        std::printf("po prompt %lld (median of %lld interleaved steps): sft %.1f ms (%lld tok), po shared %.1f ms (%lld tok), po naive %.1f ms (%lld tok) | "
+                    "shared/sft %.2fx, naive/shared %.2fx\n",
+                    static_cast<long long>(P), static_cast<long long>(steps), t_sft.ms, static_cast<long long>(t_sft.tokens), t_shared.ms,
+                    static_cast<long long>(t_shared.tokens), t_naive.ms, static_cast<long long>(t_naive.tokens),
+                    t_shared.ms / t_sft.ms, t_naive.ms / t_shared.ms);
+        std::fflush(stdout);
+      }
+      return 0;
+    }
+    // train: one stage's step on `batch` questions of `seq` tokens (prompt seq/2, answers seq/4 each for PO;
+    // SFT trains on prompt + chosen answer).
+    const int64_t P = seq / 2, A = seq / 4;
+    auto qs = bench_questions(batch, P, A, 1, c.vocab_size);
+    data::Batch b;
+    if (step1) {
+      b = data::collate_preference(qs, {}, 0, true);
+    } else {
+      std::vector<data::EncodedConversation> sft;
+      for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
+      b = data::collate_sft(sft, {}, 0);
+    }
+    auto t = time_interleaved(*model, {&b}, {{step1 ? "po" : "sft"}}, *opt, trainable.params, ac, warmup, steps)[0];
+    auto [n_params, n_train] = count_parameters(*model);
+    (void)n_train;
+    const double secs = t.ms / 1e3;
+    std::printf("train %s (%s, %s): %lld params, %lld trainable, %lld tokens/step: %.1f tok/s, %.4f TFLOP/s, %.0f ms/step, "
+                "peak RSS %.2f GB\n",
+                stage.c_str(), step1 ? "po" : "sft", precision.c_str(), static_cast<long long>(n_params),
+                static_cast<long long>(trainable.count), static_cast<long long>(t.tokens),
+                static_cast<double>(t.tokens) / secs, flops(t, b.input_ids.size(1)) / secs / 1e12, t.ms, peak_rss_gb());
+    return 0;
+  }
+  throw UsageError("unknown bench '" + what + "' (model | decode | generate | po | train)");
+}
+
+}  // namespace phantom::cli

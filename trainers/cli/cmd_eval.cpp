@@ -1,0 +1,198 @@
+// phantom eval --model DIR --benchmark NAME[,NAME...] --data PATH[,PATH...] [--out DIR]
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "trainers/cli/commands.h"
+#include "phantom/model/runtime.h"
+#include "phantom/util/logf.h"
+#include "trainers/eval/run.h"
+
+namespace phantom::cli {
+namespace fs = std::filesystem;
+
+static const char* kEvalHelp =
+    "usage: phantom eval --model DIR --benchmark NAME[,NAME...] --data PATH[,PATH...] [--out DIR] [options]\n\n"
+    "  --benchmark NAMES  comma list of: mmbench, mmstar, sqa, ai2d, seed, pope, mme, chartqa, hallusionbench,\n"
+    "                     mathvista, mmvet, llavaw (mc = any MMBench-format TSV, e.g. the demo's)\n"
+    "  --data PATHS       one entry per benchmark, in the same order, in the benchmark's published format;\n"
+    "                     POPE and ChartQA take several files joined with '+' (one per split) or their folder\n"
+    "  --out DIR          results directory (default: <model>/eval): <name>.json per benchmark, summary.md\n"
+    "  --image-root DIR   where image paths are resolved (default: each benchmark's release layout)\n"
+    "  --split NAME       ScienceQA split (default test)\n"
+    "  --skip-bad-rows    report malformed rows / missing images by row id and evaluate the rest\n"
+    "                     (default: stop with the first row ids)\n"
+    "  --judge CMD        MathVista / MM-Vet / LLaVA-W: judge command with {input} and {output}\n"
+    "  --limit N          first N items of each benchmark (results named <name>_limitN)\n"
+    "  --num-beams K      default 3 (the paper's protocol)\n"
+    "  --max-new-tokens N default: the benchmark's (5 MC / yes-no, 512 MathVista, 1024 MM-Vet, LLaVA-W)\n"
+    "  --batch-size B     questions per generation batch (default 8)\n"
+    "  --flush-every N    batches between answer-shard rewrites (default 1)\n"
+    "  --shard-timeout S  rank 0: seconds to wait for the other ranks' answers (default 3600)\n"
+    "  --max-tiles N, --threads N, --device D, --tokenizer PATH\n\n"
+    "Resumable: a rerun with the same --out skips answered items. Data parallel: under torchrun (RANK,\n"
+    "WORLD_SIZE) rank r generates batches r, r+W, ...; rank 0 merges, scores and writes the results.\n";
+
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t p = s.find(sep, start);
+    out.push_back(s.substr(start, p == std::string::npos ? std::string::npos : p - start));
+    if (p == std::string::npos) break;
+    start = p + 1;
+  }
+  return out;
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  try {
+    return std::stoi(v);
+  } catch (const std::exception&) {
+    throw UsageError(std::string("environment variable ") + name + "='" + v + "' is not an integer");
+  }
+}
+
+// POPE / ChartQA given as a folder: the split files it holds.
+std::vector<std::string> files_of(eval::Bench b, const std::string& entry) {
+  std::error_code ec;
+  if (!fs::is_directory(entry, ec) || (b != eval::Bench::POPE && b != eval::Bench::ChartQA)) return split(entry, '+');
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(entry)) {
+    const std::string f = e.path().filename().string();
+    const bool pope = b == eval::Bench::POPE && f.find("pope") != std::string::npos &&
+                      (f.find("random") != std::string::npos || f.find("popular") != std::string::npos ||
+                       f.find("adversarial") != std::string::npos);
+    const bool chart = b == eval::Bench::ChartQA && (f == "test_human.json" || f == "test_augmented.json");
+    if (pope || chart) files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw UsageError(entry + ": no " + eval::bench_name(b) + " split files in this folder");
+  return files;
+}
+
+// "mmbench_dev" / "mmbench_test" (an MMBench file without answers is a test split), else the benchmark's name.
+std::string results_name(eval::Bench b, const std::vector<eval::BenchItem>& items, int64_t limit) {
+  std::string name = eval::bench_name(b);
+  if (b == eval::Bench::MMBench) {
+    bool answers = false;
+    for (const auto& it : items) answers |= !it.answer.empty();
+    name += answers ? "_dev" : "_test";
+  }
+  return limit > 0 ? name + "_limit" + std::to_string(limit) : name;
+}
+
+// Every results file in `out` (earlier invocations too), so summary.md covers all benchmarks evaluated there.
+std::vector<eval::BenchReport> all_reports(const std::string& out, std::vector<eval::BenchReport> fresh) {
+  std::set<std::string> have;
+  for (const auto& r : fresh) have.insert(r.benchmark);
+  for (const auto& e : fs::directory_iterator(out)) {
+    if (e.path().extension() != ".json") continue;
+    try {
+      std::ifstream in(e.path());
+      const auto j = nlohmann::json::parse(in);
+      if (!j.is_object() || !j.contains("benchmark") || !j.contains("metrics") || !j.contains("items")) continue;
+      eval::BenchReport r;
+      r.benchmark = j["benchmark"].get<std::string>();
+      if (have.count(r.benchmark)) continue;
+      r.headline = j.value("headline", "");
+      for (const auto& [k, v] : j["metrics"].items())
+        if (v.is_number()) r.metrics[k] = v.get<double>();
+      r.missing = j.value("missing", int64_t(0));
+      r.items.resize(j["items"].size());
+      fresh.push_back(std::move(r));
+    } catch (const std::exception&) {  // not a results file (a judge's output, say)
+    }
+  }
+  std::sort(fresh.begin(), fresh.end(), [](const auto& x, const auto& y) { return x.benchmark < y.benchmark; });
+  return fresh;
+}
+
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+  Args a = parse_args(argc, argv, 2,
+                      {"model", "tokenizer", "benchmark", "data", "out", "limit", "num-beams", "max-new-tokens",
+                       "batch-size", "threads", "device", "max-tiles", "image-root", "split", "judge", "flush-every",
+                       "shard-timeout"},
+                      {"help", "skip-bad-rows"});
+  if (a.has("help")) {
+    std::fputs(kEvalHelp, stdout);
+    return 0;
+  }
+  const auto names = split(a.require("benchmark"), ','), data = split(a.require("data"), ',');
+  if (names.size() != data.size())
+    throw UsageError(std::to_string(names.size()) + " benchmarks but " + std::to_string(data.size()) +
+                     " --data entries (one per benchmark, comma-separated)");
+  std::vector<eval::Bench> benches;
+  for (const auto& n : names) benches.push_back(eval::bench_from_name(n == "mc" ? "mmbench" : n));
+  const int rank = env_int("RANK", 0), world = env_int("WORLD_SIZE", 1);
+  if (world < 1 || rank < 0 || rank >= world)
+    throw UsageError("RANK=" + std::to_string(rank) + " is not in [0, WORLD_SIZE=" + std::to_string(world) + ")");
+  log::init(rank, world);
+
+  eval::RunOptions ro;
+  ro.out_dir = a.get("out", (fs::path(a.require("model")) / "eval").string());
+  ro.batch_size = std::stoll(a.get("batch-size", "8"));
+  ro.num_beams = std::stoll(a.get("num-beams", "3"));
+  ro.max_new_tokens = std::stoll(a.get("max-new-tokens", "0"));
+  ro.limit = std::stoll(a.get("limit", "0"));
+  ro.flush_every = std::stoll(a.get("flush-every", "1"));
+  ro.shard_timeout_s = std::stod(a.get("shard-timeout", "3600"));
+  ro.judge = a.get("judge");
+  ro.rank = rank, ro.world = world;
+  if (ro.batch_size < 1 || ro.num_beams < 1 || ro.flush_every < 1 || ro.max_new_tokens < 0 || ro.limit < 0)
+    throw UsageError("--batch-size, --num-beams and --flush-every must be positive, --max-new-tokens/--limit >= 0");
+  eval::ReadOptions rd;
+  rd.image_root = a.get("image-root");
+  rd.skip_bad_rows = a.has("skip-bad-rows");
+  rd.split = a.get("split", "test");
+
+  // Read every benchmark before loading the model: a bad file fails in seconds, not after the first benchmark.
+  std::vector<eval::ReadResult> read;
+  for (size_t i = 0; i < benches.size(); ++i) {
+    try {
+      read.push_back(eval::read_benchmark(benches[i], files_of(benches[i], data[i]), rd));
+    } catch (const std::runtime_error& e) {  // name the CLI switch, not the library option
+      std::string msg = e.what();
+      if (auto p = msg.find("ReadOptions::skip_bad_rows"); p != std::string::npos) msg.replace(p, 26, "--skip-bad-rows");
+      throw std::runtime_error(msg);
+    }
+  }
+  set_threads(std::stoll(a.get("threads", "0")));
+  auto l = load_for_inference(a);
+  fs::create_directories(ro.out_dir);
+
+  std::vector<eval::BenchReport> reports;
+  std::set<std::string> used;
+  for (size_t i = 0; i < benches.size(); ++i) {
+    eval::RunOptions o = ro;
+    o.name = results_name(benches[i], read[i].items, ro.limit);
+    for (int k = 2; used.count(o.name); ++k) o.name = results_name(benches[i], read[i].items, ro.limit) + "_" + std::to_string(k);
+    used.insert(o.name);
+    o.row_errors = read[i].errors;
+    auto r = eval::run_benchmark(*l.model, *l.tok, *l.enc, l.tiles, benches[i], read[i].items, o);
+    log::info("{}: generated {} answers on this rank, {} were already answered", o.name, r.generated, r.skipped);
+    if (rank != 0) continue;
+    if (!read[i].errors.empty())
+      log::warn("{}: {} rows skipped, listed in {}/{}.row_errors.txt", o.name, read[i].errors.size(), ro.out_dir, o.name);
+    reports.push_back(std::move(r.report));
+  }
+  if (rank != 0) return 0;
+  const std::string summary = (fs::path(ro.out_dir) / "summary.md").string();
+  std::printf("%s\n", eval::summary_markdown(reports).c_str());
+  eval::write_summary(summary, all_reports(ro.out_dir, reports));
+  std::printf("results: %s/<benchmark>.json, summary of every benchmark in %s: %s\n", ro.out_dir.c_str(),
+              ro.out_dir.c_str(), summary.c_str());
+  return 0;
+}
+
+}  // namespace phantom::cli

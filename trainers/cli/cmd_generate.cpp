@@ -1,0 +1,227 @@
+// phantom generate --model DIR --image PATH --prompt "..."   (streams the answer)
+// phantom generate --model DIR --input questions.jsonl        ({"id", "image", "prompt"} per line)
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "data/images/image.h"
+#include "data/tokenizers/tokenizer.h"
+#include "phantom/io/checkpoint.h"
+#include "trainers/cli/args.h"
+#include "trainers/cli/commands.h"
+#include "phantom/model/runtime.h"
+#include "phantom/util/logf.h"
+#include "trainers/eval/answer.h"
+
+namespace phantom::cli {
+namespace fs = std::filesystem;
+
+static const char* kGenerateHelp =
+    "usage: phantom generate --model DIR (--prompt TEXT [--image PATH ...] | --input FILE.jsonl) [options]\n\n"
+    "  --model DIR          a Phantom checkpoint directory (config.json, safetensors, tokenizer)\n"
+    "  --tokenizer PATH     tokenizer.json / tokenizer.model (default: the one in --model)\n"
+    "  --image PATH         an image for the prompt (repeat for several; <image> in the prompt marks where)\n"
+    "  --prompt TEXT        the question\n"
+    "  --input FILE         JSONL, {\"id\", \"prompt\", \"image\" or \"images\": [...]} per line; answers as JSONL\n"
+    "                       {\"id\", \"answer\"} to stdout, or appended to --out FILE after each batch (a rerun\n"
+    "                       skips the ids already there); images relative to --image-root (default: the file's\n"
+    "                       folder); bad rows named by line and id (--skip-bad-rows answers the others)\n"
+    "  --batch-size B       --input rows generated together (default 8)\n"
+    "  --max-new-tokens N   (default 128)      --num-beams K   beam search (default 1: greedy)\n"
+    "  --do-sample          sample instead     --temperature T, --top-p P, --top-k K, --seed S\n"
+    "  --max-tiles N        dynamic tiling limit (default 6)   --threads N   CPU threads\n";
+
+
+Loaded load_for_inference(const Args& a) {
+  Loaded l;
+  const std::string dir = a.require("model");
+  std::string tok_path = a.get("tokenizer");
+  if (tok_path.empty()) tok_path = dir;
+  l.tok = data::load_tokenizer(tok_path);
+  ModelConfig cfg;
+  l.model = load_phantom(dir, cfg);
+  const char* local_rank = std::getenv("LOCAL_RANK");  // torchrun: one GPU per local rank
+  l.model->to(pick_device(a.get("device", "auto"), local_rank && *local_rank ? std::atoi(local_rank) : 0));
+  if (l.model->image_token_index < 0) {
+    auto id = l.tok->token_to_id(l.model->cfg.image_token);
+    if (!id) throw std::runtime_error("the tokenizer has no " + l.model->cfg.image_token + " token");
+    l.model->image_token_index = *id;
+  }
+  l.enc = std::make_unique<data::SampleEncoder>(
+      *l.tok, data::ChatTemplate::resolve("auto", l.model->cfg.llm.family),
+      data::ImageTokens::from_tokenizer(*l.tok, l.model->tokens_per_tile()));
+  l.tiles.tile = static_cast<int>(l.model->cfg.vision.image_size);
+  l.tiles.max_num = std::stoi(a.get("max-tiles", "6"));
+  return l;
+}
+
+GenerationConfig generation_options(const Args& a) {
+  GenerationConfig gc;
+  gc.max_new_tokens = std::stoll(a.get("max-new-tokens", "128"));
+  gc.num_beams = std::stoll(a.get("num-beams", "1"));
+  gc.do_sample = a.has("do-sample");
+  gc.temperature = std::stod(a.get("temperature", "1.0"));
+  gc.top_p = std::stod(a.get("top-p", "1.0"));
+  gc.top_k = std::stoll(a.get("top-k", "0"));
+  gc.seed = std::stoull(a.get("seed", "0"));
+  return gc;
+}
+
+// --input FILE.jsonl: every row answered in batches; answers as JSONL to --out (appended after every batch, ids
+// already there skipped, so an interrupted run resumes) or to stdout. Bad rows are named by line and id.
+static int generate_jsonl(const Args& a, Loaded& l, const GenerationConfig& gc) {
+  const std::string path = a.get("input");
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  const fs::path root = a.has("image-root") ? fs::path(a.get("image-root")) : fs::path(path).parent_path();
+  const std::string out_path = a.get("out");
+  std::set<std::string> done;
+  if (!out_path.empty()) {
+    std::ifstream prev(out_path);
+    std::string line;
+    while (std::getline(prev, line)) {
+      try {
+        done.insert(nlohmann::json::parse(line).at("id").get<std::string>());
+      } catch (const std::exception&) {  // a line cut by an interruption: that row is answered again
+      }
+    }
+  }
+  std::vector<eval::Question> qs;
+  std::vector<std::vector<std::string>> image_files;  // per question
+  std::vector<std::string> where, bad;
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    eval::Question q;
+    q.id = "line " + std::to_string(n);
+    try {
+      const auto j = nlohmann::json::parse(line);
+      if (!j.is_object()) throw std::runtime_error("not a JSON object");
+      if (j.contains("id")) q.id = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
+      if (done.count(q.id)) continue;
+      q.prompt = j.contains("prompt") ? j.at("prompt").get<std::string>() : j.value("question", "");
+      if (q.prompt.empty()) throw std::runtime_error("no \"prompt\"");
+      std::vector<std::string> images;
+      if (j.contains("image") && !j["image"].is_null()) images.push_back(j["image"].get<std::string>());
+      if (j.contains("images"))
+        for (const auto& p : j["images"]) images.push_back(p.get<std::string>());
+      std::vector<std::string> files;
+      for (const auto& p : images) {  // checked now, decoded per batch (a large file's images never all in memory)
+        const fs::path f = fs::path(p).is_absolute() ? fs::path(p) : root / p;
+        if (!fs::is_regular_file(f)) throw std::runtime_error("missing image " + f.string());
+        files.push_back(f.string());
+      }
+      image_files.push_back(std::move(files));
+      where.push_back(path + ":" + std::to_string(n) + " (id " + q.id + ")");
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      bad.push_back(path + ":" + std::to_string(n) + " (id " + q.id + "): " + msg.substr(0, msg.find('\n')));
+      continue;
+    }
+    qs.push_back(std::move(q));
+  }
+  for (const auto& b : bad) log::warn("{}", b);
+  if (!bad.empty() && !a.has("skip-bad-rows"))
+    throw std::runtime_error(std::to_string(bad.size()) + " bad rows, first " + bad.front() +
+                             " (--skip-bad-rows answers the others)");
+  if (!done.empty()) log::info("{}: {} rows already answered in {}", path, done.size(), out_path);
+  std::ofstream out;
+  if (!out_path.empty()) {
+    out.open(out_path, std::ios::app);
+    if (!out) throw std::runtime_error("cannot write " + out_path);
+  }
+  const int64_t bs = std::stoll(a.get("batch-size", "8"));
+  for (size_t b0 = 0; b0 < qs.size(); b0 += static_cast<size_t>(bs)) {
+    std::vector<eval::Question> batch;
+    for (size_t i = b0; i < std::min(qs.size(), b0 + static_cast<size_t>(bs)); ++i) {
+      eval::Question q = qs[i];
+      try {
+        for (const auto& f : image_files[i]) q.images.push_back(data::load_image(f));
+      } catch (const std::exception& e) {
+        std::string msg = e.what();
+        msg = where[i] + ": " + msg.substr(0, msg.find('\n'));
+        if (!a.has("skip-bad-rows")) throw std::runtime_error(msg);
+        log::warn("{}; skipped", msg);
+        continue;
+      }
+      batch.push_back(std::move(q));
+    }
+    if (batch.empty()) continue;
+    std::string text;
+    for (const auto& ans : eval::answer_batch(*l.model, *l.tok, *l.enc, l.tiles, batch, gc))
+      text += nlohmann::json{{"id", ans.id}, {"answer", ans.text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    if (out_path.empty()) {
+      std::fputs(text.c_str(), stdout);
+      std::fflush(stdout);
+    } else {
+      out << text;
+      out.flush();
+    }
+  }
+  return 0;
+}
+
+int cmd_generate(int argc, char** argv) {
+  Args a = parse_args(argc, argv, 2,
+                      {"model", "tokenizer", "prompt", "input", "max-new-tokens", "num-beams", "temperature", "top-p",
+                       "top-k", "seed", "max-tiles", "threads", "device", "image", "out", "batch-size", "image-root"},
+                      {"help", "do-sample", "skip-bad-rows"});
+  if (a.has("help")) {
+    std::fputs(kGenerateHelp, stdout);
+    return 0;
+  }
+  // --image may repeat: collect every occurrence.
+  std::vector<std::string> images;
+  for (int i = 2; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--image") images.push_back(argv[i + 1]);
+  set_threads(std::stoll(a.get("threads", "0")));
+  auto l = load_for_inference(a);
+  auto gc = generation_options(a);
+
+  if (a.has("input")) return generate_jsonl(a, l, gc);
+  eval::Question q;
+  q.id = "0";
+  q.prompt = a.require("prompt");
+  for (auto& p : images) q.images.push_back(data::load_image(p));
+  if (gc.num_beams > 1) {  // beam search finishes all at once
+    auto ans = eval::answer_questions(*l.model, *l.tok, *l.enc, l.tiles, {q}, gc, 1);
+    std::printf("%s\n", ans[0].text.c_str());
+    return 0;
+  }
+  // Greedy / sampling: stream the text as tokens arrive.
+  std::vector<int32_t> so_far;
+  std::string printed;
+  auto on_tokens = [&](const std::vector<int64_t>& step) {
+    if (step.empty() || step[0] < 0) return;
+    so_far.push_back(static_cast<int32_t>(step[0]));
+    const std::string text = l.tok->decode(so_far, true);
+    if (text.size() > printed.size() && text.compare(0, printed.size(), printed) == 0) {
+      std::fputs(text.c_str() + printed.size(), stdout);
+      std::fflush(stdout);
+      printed = text;
+    }
+  };
+  std::vector<int64_t> counts;
+  std::vector<at::Tensor> px;
+  for (auto& img : q.images) {
+    px.push_back(data::preprocess_image(img, l.tiles));
+    counts.push_back(px.back().size(0));
+  }
+  auto ids = l.enc->prompt(q.prompt, counts);
+  torch::NoGradGuard ng;
+  l.model->eval();
+  const auto dev = l.model->language_model->body->parameters().front().device();
+  auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0).to(dev);
+  auto embeds = l.model->embed_inputs(t, px.empty() ? at::Tensor() : torch::cat(px, 0).to(dev));
+  if (auto e = l.tok->token_to_id(l.enc->chat_template().assistant_end)) gc.eos_token_ids.push_back(*e);
+  generate(*l.model->language_model, embeds, torch::ones_like(t), gc, on_tokens);
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace phantom::cli

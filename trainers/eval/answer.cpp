@@ -1,0 +1,69 @@
+#include "trainers/eval/answer.h"
+
+#include "phantom/util/log.h"
+
+namespace phantom::eval {
+
+std::vector<Answer> answer_batch(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
+                                 const data::TileOptions& tiles, const std::vector<Question>& batch,
+                                 const GenerationConfig& gc_in) {
+  torch::NoGradGuard ng;
+  model.eval();
+  const auto dev = model.language_model->body->parameters().front().device();
+  GenerationConfig gc = gc_in;
+  if (gc.eos_token_ids.empty())
+    if (auto e = tok.token_to_id(enc.chat_template().assistant_end)) gc.eos_token_ids.push_back(*e);
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<at::Tensor> pixels;
+  size_t L = 0;
+  for (const auto& q : batch) {
+    std::vector<int64_t> counts;
+    for (auto& img : q.images) {
+      auto t = data::preprocess_image(img, tiles);
+      counts.push_back(t.size(0));
+      pixels.push_back(t);
+    }
+    prompts.push_back(enc.prompt(q.prompt, counts));
+    L = std::max(L, prompts.back().size());
+  }
+  const auto B = static_cast<int64_t>(prompts.size());
+  auto ids = torch::zeros({B, static_cast<int64_t>(L)}, torch::kInt64);
+  auto mask = torch::zeros({B, static_cast<int64_t>(L)}, torch::kInt64);
+  for (int64_t r = 0; r < B; ++r) {
+    const auto& p = prompts[static_cast<size_t>(r)];
+    const int64_t off = static_cast<int64_t>(L - p.size());  // left padding
+    for (size_t k = 0; k < p.size(); ++k) ids[r][off + static_cast<int64_t>(k)] = p[k], mask[r][off + static_cast<int64_t>(k)] = 1;
+  }
+  at::Tensor px = pixels.empty() ? at::Tensor() : torch::cat(pixels, 0).to(dev);
+  auto embeds = model.embed_inputs(ids.to(dev), px);
+  auto res = generate(*model.language_model, embeds, mask.to(dev), gc);
+  std::vector<Answer> answers;
+  for (int64_t r = 0; r < B; ++r) {
+    const auto& gen = res.tokens[static_cast<size_t>(r)];
+    answers.push_back({batch[static_cast<size_t>(r)].id,
+                       tok.decode(std::vector<int32_t>(gen.begin(), gen.end()), /*skip_special=*/true)});
+  }
+  return answers;
+}
+
+std::vector<Answer> answer_questions(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
+                                     const data::TileOptions& tiles, const std::vector<Question>& questions,
+                                     GenerationConfig gc, int64_t batch_size,
+                                     const std::function<void(const Answer&)>& on_answer) {
+  std::vector<Answer> answers;
+  log::Progress progress("answering", static_cast<int64_t>(questions.size()));
+  for (size_t b0 = 0; b0 < questions.size(); b0 += static_cast<size_t>(batch_size)) {
+    const size_t b1 = std::min(questions.size(), b0 + static_cast<size_t>(batch_size));
+    const std::vector<Question> batch(questions.begin() + static_cast<std::ptrdiff_t>(b0),
+                                      questions.begin() + static_cast<std::ptrdiff_t>(b1));
+    for (auto& a : answer_batch(model, tok, enc, tiles, batch, gc)) {
+      if (on_answer) on_answer(a);
+      answers.push_back(std::move(a));
+    }
+    progress.update(static_cast<int64_t>(answers.size()));
+  }
+  progress.finish();
+  return answers;
+}
+
+}  // namespace phantom::eval

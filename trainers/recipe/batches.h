@@ -1,0 +1,39 @@
+// Samples to batches, the one path the trainer, validation and `phantom data bench` share: images decoded and
+// tiled, text encoded with the chat template, lengths checked after image expansion, bad samples handled by
+// data.on_error, then collated (SFT or a preference layout).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <mutex>
+#include <vector>
+
+#include "data/annotations.h"
+#include "data/chat_template.h"
+#include "data/collate.h"
+#include "data/images/image.h"
+#include "trainers/recipe/run_config.h"
+
+namespace phantom::train {
+
+// Everything a batch needs from samples: images tiled, text encoded, lengths checked, bad samples per policy.
+struct BatchMaker {
+  const RunConfig& cfg;
+  const std::vector<data::Sample>& samples;
+  const data::SampleEncoder& enc;
+  data::TileOptions tiles;
+  int32_t pad_id;
+  bool preference;  // preference layout (PO & co) or SFT on chosen answers / conversations
+  bool shared_prefix;
+  std::mutex* mu;
+  data::SkipCounts* skipped;
+  bool empty_ok = false;  // a batch whose samples were all skipped comes back empty instead of failing
+
+  // Builds the batch of samples `idx` (Batch::sample_index: the dataset index of each kept sample); thread-safe (the loader calls it from its worker threads).
+  data::Batch operator()(const std::vector<size_t>& idx) const;
+};
+
+// Rough length for length grouping (exact lengths are only known after tiling and tokenising).
+std::vector<int64_t> estimated_lengths(const std::vector<data::Sample>& samples, int64_t tokens_per_image);
+
+}  // namespace phantom::train

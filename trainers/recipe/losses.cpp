@@ -1,0 +1,124 @@
+#include "trainers/recipe/losses.h"
+
+namespace phantom::train {
+namespace F = torch::nn::functional;
+
+at::Tensor token_logps(const at::Tensor& hidden, const data::Targets& t,
+                       const std::function<at::Tensor(const at::Tensor&)>& lm_head) {
+  auto dev = hidden.device();
+  auto rows = hidden.index({t.row.to(dev), t.pred.to(dev)});  // (T, C)
+  auto logits = lm_head(rows).to(torch::kFloat);              // (T, V)
+  return logits.log_softmax(-1).gather(1, t.target.to(dev).unsqueeze(1)).squeeze(1);
+}
+
+LossOut compute_loss(const at::Tensor& logp, const data::Batch& b, const LossConfig& c, const StepCounts& g,
+                     const at::Tensor& ref_logps) {
+  LossOut out;
+  auto dev = logp.device();
+  auto seg = b.targets.segment.to(dev);
+
+  if (!b.preference) {
+    TORCH_CHECK(c.kind == "sft", "loss '", c.kind, "' needs preference data (question, chosen, rejected)");
+    out.loss = -logp.sum() / static_cast<double>(std::max<int64_t>(1, g.sft_tokens));
+    out.sums["sft"] = -logp.sum().item<double>();
+    out.sums["tokens"] = static_cast<double>(logp.numel());
+    return out;
+  }
+
+  // Per answer: summed log-prob and length.
+  const int64_t S = b.targets.num_segments;
+  auto seg_logp = torch::zeros({S}, logp.options()).index_add(0, seg, logp);
+  auto seg_len = torch::zeros({S}, logp.options()).index_add(0, seg, torch::ones_like(logp));
+  auto is_chosen = b.seg_answer.to(dev).eq(0);
+  auto q_of = b.seg_question.to(dev);
+
+  // Chosen and rejected indices; pairs (chosen of q, each rejected of q).
+  auto chosen_idx = is_chosen.nonzero().squeeze(1);     // (Q,)  one per question, in question order
+  auto rejected_idx = is_chosen.logical_not().nonzero().squeeze(1);
+  auto pair_q = q_of.index_select(0, rejected_idx);      // question of each pair
+  auto pair_c = chosen_idx.index_select(0, pair_q);      // its chosen segment
+
+  // Cross-entropy over the chosen answers' tokens (token mean over the step).
+  auto token_is_chosen = is_chosen.index_select(0, seg);
+  auto ce_sum = -(logp * token_is_chosen.to(logp.scalar_type())).sum();
+  const double n_tok = static_cast<double>(std::max<int64_t>(1, g.sft_tokens));
+  const double n_q = static_cast<double>(std::max<int64_t>(1, g.questions));
+
+  at::Tensor pair_loss, reward_c, reward_r;
+  auto avg = seg_logp / seg_len;
+  if (c.kind == "po" || c.kind == "simpo" || c.kind == "sft") {
+    reward_c = c.beta * avg.index_select(0, pair_c);
+    reward_r = c.beta * avg.index_select(0, rejected_idx);
+    pair_loss = -F::logsigmoid(reward_c - reward_r - c.gamma);
+  } else if (c.kind == "dpo" || c.kind == "ipo") {
+    TORCH_CHECK(ref_logps.defined(), c.kind, " needs reference log-probabilities (precomputed)");
+    auto ratio = seg_logp - ref_logps.to(dev);
+    reward_c = c.beta * ratio.index_select(0, pair_c);
+    reward_r = c.beta * ratio.index_select(0, rejected_idx);
+    if (c.kind == "dpo") {
+      pair_loss = -F::logsigmoid(reward_c - reward_r);
+    } else {  // IPO: squared distance of the log-ratio margin to 1/(2 beta)
+      auto h = ratio.index_select(0, pair_c) - ratio.index_select(0, rejected_idx);
+      pair_loss = (h - 1.0 / (2.0 * c.beta)).pow(2);
+    }
+  } else if (c.kind == "orpo") {
+    // log odds(y) = avg logp - log(1 - exp(avg logp)); ORPO's term is -log sigmoid(log odds ratio).
+    auto log_odds = avg - torch::log1p(-torch::exp(avg).clamp_max(1.0 - 1e-6));
+    reward_c = c.beta * avg.index_select(0, pair_c);
+    reward_r = c.beta * avg.index_select(0, rejected_idx);
+    pair_loss = -F::logsigmoid(log_odds.index_select(0, pair_c) - log_odds.index_select(0, rejected_idx));
+  } else {
+    TORCH_CHECK(false, "unknown loss '", c.kind, "'");
+  }
+  // Mean over each question's pairs, then sum over questions (divided by the global question count below).
+  auto pairs_per_q = torch::zeros({b.num_questions}, logp.options()).index_add(0, pair_q, torch::ones_like(pair_loss));
+  auto per_q = torch::zeros({b.num_questions}, logp.options()).index_add(0, pair_q, pair_loss) / pairs_per_q.clamp_min(1);
+  auto pref_sum = per_q.sum();
+
+  const bool with_sft = c.kind == "po" || c.kind == "orpo" || c.kind == "sft";
+  const bool with_pref = c.kind != "sft";
+  out.loss = torch::zeros({}, logp.options());
+  if (with_sft) out.loss = out.loss + c.sft_weight * ce_sum / n_tok;
+  if (with_pref) out.loss = out.loss + (c.kind == "orpo" ? c.beta : 1.0) * pref_sum / n_q;
+
+  // Metric sums, TRL's names; per pair for rewards, per answer for logps (summed log-probs, as TRL's DPO).
+  torch::NoGradGuard ng;
+  const double n_pairs = static_cast<double>(pair_loss.numel());
+  out.sums["sft"] = ce_sum.item<double>();
+  out.sums["tokens"] = token_is_chosen.sum().item<double>();
+  out.sums["pref"] = pref_sum.item<double>();
+  out.sums["questions"] = static_cast<double>(b.num_questions);
+  out.sums["pairs"] = n_pairs;
+  out.sums["rewards/chosen"] = reward_c.sum().item<double>();
+  out.sums["rewards/rejected"] = reward_r.sum().item<double>();
+  out.sums["rewards/margins"] = (reward_c - reward_r).sum().item<double>();
+  out.sums["rewards/accuracies"] = (reward_c > reward_r).to(torch::kFloat).sum().item<double>();
+  out.sums["logps/chosen"] = seg_logp.index_select(0, chosen_idx).sum().item<double>();
+  out.sums["logps/rejected"] = seg_logp.index_select(0, rejected_idx).sum().item<double>();
+  out.sums["answers/rejected"] = static_cast<double>(rejected_idx.numel());
+  return out;
+}
+
+static at::Tensor batch_token_logps(PhantomModelImpl& model, const data::Batch& b) {
+  ModelInputs mi;
+  mi.input_ids = b.input_ids;
+  mi.attention_mask = b.attention_mask;
+  mi.positions = b.positions;
+  mi.mask = b.mask;
+  mi.pixel_values = b.pixel_values;
+  auto hidden = model.forward_hidden(mi);
+  return token_logps(hidden, b.targets, [&](const at::Tensor& h) { return model.language_model->logits(h); });
+}
+
+LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& lc, const StepCounts& counts,
+                   const at::Tensor& ref_logps) {
+  return compute_loss(batch_token_logps(model, b), b, lc, counts, ref_logps);
+}
+
+at::Tensor segment_logps(PhantomModelImpl& model, const data::Batch& b) {
+  auto logp = batch_token_logps(model, b);
+  auto seg = b.targets.segment.to(logp.device());
+  return torch::zeros({b.targets.num_segments}, logp.options()).index_add(0, seg, logp);
+}
+
+}  // namespace phantom::train
