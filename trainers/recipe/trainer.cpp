@@ -28,6 +28,7 @@
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/optim.h"
 #include "trainers/recipe/ref_logps.h"
+#include "trainers/recipe/start_point.h"
 #include "trainers/recipe/tensorboard.h"
 #include "trainers/recipe/train_state.h"
 
@@ -120,10 +121,8 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   const int rank = world ? world->rank() : 0, nranks = world ? world->size() : 1;
   const bool writer = rank == 0;  // only rank 0 writes metrics, TensorBoard, checkpoints and exports
   const c10::Device device = world ? world->device() : pick_device(cfg.run.device);
-  if (cfg.data.batch_size % nranks != 0)
-    throw config::ConfigError("config error: data.batch_size (" + std::to_string(cfg.data.batch_size) +
-                              ") must be a multiple of the number of ranks (" + std::to_string(nranks) +
-                              "): it is the global micro-batch, split across ranks");
+  // data.batch_size is per rank (torchtune / HF convention): one optimiser step sees batch x ranks x grad_accum.
+  const int64_t global_batch = cfg.data.batch_size * nranks;
   const auto dtype = pick_compute_dtype(cfg.run.precision, device);
   const AutocastState autocast = AutocastState::for_compute(dtype, device);  // fp32 master weights, bf16 compute
   g_stop = false;
@@ -141,6 +140,19 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   ModelConfig mc = cfg.model;
   PhantomModel model = mc.path.empty() ? PhantomModel(mc) : load_phantom(mc.path, mc);
   if (mc.path.empty()) init_weights(*model);
+  // A start point that never saw images (a bare LLM): the image tokens go into a copy of the tokenizer and their
+  // rows start as the mean of the existing ones (docs/start-points.md).
+  if (auto patch = add_special_tokens(cfg.data.tokenizer, {"<img>", "</img>", mc.image_token},
+                                      (fs::path(run_dir) / "tokenizer").string());
+      !patch.added.empty()) {
+    std::vector<int32_t> ids;
+    std::string names;
+    for (auto& [t, id] : patch.added) ids.push_back(id), names += (names.empty() ? "" : ", ") + t + " = " + std::to_string(id);
+    tok = data::load_tokenizer(patch.path);
+    cfg.data.tokenizer = patch.path;
+    log::info("tokenizer: added {} (now {}); {}", names, patch.path,
+              init_token_rows(*model, ids, patch.old_size, tok->vocab_size()));
+  }
   if (tok->vocab_size() > model->cfg.llm.vocab_size)
     throw config::ConfigError("config error: model.llm.vocab_size (" + std::to_string(model->cfg.llm.vocab_size) +
                               ") is smaller than the tokenizer's " + std::to_string(tok->vocab_size()) + " tokens");
@@ -150,7 +162,12 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   model->language_model->activation_checkpointing = cfg.activation_checkpointing;
   model->to(device);
   const auto tmpl = data::ChatTemplate::resolve(cfg.data.chat_template, model->cfg.llm.family);
-  const data::SampleEncoder enc(*tok, tmpl, data::ImageTokens::from_tokenizer(*tok, model->tokens_per_tile()));
+  // Exported models stop generation where this template ends a turn, unless the checkpoint named its own eos.
+  if (model->cfg.llm.eos_token_ids.empty())
+    if (auto e = tok->token_to_id(tmpl.assistant_end)) model->cfg.llm.eos_token_ids = {*e}, model->language_model->cfg.eos_token_ids = {*e};
+  data::SampleEncoder enc(*tok, tmpl, data::ImageTokens::from_tokenizer(*tok, model->tokens_per_tile()));
+  enc.set_image_placement(cfg.data.image_placement);  // and the exported model remembers it
+  model->cfg.image_placement = cfg.data.image_placement;
   const int32_t pad_id = tok->token_to_id("<|endoftext|>").value_or(0);
   data::TileOptions tiles;
   tiles.tile = static_cast<int>(model->cfg.vision.image_size);
@@ -203,13 +220,23 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   std::map<std::string, std::vector<data::Sample>> datasets;
   std::mutex skip_mu;
   data::SkipCounts skipped;
-  auto samples_of = [&](const std::string& path) -> const std::vector<data::Sample>& {
-    auto it = datasets.find(path);
+  // Samples of a file in a format (a stage may read its own format: a warm-up on conversations, then triples).
+  auto samples_of = [&](const std::string& path, const std::string& format,
+                        const std::string& who) -> const std::vector<data::Sample>& {
+    const std::string key = format + ":" + path;
+    auto it = datasets.find(key);
     if (it != datasets.end()) return it->second;
-    auto s = data::read_annotations(path, cfg.data, skipped, static_cast<uint64_t>(cfg.run.seed));
-    if (s.empty()) throw std::runtime_error("no usable samples in " + path + " (" + skipped.summary() + ")");
-    log::info("data: {} samples from {}{}", s.size(), path, skipped.total() ? " (" + skipped.summary() + ")" : "");
-    return datasets.emplace(path, std::move(s)).first->second;
+    data::DataConfig dc = cfg.data;
+    dc.format = format;
+    std::vector<data::Sample> s;
+    try {
+      s = data::read_annotations(path, dc, skipped, static_cast<uint64_t>(cfg.run.seed));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(who + ": " + path + " read as format '" + format + "': " + e.what());
+    }
+    if (s.empty()) throw std::runtime_error(who + ": no usable samples in " + path + " (" + skipped.summary() + ")");
+    log::info("data: {} samples from {} ({}){}", s.size(), path, format, skipped.total() ? " (" + skipped.summary() + ")" : "");
+    return datasets.emplace(key, std::move(s)).first->second;
   };
 
   // ---- stages ------------------------------------------------------------------------------------------------------
@@ -225,6 +252,8 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
       log::info("stage {}: weights from {}", stage.name, stage.init_from);
     }
     const OptimConfig oc = stage.optim.resolve(cfg.optim);
+    log::info("stage {}: batch {} per rank x {} rank{} x grad_accum {} = {} questions per optimiser step", stage.name,
+              cfg.data.batch_size, nranks, nranks == 1 ? "" : "s", oc.grad_accum, global_batch * oc.grad_accum);
     if (!resuming_here) attach_stage_lora(*model, stage);  // lora.rank > 0: adapters (merged at stage end)
     if (!resuming_here && stage.lora.rank > 0) broadcast_module(world, *model);  // rank 0's fresh adapters everywhere
     const Trainable trainable = select_stage_trainable(*model, stage);
@@ -237,12 +266,19 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     log::info("stage {}: {}", stage.name, memory);
 
     const std::string train_path = stage.data.empty() ? cfg.data.train : stage.data;
-    const auto& train = samples_of(train_path);
+    const std::string format = stage.format.empty() ? cfg.data.format : stage.format;
+    const std::string who = "stage " + stage.name + " (stages." + std::to_string(si) + ".format" +
+                            (stage.format.empty() ? " unset, data.format" : "") + " = " + format + ")";
     const bool preference = stage.loss != "sft";
+    if (preference && format != "preference")
+      throw config::ConfigError("config error: " + who + ": loss " + stage.loss + " needs preference triples but " +
+                                train_path + " is read as '" + format + "'; set stages." + std::to_string(si) +
+                                ".format: preference for a file of triples");
+    const auto& train = samples_of(train_path, format, who);
     BatchMaker maker{cfg, train, enc, tiles, pad_id, preference, cfg.shared_prefix, &skip_mu, &skipped};
     data::LoaderOptions lo;
-    lo.global_batch = cfg.data.batch_size;
-    lo.rank = rank, lo.world = nranks;  // each rank reads its share of the same global batches
+    lo.global_batch = global_batch;
+    lo.rank = rank, lo.world = nranks;  // each rank reads its batch_size share of the same global batches
     lo.seed = static_cast<uint64_t>(cfg.run.seed) + static_cast<uint64_t>(si) * 7919;
     lo.shuffle = cfg.data.shuffle;
     lo.group_by_length = cfg.data.group_by_length;
@@ -290,13 +326,13 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     };
     auto validate = [&]() -> std::map<std::string, double> {
       if (cfg.data.val.empty()) return {};
-      const auto& val = samples_of(cfg.data.val);
+      const auto& val = samples_of(cfg.data.val, cfg.data.format, "validation (data.val, data.format)");
       const bool val_pref = !val.empty() && val.front().is_preference();
       BatchMaker vm{cfg, val, enc, tiles, pad_id, val_pref, cfg.shared_prefix, &skip_mu, &skipped};
       torch::NoGradGuard ng;
       model->eval();
       std::map<std::string, double> sums;
-      const int64_t n = static_cast<int64_t>(val.size()), B = cfg.data.batch_size;
+      const int64_t n = static_cast<int64_t>(val.size()), B = global_batch;
       int64_t batches = 0;
       for (int64_t b0 = 0; b0 < n; b0 += B) {
         if (cfg.validation.max_batches > 0 && batches >= cfg.validation.max_batches) break;
@@ -441,8 +477,11 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     if (const int64_t merged = merge_lora(*model)) log::info("stage {}: {} LoRA adapters merged into the base weights", stage.name, merged);
     if (writer) {
       save_phantom(*model, export_dir);
-      fs::copy_file(cfg.data.tokenizer, fs::path(export_dir) / fs::path(cfg.data.tokenizer).filename(),
-                    fs::copy_options::overwrite_existing);
+      if (fs::is_directory(cfg.data.tokenizer))  // SentencePiece with added_tokens.json
+        fs::copy(cfg.data.tokenizer, export_dir, fs::copy_options::overwrite_existing | fs::copy_options::recursive);
+      else
+        fs::copy_file(cfg.data.tokenizer, fs::path(export_dir) / fs::path(cfg.data.tokenizer).filename(),
+                      fs::copy_options::overwrite_existing);
     }
     result.final_model = export_dir;
     checkpoint(true);
