@@ -243,3 +243,47 @@ TEST_CASE("image placement: one rule for conversations, triples and inference pr
   read_hf_config(t.str("official"), official);
   CHECK(official.image_placement == "prepend");
 }
+
+TEST_CASE("recipe: a warm-up on LLaVA conversations, then PO on triples, in one run; a mismatch names stage, file, format") {
+  test::DemoDataDir data(8);
+  const std::string d = data.dir.str("data");
+  // The demo triples rewritten as LLaVA conversations ("<image>\n" + question, the chosen answer).
+  {
+    std::ifstream in(d + "/train.jsonl");
+    std::ofstream out(d + "/llava.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line);
+      nlohmann::json c = {{"id", j["id"]}, {"image", j["image"]},
+                          {"conversations", {{{"from", "human"}, {"value", "<image>\n" + j["question"].get<std::string>()}},
+                                             {{"from", "gpt"}, {"value", j["chosen"]}}}}};
+      out << c.dump() << "\n";
+    }
+  }
+  const std::string yaml = data.dir.file("mixed.yaml", "base: " + test::source_path("configs/demo.yaml") +
+                                                           "\nstages:\n"
+                                                           "  - name: warmup\n    loss: sft\n    trainable: [\".*\"]\n"
+                                                           "    data: " + d + "/llava.jsonl\n    format: conversations\n    max_steps: 1\n"
+                                                           "  - name: step1\n    loss: po\n    trainable: [\".*\"]\n"
+                                                           "    format: preference\n    max_steps: 1\n");
+  std::vector<std::string> o = {"run.name=mixed", "run.output_dir=" + data.dir.str("runs"), "run.threads=2",
+                                "data.train=" + d + "/train.jsonl", "data.val=", "data.image_root=" + d,
+                                "data.tokenizer=" + d + "/tokenizer.json", "data.batch_size=2", "model.llm.num_layers=1",
+                                "model.vision.num_layers=1", "validation.benchmark=", "log.tensorboard=false"};
+  auto result = test::run(train::load_run_config(yaml, o));
+  CHECK(result.losses.size() == 2);
+  // The same recipe without the per-stage formats: data.format (conversations) cannot feed a PO stage.
+  auto bad = o;
+  bad.push_back("data.format=conversations");
+  bad.push_back("stages.1.format=");
+  bad.push_back("run.name=mixed-bad");
+  CHECK_THROWS_WITH(test::run(train::load_run_config(yaml, bad)),
+                    Catch::Contains("stage step1 (stages.1.format unset, data.format = conversations): loss po needs "
+                                    "preference triples but " + d + "/train.jsonl is read as 'conversations'"));
+  // A triples file read as conversations names the stage and the format before the row's own error.
+  auto wrong = o;
+  wrong.push_back("stages.0.format=preference");
+  wrong.push_back("run.name=mixed-wrong");
+  CHECK_THROWS_WITH(test::run(train::load_run_config(yaml, wrong)),
+                    Catch::Contains("stage warmup (stages.0.format = preference): " + d + "/llava.jsonl read as format 'preference'"));
+}

@@ -26,6 +26,6 @@ grep -q "training done" second.log || bad "the resumed run did not finish"
 sums() { find "$tmp/runs" -type f -exec md5sum {} + | sort; }
 before=$(sums)
 eval "$hint" >third.log 2>&1 || { bad "--resume of a finished run failed"; tail -5 third.log; }
-grep -q "is finished: all 3 stages are done" third.log && echo "ok: $(head -1 third.log)" || { bad "no 'finished' message"; tail -3 third.log; }
+grep -q "is finished: all 3 stages are done" third.log && echo "ok: $(grep -a "is finished" third.log)" || { bad "no 'finished' message"; tail -3 third.log; }
 [ "$before" = "$(sums)" ] && echo "ok: no file of the finished run changed" || bad "--resume of a finished run changed files"
 exit $fail

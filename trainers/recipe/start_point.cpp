@@ -27,8 +27,8 @@ TokenizerPatch add_special_tokens(const std::string& path, const std::vector<std
     std::ifstream f(bpe);
     json j = json::parse(f);
     for (auto& [content, id] : p.added)
-      j["added_tokens"].push_back({{"id", id}, {"content", content}, {"single_word", false}, {"lstrip", false},
-                                   {"rstrip", false}, {"normalized", false}, {"special", true}});
+      j["added_tokens"].push_back(json{{"id", id}, {"content", content}, {"single_word", false}, {"lstrip", false},
+                                       {"rstrip", false}, {"normalized", false}, {"special", true}});
     p.path = (fs::path(out_dir) / "tokenizer.json").string();
     util::write_file_atomic(p.path, j.dump(2) + "\n");
   } else {  // SentencePiece: the model file and the added tokens the directory loader reads

@@ -164,7 +164,10 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   const auto tmpl = data::ChatTemplate::resolve(cfg.data.chat_template, model->cfg.llm.family);
   // Exported models stop generation where this template ends a turn, unless the checkpoint named its own eos.
   if (model->cfg.llm.eos_token_ids.empty())
-    if (auto e = tok->token_to_id(tmpl.assistant_end)) model->cfg.llm.eos_token_ids = {*e}, model->language_model->cfg.eos_token_ids = {*e};
+    if (auto e = tok->token_to_id(tmpl.assistant_end)) {
+      model->cfg.llm.eos_token_ids = {static_cast<int64_t>(*e)};
+      model->language_model->cfg.eos_token_ids = model->cfg.llm.eos_token_ids;
+    }
   data::SampleEncoder enc(*tok, tmpl, data::ImageTokens::from_tokenizer(*tok, model->tokens_per_tile()));
   enc.set_image_placement(cfg.data.image_placement);  // and the exported model remembers it
   model->cfg.image_placement = cfg.data.image_placement;
