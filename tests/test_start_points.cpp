@@ -137,6 +137,7 @@ TEST_CASE("start points: a bare Qwen2 + InternViT: text logits, ViT, image token
   TempDir t;
   auto ref = start_reference(t, "bare --vocab " + std::to_string(old_size));
   ModelConfig cfg;
+  cfg.phantom = "off";  // the plain network for the logits check (the recipe below runs with the Phantom dimension)
   cfg.vision_path = t.str("vit");
   LoadReport rep;
   auto model = load_phantom(t.str("llm"), cfg, &rep);

@@ -78,8 +78,9 @@ void read_vision_config(const json& v, const std::string& where, VisionConfig& c
     c.qk_normalization = get<bool>(v, "use_qk_norm", false);
     c.qkv_bias = get<bool>(v, "attention_bias", false);
     c.initializer_factor = get<double>(v, "layer_scale_init_value", 0.1);
-    if (!get<bool>(v, "use_absolute_position_embeddings", true))
-      throw std::runtime_error(where + ": use_absolute_position_embeddings false is not supported");
+    if (!get<bool>(v, "use_absolute_position_embeddings", true) || !get<bool>(v, "use_mean_pooling", true))
+      throw std::runtime_error(where + ": use_absolute_position_embeddings / use_mean_pooling false (a final ViT norm) "
+                               "are not supported");
   } else {
     c.norm_type = get<std::string>(v, "norm_type", "rms_norm");
     c.qk_normalization = get<bool>(v, "qk_normalization", true);
