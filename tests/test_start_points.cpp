@@ -1,6 +1,7 @@
 // Start points (docs/start-points.md): InternVL2 remote-code checkpoints for the three backbones, the
 // transformers-native InternVL layout (old and new tensor names) and a bare LLM + InternViT, each written by the
 // upstream Python classes (tests/tools/startpoint_reference.py) and compared on logits and greedy ids.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -114,13 +115,13 @@ TEST_CASE("start points: omitted config keys take the upstream defaults (InternV
   CHECK_THROWS_WITH(read_hf_config(t.str("bad2"), c), Catch::Contains("vision_feature_select_strategy 'full'"));
 }
 
-TEST_CASE("start points: a bare Qwen2 + InternViT: text logits, ViT, image tokens added with mean rows, one training step") {
-  test::DemoDataDir data(16);
-  const std::string d = data.dir.str("data");
-  // The demo tokenizer without its image tokens, as a plain LLM's tokenizer.
+namespace {
+
+// The demo tokenizer without its image tokens, as a plain LLM's tokenizer: dir/plain_tokenizer.json.
+std::string plain_tokenizer(const test::DemoDataDir& data) {
   nlohmann::json tj;
   {
-    std::ifstream in(d + "/tokenizer.json");
+    std::ifstream in(data.dir.str("data/tokenizer.json"));
     tj = nlohmann::json::parse(in);
   }
   nlohmann::json kept = nlohmann::json::array();
@@ -130,14 +131,21 @@ TEST_CASE("start points: a bare Qwen2 + InternViT: text logits, ViT, image token
   }
   tj["added_tokens"] = kept;
   std::ofstream(data.dir.str("plain_tokenizer.json")) << tj.dump();
-  auto plain = data::load_tokenizer(data.dir.str("plain_tokenizer.json"));
+  return data.dir.str("plain_tokenizer.json");
+}
+
+}  // namespace
+
+TEST_CASE("start points: a bare Qwen2 + InternViT: text logits, ViT, image tokens added with mean rows") {
+  test::DemoDataDir data(4);
+  auto plain = data::load_tokenizer(plain_tokenizer(data));
   const int64_t old_size = plain->vocab_size();
   REQUIRE_FALSE(plain->token_to_id("<IMG_CONTEXT>"));
 
   TempDir t;
   auto ref = start_reference(t, "bare --vocab " + std::to_string(old_size));
   ModelConfig cfg;
-  cfg.phantom = "off";  // the plain network for the logits check (the recipe below runs with the Phantom dimension)
+  cfg.phantom = "off";  // the plain network for the logits check (the recipe test runs with the Phantom dimension)
   cfg.vision_path = t.str("vit");
   LoadReport rep;
   auto model = load_phantom(t.str("llm"), cfg, &rep);
@@ -175,9 +183,15 @@ TEST_CASE("start points: a bare Qwen2 + InternViT: text logits, ViT, image token
   CHECK(line.find("grown from " + std::to_string(old_size)) != std::string::npos);
   // A second call adds nothing.
   CHECK(train::add_special_tokens(patch.path, {"<img>", "</img>", "<IMG_CONTEXT>"}, t.str("tok2")).added.empty());
+}
 
-  // One training step from the bare start through the recipe: tokenizer patched in the run, model exported with
-  // the grown vocabulary and a tokenizer that has the image tokens.
+TEST_CASE("start points: a bare Qwen2 + InternViT trains one step through the recipe, tokenizer patched and exported") {
+  test::DemoDataDir data(16);
+  const std::string d = data.dir.str("data");
+  const int64_t old_size = data::load_tokenizer(plain_tokenizer(data))->vocab_size();
+  TempDir t;
+  start_reference(t, "bare --vocab " + std::to_string(old_size));
+  // The model exported with the grown vocabulary and a tokenizer that has the image tokens.
   const std::string yaml = data.dir.file("bare.yaml", "base: " + test::source_path("configs/demo.yaml") +
                                                           "\nstages:\n  - name: step1\n    loss: po\n    trainable: [\".*\"]\n"
                                                           "    max_steps: 1\n");
