@@ -20,7 +20,7 @@ start=$(date +%s)
 "$TORCHRUN" --standalone --nproc-per-node=8 --no-python "$PHANTOM" train --config "$SRC/configs/phantom-7b.yaml" \
   run.output_dir="$tmp/runs" run.threads=1 model.path="$tmp/ckpt/remote" data.train="$d/train.jsonl" \
   data.image_root="$d" data.tokenizer="$d/tokenizer.json" data.max_tiles=1 data.max_length=256 \
-  distributed.timeout_s=120 >"$tmp/run.log" 2>&1
+  distributed.timeout_s=600 >"$tmp/run.log" 2>&1
 rc=$?
 took=$(( $(date +%s) - start ))
 fail=0
