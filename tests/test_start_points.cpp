@@ -7,6 +7,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/annotations.h"
+#include "data/chat_template.h"
 #include "data/tokenizers/tokenizer.h"
 #include "phantom/io/checkpoint.h"
 #include "phantom/io/hf_config.h"
