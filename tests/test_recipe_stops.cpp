@@ -26,7 +26,7 @@ struct Data : test::DemoDataDir {
   train::RunConfig config(const std::string& name, std::vector<std::string> more = {}) const {
     const std::string d = dir.str("data");
     std::vector<std::string> o = {"run.name=" + name, "run.output_dir=" + dir.str("runs"),
-                                  "data.train=" + d + "/train.jsonl", "data.image_root=" + d,
+                                  "data.train=" + d + "/train.jsonl", "data.val=", "data.image_root=" + d,
                                   "data.tokenizer=" + d + "/tokenizer.json", "data.batch_size=4",
                                   "stages.0.max_steps=3", "stages.1.max_steps=4", "stages.2.max_steps=2",
                                   "optim.warmup_steps=2", "checkpoint.every_steps=2", "model.llm.num_layers=2",
@@ -110,16 +110,20 @@ TEST_CASE("recipe: a bad sample under on_error=fail checkpoints the steps before
   Data d;
   // Line 40 of an unshuffled file is in global batch 10 (batch 4): steps 1-9 succeed, step 10 fails.
   const std::string train = d.dir.str("data/train.jsonl"), bad = d.dir.str("data/bad.jsonl");
+  std::ofstream(d.dir.str("data/images/corrupt.png")) << "not a PNG";  // exists (the reader checks), fails to decode
   {
     std::ifstream in(train);
     std::ofstream out(bad);
     std::string line;
     for (int no = 1; std::getline(in, line); ++no) {
-      if (no == 40) line.replace(line.find("images/train/"), 13, "images/none/");
+      if (no == 40) {
+        const auto at = line.find("images/train/");
+        line.replace(at, line.find('"', at) - at, "images/corrupt.png");
+      }
       out << line << "\n";
     }
   }
-  auto cfg = d.config("bad", {"data.train=" + bad, "data.shuffle=false", "stages.0.max_steps=12",
+  auto cfg = d.config("bad", {"data.train=" + bad, "data.shuffle=false", "data.group_by_length=false", "stages.0.max_steps=12",
                               "checkpoint.every_steps=100"});
   CHECK_THROWS_WITH(test::run(cfg), Catch::Contains("bad.jsonl:40"));
   const auto ckpt = train::latest_checkpoint(d.run_dir("bad"));
