@@ -6,7 +6,7 @@
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
-#include "trainers/distributed/distributed.h"
+#include "trainers/distributed/world.h"
 #include "trainers/recipe/run_config.h"
 #include "trainers/recipe/train_state.h"
 #include "trainers/recipe/trainer.h"
@@ -40,7 +40,7 @@ int cmd_train(int argc, char** argv) {
   if (!a.positional.empty()) throw UsageError("unexpected argument '" + a.positional[0] + "' (overrides are key=value)");
   const std::string path = a.require("config");
   // Under torchrun: "[rank r/n]" on every line, and only rank 0 logs below warnings or writes files.
-  const auto launch = train::launch_env();
+  const auto launch = util::launch_env();
   const bool rank0 = !launch || launch->rank == 0;
   if (launch && launch->world > 1) log::init(launch->rank, launch->world, !rank0);
   train::RunConfig cfg = train::load_run_config(path, a.overrides);
@@ -55,15 +55,14 @@ int cmd_train(int argc, char** argv) {
       const auto st = train::read_train_state(*ckpt);
       if (st.stage_done && st.stage + 1 >= static_cast<int64_t>(cfg.stages.size())) {
         if (rank0)
-          std::printf("%s is finished: all %zu stages are done (last checkpoint %s); nothing was changed.
-"
-                      "  evaluate it with `phantom eval --model %s/%s ...`, or train again under a new run.name=...
-",
+          std::printf("%s is finished: all %zu stages are done (last checkpoint %s); nothing was changed.\n"
+                      "  evaluate it with `phantom eval --model %s/%s ...`, or train again under a new run.name=...\n",
                       run_dir.c_str(), cfg.stages.size(), ckpt->c_str(), run_dir.c_str(), cfg.stages.back().name.c_str());
         return 0;
       }
     }
-  const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved)
+  std::unique_ptr<util::DirLock> lock;  // held until the process ends
+  const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved, lock)
                                 : (std::filesystem::path(cfg.run.output_dir) / cfg.run.name).string();
   log::info("run directory: {} (resolved config saved as config.yaml)", dir);
   const int threads = set_threads(cfg.run.threads);
@@ -91,7 +90,7 @@ int cmd_train(int argc, char** argv) {
     std::printf("  benchmark:    %.2f%% accuracy on %s (answers: %s/benchmark/benchmark.json)\n",
                 100 * result.last_metrics["benchmark/accuracy"], cfg.validation.benchmark.c_str(), dir.c_str());
   if (result.last_metrics.count("benchmark/open_accuracy"))
-    std::printf("  open questions: %.2f%% name the right item (answers: %s/benchmark_open.jsonl)\n",
+    std::printf("  open questions: %.2f%% name the right item (answers: %s/benchmark/benchmark_open.json)\n",
                 100 * result.last_metrics["benchmark/open_accuracy"], dir.c_str());
   return 0;
 }
