@@ -56,12 +56,27 @@ std::vector<int32_t> SampleEncoder::text_with_images(const std::string& text, co
   return ids;
 }
 
+void SampleEncoder::set_image_placement(const std::string& p) {
+  if (!valid_image_placement(p))
+    throw std::runtime_error("image placement '" + p + "' is unknown (expected prepend or prepend_newline)");
+  placement_ = p;
+}
+
 std::vector<int32_t> SampleEncoder::user_turn(const std::string& q, const std::vector<int64_t>& tiles,
                                               size_t* next_image, bool first) const {
-  std::string text = q;
-  if (first && !tiles.empty() && text.find("<image>") == std::string::npos) {
+  // The text's placeholders go, with the newline that usually follows them ("<image>\n" in LLaVA files)...
+  std::string text;
+  for (size_t pos = 0;;) {
+    const size_t p = q.find("<image>", pos);
+    text += q.substr(pos, p == std::string::npos ? std::string::npos : p - pos);
+    if (p == std::string::npos) break;
+    pos = p + 7;
+    if (pos < q.size() && q[pos] == '\n') ++pos;
+  }
+  // ...and every image comes first, by the one rule.
+  if (first && !tiles.empty()) {
     std::string pre;
-    for (size_t i = 0; i < tiles.size(); ++i) pre += "<image>";
+    for (size_t i = 0; i < tiles.size(); ++i) pre += placement_ == "prepend_newline" ? "<image>\n" : "<image>";
     text = pre + text;
   }
   std::vector<int32_t> ids = tok_.encode(tmpl_.user_start);

@@ -35,7 +35,8 @@ static const char* kEvalHelp =
     "  --batch-size B     questions per generation batch (default 8)\n"
     "  --flush-every N    batches between answer-shard rewrites (default 1)\n"
     "  --shard-timeout S  rank 0: seconds to wait for the other ranks' answers (default 3600)\n"
-    "  --max-tiles N, --threads N, --device D, --tokenizer PATH\n\n"
+    "  --max-tiles N, --threads N, --device D, --tokenizer PATH\n"
+    "  --image-placement R  prepend | prepend_newline (default: the model's, from its config.json)\n\n"
     "Resumable: a rerun with the same --out skips answered items. Data parallel: under torchrun (RANK,\n"
     "WORLD_SIZE) rank r generates batches r, r+W, ...; rank 0 merges, scores and writes the results.\n";
 
@@ -114,7 +115,7 @@ int cmd_eval(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2,
                       {"model", "tokenizer", "benchmark", "data", "out", "limit", "num-beams", "max-new-tokens",
                        "batch-size", "threads", "device", "max-tiles", "image-root", "split", "judge", "flush-every",
-                       "shard-timeout"},
+                       "shard-timeout", "image-placement"},
                       {"help", "skip-bad-rows"});
   if (a.has("help")) {
     std::fputs(kEvalHelp, stdout);

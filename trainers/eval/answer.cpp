@@ -5,6 +5,13 @@
 
 namespace phantom::eval {
 
+std::vector<int64_t> stop_token_ids(const PhantomModelImpl& model, const data::Tokenizer& tok,
+                                    const data::SampleEncoder& enc) {
+  if (!model.cfg.llm.eos_token_ids.empty()) return model.cfg.llm.eos_token_ids;
+  if (auto e = tok.token_to_id(enc.chat_template().assistant_end)) return {*e};
+  return {};
+}
+
 std::vector<Answer> answer_batch(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
                                  const data::TileOptions& tiles, const std::vector<Question>& batch,
                                  const GenerationConfig& gc_in) {
@@ -12,8 +19,7 @@ std::vector<Answer> answer_batch(PhantomModelImpl& model, const data::Tokenizer&
   model.eval();
   const auto dev = model.language_model->body->parameters().front().device();
   GenerationConfig gc = gc_in;
-  if (gc.eos_token_ids.empty())
-    if (auto e = tok.token_to_id(enc.chat_template().assistant_end)) gc.eos_token_ids.push_back(*e);
+  if (gc.eos_token_ids.empty()) gc.eos_token_ids = stop_token_ids(model, tok, enc);
   std::vector<std::vector<int32_t>> prompts;
   std::vector<at::Tensor> pixels;
   size_t L = 0;

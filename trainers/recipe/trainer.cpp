@@ -41,6 +41,7 @@
 #include "trainers/recipe/metrics.h"
 #include "trainers/recipe/optim.h"
 #include "trainers/recipe/ref_logps.h"
+#include "trainers/recipe/start_point.h"
 #include "trainers/recipe/train_state.h"
 
 namespace phantom::train {
@@ -74,18 +75,28 @@ struct Run {
   int32_t pad_id = 0;
   int64_t n_params = 0;
   MetricSink sink;
-  std::map<std::string, std::vector<data::Sample>> datasets;  // read once per path
+  std::map<std::string, std::vector<data::Sample>> datasets;  // read once per format and path
   std::mutex skip_mu;
   data::SkipCounts skipped;
   RecipeResult result;
 
-  const std::vector<data::Sample>& samples_of(const std::string& path) {
-    auto it = datasets.find(path);
+  // Samples of a file in a format (a stage may read its own: a warm-up on conversations, then triples); errors
+  // name `who` (the stage and the key that chose the format).
+  const std::vector<data::Sample>& samples_of(const std::string& path, const std::string& format, const std::string& who) {
+    const std::string key = format + ":" + path;
+    auto it = datasets.find(key);
     if (it != datasets.end()) return it->second;
-    auto s = data::read_annotations(path, cfg.data, skipped, static_cast<uint64_t>(cfg.run.seed));
-    if (s.empty()) throw std::runtime_error("no usable samples in " + path + " (" + skipped.summary() + ")");
-    log::info("data: {} samples from {}{}", s.size(), path, skipped.total() ? " (" + skipped.summary() + ")" : "");
-    return datasets.emplace(path, std::move(s)).first->second;
+    data::DataConfig dc = cfg.data;
+    dc.format = format;
+    std::vector<data::Sample> s;
+    try {
+      s = data::read_annotations(path, dc, skipped, static_cast<uint64_t>(cfg.run.seed));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(who + ": " + path + " read as format '" + format + "': " + e.what());
+    }
+    if (s.empty()) throw std::runtime_error(who + ": no usable samples in " + path + " (" + skipped.summary() + ")");
+    log::info("data: {} samples from {} ({}){}", s.size(), path, format, skipped.total() ? " (" + skipped.summary() + ")" : "");
+    return datasets.emplace(key, std::move(s)).first->second;
   }
   BatchMaker batch_maker(const std::vector<data::Sample>& samples, bool preference) {
     return BatchMaker{cfg, samples, *enc, tiles, pad_id, preference, cfg.shared_prefix, &skip_mu, &skipped};
@@ -99,6 +110,7 @@ struct Stage {
   OptimConfig optim;
   LossConfig loss;
   std::string train_path;
+  std::string format, who;    // the data format of train_path, and "stage X (the key that set it)" for errors
   Trainable trainable;
   std::unique_ptr<StageOptimizer> opt;
   std::unique_ptr<data::Loader<data::Batch>> loader;
@@ -120,10 +132,7 @@ void setup(Run& r) {
   r.rank = r.world ? r.world->rank() : 0, r.nranks = r.world ? r.world->size() : 1;
   r.writer = r.rank == 0;
   r.device = r.world ? r.world->device() : pick_device(r.cfg.run.device);
-  if (r.cfg.data.batch_size % r.nranks != 0)
-    throw config::ConfigError("config error: data.batch_size (" + std::to_string(r.cfg.data.batch_size) +
-                              ") must be a multiple of the number of ranks (" + std::to_string(r.nranks) +
-                              "): it is the global micro-batch, split across ranks");
+  // data.batch_size is per rank (torchtune / HF convention): one optimiser step sees batch x ranks x grad_accum.
   r.dtype = pick_compute_dtype(r.cfg.run.precision, r.device);
   r.autocast = AutocastState::for_compute(r.dtype, r.device);
   if (r.writer) r.sink = MetricSink(r.dir, r.cfg.log.tensorboard);
@@ -140,6 +149,19 @@ void load_model(Run& r) {
   r.model = mc.path.empty() ? PhantomModel(mc) : load_phantom(mc.path, mc);
   if (mc.path.empty()) init_weights(*r.model);
   auto& model = r.model;
+  // A start point that never saw images (a bare LLM): the image tokens go into a copy of the tokenizer and their
+  // rows start as the mean of the existing ones (docs/start-points.md).
+  if (auto patch = add_special_tokens(cfg.data.tokenizer, {"<img>", "</img>", mc.image_token},
+                                      (fs::path(r.dir) / "tokenizer").string());
+      !patch.added.empty()) {
+    std::vector<int32_t> ids;
+    std::string names;
+    for (auto& [t, id] : patch.added) ids.push_back(id), names += (names.empty() ? "" : ", ") + t + " = " + std::to_string(id);
+    r.tok = data::load_tokenizer(patch.path);
+    cfg.data.tokenizer = patch.path;
+    log::info("tokenizer: added {} (now {}); {}", names, patch.path,
+              init_token_rows(*model, ids, patch.old_size, r.tok->vocab_size()));
+  }
   for (const auto& p : model->named_parameters())  // NaN/Inf weights would only ever produce skipped steps
     if (!torch::isfinite(p.value()).all().item<bool>())
       throw std::runtime_error("model: parameter " + p.key() + " holds NaN or Inf values" +
@@ -155,6 +177,14 @@ void load_model(Run& r) {
   const auto tmpl = data::ChatTemplate::resolve(cfg.data.chat_template, model->cfg.llm.family);
   r.enc = std::make_unique<data::SampleEncoder>(*r.tok, tmpl,
                                                 data::ImageTokens::from_tokenizer(*r.tok, model->tokens_per_tile()));
+  r.enc->set_image_placement(cfg.data.image_placement);  // and the exported model remembers it
+  model->cfg.image_placement = cfg.data.image_placement;
+  // Exported models stop generation where this template ends a turn, unless the checkpoint named its own eos.
+  if (model->cfg.llm.eos_token_ids.empty())
+    if (auto e = r.tok->token_to_id(tmpl.assistant_end)) {
+      model->cfg.llm.eos_token_ids = {static_cast<int64_t>(*e)};
+      model->language_model->cfg.eos_token_ids = model->cfg.llm.eos_token_ids;
+    }
   r.pad_id = tmpl.pad_id(*r.tok);
   r.tiles.tile = static_cast<int>(model->cfg.vision.image_size);
   r.tiles.max_num = static_cast<int>(cfg.data.max_tiles);
@@ -220,15 +250,17 @@ void make_optimizer(Run& r, Stage& s, const std::string& ckpt) {
 
 void make_loader(Run& r, Stage& s, const TrainState& st) {
   const auto& cfg = r.cfg;
-  const auto& train = r.samples_of(s.train_path);
+  const auto& train = r.samples_of(s.train_path, s.format, s.who);
   data::LoaderOptions lo;
-  lo.global_batch = cfg.data.batch_size;
-  lo.rank = r.rank, lo.world = r.nranks;  // each rank reads its share of the same global batches
+  lo.global_batch = cfg.data.batch_size * r.nranks;  // data.batch_size is per rank
+  lo.rank = r.rank, lo.world = r.nranks;  // each rank reads its batch_size share of the same global batches
   lo.seed = static_cast<uint64_t>(cfg.run.seed) + static_cast<uint64_t>(s.index) * 7919;
   lo.shuffle = cfg.data.shuffle;
   lo.group_by_length = cfg.data.group_by_length;
   lo.prefetch = std::max<int64_t>(1, cfg.data.prefetch);
   s.global_batch = lo.global_batch;
+  log::info("stage {}: batch {} per rank x {} rank{} x grad_accum {} = {} questions per optimiser step", s.cfg.name,
+            cfg.data.batch_size, r.nranks, r.nranks == 1 ? "" : "s", s.optim.grad_accum, s.global_batch * s.optim.grad_accum);
   s.loader = std::make_unique<data::Loader<data::Batch>>(estimated_lengths(train, r.model->tokens_per_tile()), lo,
                                                          r.batch_maker(train, s.cfg.loss != "sft"));
   const int64_t per_epoch = std::max<int64_t>(1, s.loader->batches_per_epoch() / s.optim.grad_accum);
@@ -249,7 +281,7 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
 void reference_logps(Run& r, Stage& s, const TrainState& st, const std::string& ckpt) {
   if (s.cfg.loss != "dpo" && s.cfg.loss != "ipo") return;
   const auto& cfg = r.cfg;
-  const auto& train = r.samples_of(s.train_path);
+  const auto& train = r.samples_of(s.train_path, s.format, s.who);
   RefSetup rs;
   const fs::path cache_dir = cfg.preference.ref_cache_dir.empty() ? fs::path(r.dir) / "ref_logps"
                                                                    : fs::path(cfg.preference.ref_cache_dir);
@@ -288,14 +320,14 @@ void checkpoint(Run& r, Stage& s, bool stage_done) {
 Metrics validate(Run& r) {
   const auto& cfg = r.cfg;
   if (cfg.data.val.empty()) return {};
-  const auto& val = r.samples_of(cfg.data.val);
+  const auto& val = r.samples_of(cfg.data.val, cfg.data.format, "validation (data.val, data.format)");
   const bool preference = !val.empty() && val.front().is_preference();
   const BatchMaker maker = r.batch_maker(val, preference);
   const LossConfig lc{preference ? "po" : "sft", cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
   torch::NoGradGuard ng;
   r.model->eval();
   Metrics sums;
-  const int64_t n = static_cast<int64_t>(val.size()), B = cfg.data.batch_size;
+  const int64_t n = static_cast<int64_t>(val.size()), B = cfg.data.batch_size * r.nranks;
   int64_t batches = 0;
   for (int64_t b0 = 0; b0 < n; b0 += B) {
     if (cfg.validation.max_batches > 0 && batches >= cfg.validation.max_batches) break;
@@ -476,8 +508,11 @@ void finish_stage(Run& r, Stage& s) {
   if (const int64_t merged = merge_lora(*r.model)) log::info("stage {}: {} LoRA adapters merged into the base weights", s.cfg.name, merged);
   if (r.writer) {
     save_phantom(*r.model, export_dir);
-    fs::copy_file(cfg.data.tokenizer, fs::path(export_dir) / fs::path(cfg.data.tokenizer).filename(),
-                  fs::copy_options::overwrite_existing);
+    if (fs::is_directory(cfg.data.tokenizer))  // SentencePiece with added_tokens.json
+      fs::copy(cfg.data.tokenizer, export_dir, fs::copy_options::overwrite_existing | fs::copy_options::recursive);
+    else
+      fs::copy_file(cfg.data.tokenizer, fs::path(export_dir) / fs::path(cfg.data.tokenizer).filename(),
+                    fs::copy_options::overwrite_existing);
   }
   r.result.final_model = export_dir;
   checkpoint(r, s, true);
@@ -492,6 +527,13 @@ bool run_stage(Run& r, int64_t si, const TrainState& st, const std::string& ckpt
   s.optim = s.cfg.optim.resolve(cfg.optim);
   s.loss = LossConfig{s.cfg.loss, cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
   s.train_path = s.cfg.data.empty() ? cfg.data.train : s.cfg.data;
+  s.format = s.cfg.format.empty() ? cfg.data.format : s.cfg.format;
+  s.who = "stage " + s.cfg.name + " (stages." + std::to_string(si) + ".format" +
+          (s.cfg.format.empty() ? " unset, data.format" : "") + " = " + s.format + ")";
+  if (s.cfg.loss != "sft" && s.format != "preference")
+    throw config::ConfigError("config error: " + s.who + ": loss " + s.cfg.loss + " needs preference triples but " +
+                              s.train_path + " is read as '" + s.format + "'; set stages." + std::to_string(si) +
+                              ".format: preference for a file of triples");
 
   init_from(r, s);
   select_trainable(r, s);
