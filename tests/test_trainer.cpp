@@ -186,7 +186,7 @@ TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage 
 // thread; 4 SFT steps, 4 PO steps, 2 SFT steps), pinned to 1e-5 relative. Any change to initialisation, data
 // order, tokenisation, the model's forward, a loss or the optimiser moves them: that is the point.
 // To regenerate them ON PURPOSE (after a change that is meant to move them, e.g. a bug fix, said in its commit):
-//   build/tests/phantom_tests "trainer: the first 10 losses*" -s
+//   build/tests/phantom_tests "trainer: the first 10 losses*"
 // prints the line `losses = {...}` (on every run); paste it below and say in the commit why the numbers moved.
 TEST_CASE("trainer: the first 10 losses of a tiny fixed-seed run are the golden numbers") {
   const std::vector<double> golden = {7.07085276, 6.22304821, 6.58069468, 5.40851021, 7.42113781,
