@@ -107,6 +107,7 @@ TEST_CASE("lora: a fresh adapter leaves the logits identical, gradients reach on
   CHECK(t.count == expected);
   // A pattern naming an adapted base (here everything) does not unfreeze it.
   const train::Trainable all = train::select_stage_trainable(*model, lora_stage({".*"}));
+  REQUIRE(!all.names.empty());  // an empty selection would pass the loop below
   for (auto& n : all.names) CHECK(n != "language_model.model.layers.0.self_attn.qkv_proj.weight");
 
   // Gradients: exactly the trainable tensors get one.
@@ -371,6 +372,7 @@ TEST_CASE("lora: exact resume inside a LoRA stage (bitwise losses), merge-lora o
   // The stage-end export is a plain model. merge-lora of the full run's mid-stage checkpoint (global step 6, LoRA
   // step 2) gives the logits of that checkpoint's adapter model.
   const auto exported = read_checkpoint_tensors(data.dir.str("runs/full/step2/model.safetensors"));
+  REQUIRE(exported.size() > 10);  // a real model, not an empty file
   for (auto& [k, v] : exported) CHECK(k.find("lora_") == std::string::npos);
   train::MergeOptions mo;
   mo.checkpoint = data.dir.str("runs/full/checkpoints/step-000006"), mo.out = data.dir.str("merged6");
@@ -411,6 +413,7 @@ TEST_CASE("lora: the phantom-{0.5b,1.8b,3.8b,7b}.yaml recipes are the paper's tw
     torch::manual_seed(0);
     PhantomModel m(mc);
     auto t1 = train::select_stage_trainable(*m, s1);
+    REQUIRE(!t1.names.empty());
     for (auto& n : t1.names) CHECK((n.rfind("vision_proj.", 0) == 0 || n.find("_phantom") != std::string::npos));
     train::StageConfig small = s2;
     small.lora.rank = 2;

@@ -264,6 +264,8 @@ TEST_CASE("precision: bf16 autocast on CPU is within 2% of fp32 with fp32 master
   auto [fp32, g_fp32] = step(AutocastState::for_compute(pick_compute_dtype("auto", cpu), cpu));
   CHECK_FALSE(AutocastState::for_compute(pick_compute_dtype("fp32", cpu), cpu).enabled());
   CHECK(fp32 == plain);  // auto on CPU = fp32: bitwise the same step
+  REQUIRE(!g_plain.empty());
+  REQUIRE(g_plain.size() == g_fp32.size());
   for (auto& [k, g] : g_plain) CHECK(torch::equal(g, g_fp32.at(k)));
 
   const auto bf16 = AutocastState::for_compute(pick_compute_dtype("bf16", cpu), cpu);
@@ -272,10 +274,15 @@ TEST_CASE("precision: bf16 autocast on CPU is within 2% of fp32 with fp32 master
   INFO("fp32 " << plain << " bf16 " << low);
   CHECK(low != plain);                                   // autocast really ran in bf16
   CHECK(std::abs(low - plain) / std::abs(plain) < 0.02);  // stated tolerance: 2% of the loss
+  int64_t with_grad = 0;
   for (auto& p : model->parameters()) {
     CHECK(p.scalar_type() == torch::kFloat);  // master weights stay fp32
-    if (p.grad().defined()) CHECK(p.grad().scalar_type() == torch::kFloat);
+    if (!p.grad().defined()) continue;
+    CHECK(p.grad().scalar_type() == torch::kFloat);
+    ++with_grad;
   }
+  CHECK(with_grad == static_cast<int64_t>(g_low.size()));
+  CHECK(with_grad > 0);
   {
     AutocastScope scope(bf16);
     CHECK(torch::nn::functional::linear(torch::randn({2, 4}), torch::randn({3, 4})).scalar_type() == torch::kBFloat16);

@@ -1,7 +1,12 @@
 // Trainer invariants: shared-prefix PO equals the naive layout, accumulation equals the large batch, activation
 // checkpointing changes no gradient, resume is bitwise exact (across a stage boundary too), TensorBoard files
-// read back in Python, and the MC letter extraction.
+// read back in Python, and the first 10 losses of a tiny fixed-seed run pinned as golden numbers.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
 #include <fstream>
+#include <iomanip>
+#include <sstream>
 
 #include "phantom/model/model.h"
 #include "tests/helpers.h"
@@ -18,25 +23,28 @@ using phantom::test::TempDir;
 
 namespace {
 
+// Token ids 10..63 (above the tiny vocabulary's special ids) drawn from their own generator seeded by `seed`.
 std::vector<int32_t> random_ids(int64_t n, int64_t seed) {
-  auto t = torch::randint(10, 64, {n}, torch::TensorOptions().dtype(torch::kInt32));
-  (void)seed;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
+  auto t = torch::randint(10, 64, {n}, gen, torch::TensorOptions().dtype(torch::kInt32));
   return std::vector<int32_t>(t.data_ptr<int32_t>(), t.data_ptr<int32_t>() + n);
 }
 
-// A preference sample with an image: prompt = [sos, img tokens..., question], answers of varied lengths.
-data::EncodedPreference pref_sample(int64_t n_rejected, int64_t tokens_per_tile) {
+// A preference sample with an image: prompt = [sos, img tokens..., question], answers of varied lengths; every
+// sample of a test gets its own `seed` (distinct questions and answers).
+data::EncodedPreference pref_sample(int64_t n_rejected, int64_t tokens_per_tile, int64_t seed) {
   data::EncodedPreference p;
   p.prompt = {7};
   for (int64_t i = 0; i < tokens_per_tile; ++i) p.prompt.push_back(5);
-  auto q = random_ids(6, 0);
+  auto q = random_ids(6, 100 * seed);
   p.prompt.insert(p.prompt.end(), q.begin(), q.end());
-  for (int64_t a = 0; a <= n_rejected; ++a) p.answers.push_back(random_ids(3 + a, 0));
+  for (int64_t a = 0; a <= n_rejected; ++a) p.answers.push_back(random_ids(3 + a, 100 * seed + 1 + a));
   return p;
 }
 
 double max_grad_diff(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b) {
   double worst = 0;
+  REQUIRE(!a.empty());  // no gradient at all would compare equal
   REQUIRE(a.size() == b.size());
   for (auto& [k, v] : a) worst = std::max(worst, (v - b.at(k)).abs().max().item<double>());
   return worst;
@@ -51,7 +59,7 @@ TEST_CASE("trainer: shared-prefix PO equals the naive layout in loss and gradien
   const int64_t tpt = model->tokens_per_tile();
   for (int64_t n_rej : {1, 3}) {
     INFO(n_rej << " rejected");
-    std::vector<data::EncodedPreference> samples = {pref_sample(n_rej, tpt), pref_sample(n_rej, tpt), pref_sample(n_rej, tpt)};
+    std::vector<data::EncodedPreference> samples = {pref_sample(n_rej, tpt, 1), pref_sample(n_rej, tpt, 2), pref_sample(n_rej, tpt, 3)};
     std::vector<at::Tensor> pixels = {torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28})};
     train::LossConfig lc{"po", 2.0, 0.5, 1.0};
     auto run = [&](bool shared) {
@@ -82,7 +90,7 @@ TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B, check
   const int64_t tpt = model->tokens_per_tile();
   std::vector<data::EncodedPreference> samples;
   std::vector<at::Tensor> pixels;
-  for (int i = 0; i < 8; ++i) samples.push_back(pref_sample(1 + i % 2, tpt)), pixels.push_back(torch::randn({1, 3, 28, 28}));
+  for (int i = 0; i < 8; ++i) samples.push_back(pref_sample(1 + i % 2, tpt, i)), pixels.push_back(torch::randn({1, 3, 28, 28}));
   train::LossConfig lc{"po", 2.0, 0.5, 1.0};
   auto big = data::collate_preference(samples, pixels, 0, true);
   model->zero_grad();
@@ -118,14 +126,16 @@ namespace {
 
 struct DemoData : test::DemoDataDir {
   DemoData() : DemoDataDir(48) {}
-  train::RunConfig config(const std::string& name) const {
+  // `extra` overrides come last (a later key=value wins).
+  train::RunConfig config(const std::string& name, const std::vector<std::string>& extra = {}) const {
     const std::string d = dir.str("data");
-    return train::load_run_config(test::source_path("configs/demo.yaml"),
-                                  {"run.name=" + name, "run.output_dir=" + dir.str("runs"), "data.train=" + d + "/train.jsonl",
+    std::vector<std::string> o = {"run.name=" + name, "run.output_dir=" + dir.str("runs"), "data.train=" + d + "/train.jsonl",
                                    "data.val=" + d + "/val.jsonl", "data.image_root=" + d, "data.tokenizer=" + d + "/tokenizer.json",
                                    "data.batch_size=4", "stages.0.max_steps=3", "stages.1.max_steps=4", "stages.2.max_steps=2",
                                    "optim.warmup_steps=2", "checkpoint.every_steps=2", "model.llm.num_layers=2",
-                                   "validation.benchmark=" + d + "/mc_test.tsv", "validation.benchmark_limit=4"});
+                                   "validation.benchmark=" + d + "/mc_test.tsv", "validation.benchmark_limit=4"};
+    o.insert(o.end(), extra.begin(), extra.end());
+    return train::load_run_config(test::source_path("configs/demo.yaml"), o);
   }
 };
 
@@ -152,10 +162,12 @@ TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage 
       CHECK(all[i] == full.losses[i]);  // bitwise
     }
   }
-  // keep_last: at most 2 step checkpoints remain.
-  int ckpts = 0;
-  for (auto& e : std::filesystem::directory_iterator(data.dir.str("runs/full/checkpoints"))) (void)e, ++ckpts;
-  CHECK(ckpts <= 2);
+  // keep_last 2: exactly the 2 newest step checkpoints remain (9 steps, one every 2 and at each stage end).
+  std::vector<std::string> ckpts;
+  for (auto& e : std::filesystem::directory_iterator(data.dir.str("runs/full/checkpoints")))
+    ckpts.push_back(e.path().filename().string());
+  std::sort(ckpts.begin(), ckpts.end());
+  CHECK(ckpts == std::vector<std::string>{"step-000008", "step-000009"});
   // The TensorBoard events of the run parse with the tensorboard package and hold the logged loss.
   const std::string py = "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as E\n"
                          "import sys\ne = E(sys.argv[1]); e.Reload()\nv = [s.value for s in e.Scalars('loss')]\n"
@@ -168,4 +180,32 @@ TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage 
   double first_loss = 0;
   in >> first_loss;
   CHECK(std::abs(first_loss - full.losses[0]) < 1e-4);
+}
+
+// Golden numbers: the first 10 losses of a tiny fixed-seed run (demo data of 48 triples, 2-layer decoder, one
+// thread; 4 SFT steps, 4 PO steps, 2 SFT steps), pinned to 1e-5 relative. Any change to initialisation, data
+// order, tokenisation, the model's forward, a loss or the optimiser moves them: that is the point.
+// To regenerate them ON PURPOSE (after a change that is meant to move them, e.g. a bug fix, said in its commit):
+//   build/tests/phantom_tests "trainer: the first 10 losses*"
+// prints the line `losses = {...}` (on every run); paste it below and say in the commit why the numbers moved.
+TEST_CASE("trainer: the first 10 losses of a tiny fixed-seed run are the golden numbers") {
+  const std::vector<double> golden = {7.07085276, 6.22304821, 6.58069468, 5.40851021, 7.42113781,
+                                      7.38939285, 6.71995831, 6.9134531,  6.34287024, 6.05139637};
+  DemoData data;
+  auto c = data.config("golden", {"run.threads=1", "stages.0.max_steps=4", "stages.1.max_steps=4", "stages.2.max_steps=2",
+                             "checkpoint.every_steps=0", "validation.benchmark=", "validation.max_batches=1",
+                             "log.tensorboard=false"});
+  auto r = run(c);
+  REQUIRE(r.losses.size() == 10);
+  std::ostringstream got;
+  got << std::setprecision(9) << "losses = {";
+  for (size_t i = 0; i < r.losses.size(); ++i) got << (i ? ", " : "") << r.losses[i];
+  got << "}";
+  std::printf("%s\n", got.str().c_str());  // one unwrapped line to paste (INFO below wraps it on failure)
+  INFO(got.str());
+  REQUIRE(golden.size() == r.losses.size());
+  for (size_t i = 0; i < golden.size(); ++i) {
+    INFO("step " << i);
+    CHECK(r.losses[i] == Approx(golden[i]).epsilon(1e-5));
+  }
 }

@@ -78,7 +78,9 @@ LossOut compute_loss(const at::Tensor& logp, const data::Batch& b, const LossCon
   const bool with_sft = c.kind == "po" || c.kind == "orpo" || c.kind == "sft";
   const bool with_pref = c.kind != "sft";
   out.loss = torch::zeros({}, logp.options());
-  if (with_sft) out.loss = out.loss + c.sft_weight * ce_sum / n_tok;
+  // sft_weight weighs the cross-entropy inside po / orpo; an sft stage on triples is plain SFT of the chosen
+  // answers, the same loss as on conversations (which never read sft_weight).
+  if (with_sft) out.loss = out.loss + (c.kind == "sft" ? 1.0 : c.sft_weight) * ce_sum / n_tok;
   if (with_pref) out.loss = out.loss + (c.kind == "orpo" ? c.beta : 1.0) * pref_sum / n_q;
 
   // Metric sums, TRL's names; per pair for rewards, per answer for logps (summed log-probs, as TRL's DPO).

@@ -1,5 +1,6 @@
 // Losses of the recipes: SFT (token-mean cross-entropy), Phantom Optimization (SFT on the chosen answer + a
-// reference-free SimPO-style preference term, SPEC §3), and for ablations SimPO, DPO, IPO and ORPO.
+// reference-free SimPO-style preference term, docs/paper.md), and for ablations SimPO, DPO, IPO and ORPO. The
+// equations of each, and their golden tests against tests/tools/loss_reference.py: docs/training.md.
 //
 // Several rejected answers per question: the preference term of a question is the MEAN of its pairwise terms
 // (chosen vs each rejected), so a question weighs the same whatever its number of rejected answers.
@@ -28,7 +29,7 @@ struct LossConfig {
   std::string kind = "sft";  // sft | po | simpo | dpo | ipo | orpo
   double beta = 2.0;
   double gamma = 0.5;
-  double sft_weight = 1.0;
+  double sft_weight = 1.0;  // weight of the chosen-answer cross-entropy in po / orpo (sft is never weighted)
 };
 
 struct LossOut {
