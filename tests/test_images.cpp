@@ -329,7 +329,7 @@ TEST_CASE("image: tiles written in place have the bits of resize + crop + normal
     CHECK(std::memcmp(buf.data() + 32, want.data_ptr<float>(), size_t(n) * sizeof(float)) == 0);
     CHECK(std::all_of(buf.begin(), buf.begin() + 32, [](float v) { return v == -7.f; }));
     CHECK(std::all_of(buf.end() - 32, buf.end(), [](float v) { return v == -7.f; }));
-    std::vector<float> again(size_t(n));
+    std::vector<float> again(static_cast<size_t>(n));
     normalize_tiles_into(u8.data(), want.size(0), c.tile, again.data());
     CHECK(std::memcmp(again.data(), want.data_ptr<float>(), size_t(n) * sizeof(float)) == 0);
   }
