@@ -6,14 +6,21 @@ namespace phantom::data {
 
 ChatTemplate ChatTemplate::by_name(const std::string& name) {
   if (name == "chatml")
-    return {"chatml", "<|im_start|>user\n", "<|im_end|>", "<|im_start|>assistant\n", "<|im_end|>"};
-  if (name == "phi3") return {"phi3", "<|user|>\n", "<|end|>", "<|assistant|>\n", "<|end|>"};
+    return {"chatml", "<|im_start|>user\n", "<|im_end|>", "<|im_start|>assistant\n", "<|im_end|>", "<|endoftext|>"};
+  if (name == "phi3") return {"phi3", "<|user|>\n", "<|end|>", "<|assistant|>\n", "<|end|>", "<|endoftext|>"};
   throw std::runtime_error("unknown chat template '" + name + "' (expected chatml or phi3)");
 }
 
 ChatTemplate ChatTemplate::resolve(const std::string& setting, const std::string& family) {
   if (setting != "auto") return by_name(setting);
   return by_name(family == "phi3" ? "phi3" : "chatml");
+}
+
+int32_t ChatTemplate::pad_id(const Tokenizer& tok) const {
+  if (auto id = tok.token_to_id(pad_token)) return *id;
+  if (auto id = tok.token_to_id(assistant_end)) return *id;
+  throw std::runtime_error("the tokenizer has neither '" + pad_token + "' nor '" + assistant_end + "' (chat template " +
+                           name + ")");
 }
 
 ImageTokens ImageTokens::from_tokenizer(const Tokenizer& tok, int64_t tokens_per_tile) {
@@ -49,12 +56,27 @@ std::vector<int32_t> SampleEncoder::text_with_images(const std::string& text, co
   return ids;
 }
 
+void SampleEncoder::set_image_placement(const std::string& p) {
+  if (!valid_image_placement(p))
+    throw std::runtime_error("image placement '" + p + "' is unknown (expected prepend or prepend_newline)");
+  placement_ = p;
+}
+
 std::vector<int32_t> SampleEncoder::user_turn(const std::string& q, const std::vector<int64_t>& tiles,
                                               size_t* next_image, bool first) const {
-  std::string text = q;
-  if (first && !tiles.empty() && text.find("<image>") == std::string::npos) {
+  // The text's placeholders go, with the newline that usually follows them ("<image>\n" in LLaVA files)...
+  std::string text;
+  for (size_t pos = 0;;) {
+    const size_t p = q.find("<image>", pos);
+    text += q.substr(pos, p == std::string::npos ? std::string::npos : p - pos);
+    if (p == std::string::npos) break;
+    pos = p + 7;
+    if (pos < q.size() && q[pos] == '\n') ++pos;
+  }
+  // ...and every image comes first, by the one rule.
+  if (first && !tiles.empty()) {
     std::string pre;
-    for (size_t i = 0; i < tiles.size(); ++i) pre += "<image>";
+    for (size_t i = 0; i < tiles.size(); ++i) pre += placement_ == "prepend_newline" ? "<image>\n" : "<image>";
     text = pre + text;
   }
   std::vector<int32_t> ids = tok_.encode(tmpl_.user_start);

@@ -17,11 +17,14 @@ constexpr int32_t kIgnore = -100;  // label of a masked (unsupervised) position
 struct ChatTemplate {
   std::string name;
   std::string user_start, user_end, assistant_start, assistant_end;
+  std::string pad_token;  // fills padded positions (never attended to, never supervised)
   // chatml (Qwen2, InternLM2): <|im_start|>user\n{Q}<|im_end|><|im_start|>assistant\n{A}<|im_end|>
   // phi3:                      <|user|>\n{Q}<|end|><|assistant|>\n{A}<|end|>
   static ChatTemplate by_name(const std::string& name);
   // "auto" picks by backbone family: qwen2/internlm2 -> chatml, phi3 -> phi3.
   static ChatTemplate resolve(const std::string& setting, const std::string& family);
+  // The id of pad_token, or of assistant_end when the tokenizer lacks it (InternLM2 has no <|endoftext|>).
+  int32_t pad_id(const Tokenizer& tok) const;
 };
 
 // The ids that stand for images: <img> <IMG_CONTEXT>×(tokens_per_tile·tiles) </img>.
@@ -48,12 +51,19 @@ class SampleEncoder {
  public:
   SampleEncoder(const Tokenizer& tok, ChatTemplate tmpl, ImageTokens img) : tok_(tok), tmpl_(std::move(tmpl)), img_(img) {}
 
-  // `tiles[i]` = tile count of the sample's i-th image. Placeholders `<image>` in the text become image token
-  // runs; when the text has none, one per image is prepended to the first question (as Phantom does).
+  // `tiles[i]` = tile count of the sample's i-th image, placed by the image placement rule (below).
   EncodedConversation conversation(const Sample& s, const std::vector<int64_t>& tiles) const;
   EncodedPreference preference(const Sample& s, const std::vector<int64_t>& tiles) const;
   // Prompt of an evaluation question (no answer).
   std::vector<int32_t> prompt(const std::string& question, const std::vector<int64_t>& tiles) const;
+
+  // Where the images go, one rule for every format, `generate`, `eval` and the trainer's benchmark: the text's own
+  // <image> placeholders (each with the newline after it) are removed, and every image is put at the start of the
+  // first user turn as "<image>" (prepend: the official Phantom prompt) or "<image>\n" (prepend_newline: LLaVA's).
+  // The rule is saved with an exported model (config.json image_placement) and used when it is loaded.
+  static bool valid_image_placement(const std::string& p) { return p == "prepend" || p == "prepend_newline"; }
+  void set_image_placement(const std::string& p);
+  const std::string& image_placement() const { return placement_; }
 
   const ChatTemplate& chat_template() const { return tmpl_; }
   const ImageTokens& image_tokens() const { return img_; }
@@ -66,6 +76,7 @@ class SampleEncoder {
   const Tokenizer& tok_;
   ChatTemplate tmpl_;
   ImageTokens img_;
+  std::string placement_ = "prepend";
 };
 
 }  // namespace phantom::data

@@ -36,10 +36,11 @@ struct DataConfig {
   std::string image_root;             // image paths are relative to this
   std::string tokenizer;              // tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece)
   std::string chat_template = "auto"; // auto (from model family) | chatml | phi3
+  std::string image_placement = "prepend";  // prepend ("<image>" + question) | prepend_newline ("<image>\n" + ...)
   int64_t max_tiles = 6;              // dynamic tiling: at most this many tiles (+ thumbnail)
   bool use_thumbnail = true;          // append a whole-image tile when tiling
   int64_t max_length = 2048;          // tokens after image expansion; longer samples follow on_error
-  int64_t batch_size = 1;             // questions per micro-batch over all ranks (split across them)
+  int64_t batch_size = 1;             // questions per micro-batch per rank (global = x ranks x grad_accum)
   int64_t num_workers = 2;            // loader threads
   int64_t prefetch = 4;               // batches prepared ahead
   int64_t image_cache_mb = 0;         // tiled images kept in memory (0: off)
@@ -57,10 +58,14 @@ struct DataConfig {
     v.field("image_root", image_root, "directory image paths are relative to");
     v.field("tokenizer", tokenizer, "tokenizer.json (BPE) or tokenizer.model (SentencePiece)");
     v.field("chat_template", chat_template, "auto | chatml | phi3", Check::one_of({"auto", "chatml", "phi3"}));
+    v.field("image_placement", image_placement,
+            "where images go in every format and at inference: prepend (<image>+question, official) | prepend_newline "
+            "(<image>\\n+question); saved with the exported model",
+            Check::one_of({"prepend", "prepend_newline"}));
     v.field("max_tiles", max_tiles, "dynamic tiling: max tiles per image (Phantom: 6)", Check::positive());
     v.field("use_thumbnail", use_thumbnail, "append a thumbnail tile when an image has several tiles");
     v.field("max_length", max_length, "max tokens after image expansion", Check::positive());
-    v.field("batch_size", batch_size, "questions per micro-batch over all ranks (each rank gets batch_size / world)", Check::positive());
+    v.field("batch_size", batch_size, "questions per micro-batch per rank (one step: batch_size x ranks x grad_accum)", Check::positive());
     v.field("num_workers", num_workers, "loader worker threads", Check::non_negative());
     v.field("prefetch", prefetch, "batches prepared ahead", Check::positive());
     v.field("image_cache_mb", image_cache_mb,

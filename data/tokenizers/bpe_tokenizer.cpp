@@ -184,7 +184,8 @@ class BpeTokenizer : public Tokenizer {
         continue;
       }
       auto it = id_to_tok_.find(id);
-      if (it == id_to_tok_.end()) throw std::runtime_error(path_ + ": id " + std::to_string(id) + " is not in the vocabulary");
+      // An id past the tokenizer (a padded embedding row) decodes to nothing, as HF's fast tokenizers do.
+      if (it == id_to_tok_.end()) continue;
       symbols += it->second;
     }
     flush();

@@ -61,7 +61,7 @@ class SentencePieceTokenizer : public Tokenizer {
       if (a != added_.end()) {
         flush();
         if (!skip_special) out += a->second;
-      } else {
+      } else if (id >= 0 && id < sp_.GetPieceSize()) {  // ids past the model (padded rows) decode to nothing
         run.push_back(id);
       }
     }

@@ -1,6 +1,7 @@
 #include "phantom/io/checkpoint.h"
 
 #include <filesystem>
+#include <map>
 
 #include "phantom/io/hf_config.h"
 #include "phantom/io/safetensors.h"
@@ -12,9 +13,22 @@ namespace fs = std::filesystem;
 namespace {
 
 void log_report(const std::string& dir, const LoadReport& r) {
-  if (!r.created.empty())
-    log::info("{}: created {} tensors the checkpoint lacks (initialised as the paper's modules): {}{}", dir,
-              r.created.size(), r.created.front(), r.created.size() > 1 ? " ..." : "");
+  if (!r.created.empty()) {
+    // Grouped by module so the list stays short (e.g. vision_proj, the Phantom tensors of every layer).
+    std::map<std::string, int> groups;
+    for (auto& n : r.created) {
+      std::string g = n.substr(0, n.find('.'));
+      if (auto p = n.find("_phantom"); p != std::string::npos) {
+        const size_t b = n.rfind('.', p) + 1, e = n.find('.', p);
+        g = "*." + n.substr(b, e - b);
+      }
+      ++groups[g];
+    }
+    std::string list;
+    for (auto& [g, k] : groups) list += (list.empty() ? "" : ", ") + g + " (" + std::to_string(k) + ")";
+    log::info("{}: created {} tensors the checkpoint lacks (initialised as the paper's modules): {}", dir,
+              r.created.size(), list);
+  }
   if (!r.unexpected.empty())
     log::warn("{}: {} checkpoint tensors unused by this model: {}{}", dir, r.unexpected.size(), r.unexpected.front(),
               r.unexpected.size() > 1 ? " ..." : "");
@@ -57,19 +71,36 @@ DecoderLM load_llm(const std::string& dir, PhantomMode mode, double eta, bool st
 
 PhantomModel load_phantom(const std::string& dir, ModelConfig cfg, LoadReport* report) {
   const auto info = read_hf_config(dir, cfg);
+  if (!info.has_vision && !cfg.vision_path.empty()) read_vision_dir_config(cfg.vision_path, cfg.vision);
   PhantomModel model(cfg);
   auto tensors = read_checkpoint_tensors(dir);
   LoadReport r;
   if (info.has_vision) {
-    r = load_state_dict(*model, llm_from_hf(tensors, cfg.llm, info.llm_prefix), cfg.strict_load);
+    r = load_state_dict(*model, llm_from_hf(vlm_to_ours(tensors, info.layout), cfg.llm, info.llm_prefix), cfg.strict_load);
   } else {
-    // A bare LLM: the vision tower and projector start from scratch; the decoder comes from the checkpoint.
+    // A bare LLM: the decoder comes from the checkpoint, the ViT from model.vision_path or from scratch, the
+    // projector from scratch.
     if (cfg.strict_load)
       throw std::runtime_error(dir + " holds a bare LLM: strict loading into a vision-language model is impossible");
     init_weights(*model);
     r = load_state_dict(*model->language_model, llm_from_hf(tensors, cfg.llm, ""), false);
-    for (auto& p : model->named_parameters())
-      if (p.key().rfind("language_model.", 0) != 0) r.created.push_back(p.key());
+    bool vit_loaded = false;
+    if (!cfg.vision_path.empty()) {
+      auto vit = vision_from_hf(read_checkpoint_tensors(cfg.vision_path));
+      StateDict ours;  // vision_model.X -> X
+      for (auto& [n, t] : vit) ours[n.substr(13)] = t;
+      try {
+        load_state_dict(*model->vision_model, ours, /*strict=*/true);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(cfg.vision_path + " (model.vision_path): " + e.what());
+      }
+      vit_loaded = true;
+      log::info("{}: InternViT loaded ({} tensors)", cfg.vision_path, ours.size());
+    }
+    for (auto& p : model->named_parameters()) {
+      const bool llm = p.key().rfind("language_model.", 0) == 0, vit = p.key().rfind("vision_model.", 0) == 0;
+      if (!llm && !(vit && vit_loaded)) r.created.push_back(p.key());
+    }
   }
   log_report(dir, r);
   if (report) *report = r;

@@ -1,6 +1,7 @@
 #include "phantom/io/hf_config.h"
 
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 
 namespace phantom {
@@ -34,27 +35,88 @@ std::string family_of(const json& j, const std::string& where) {
   if (arch.find("Qwen2") != std::string::npos || type == "qwen2") return "qwen2";
   if (arch.find("InternLM2") != std::string::npos || type == "internlm2") return "internlm2";
   if (arch.find("Phi3") != std::string::npos || type == "phi3") return "phi3";
+  // transformers' InternVL stores InternLM2 backbones as Llama (split q/k/v, Llama names): the same network.
+  if (arch.find("Llama") != std::string::npos || type == "llama") return "internlm2";
   throw std::runtime_error(where + ": unsupported LLM (architectures '" + arch + "', model_type '" + type +
                            "'); supported: Qwen2, InternLM2, Phi-3");
 }
 
+
+// eos_token_id: an int, a list of ints or absent.
+std::vector<int64_t> eos_ids(const json& j) {
+  auto it = j.find("eos_token_id");
+  if (it == j.end() || it->is_null()) return {};
+  if (it->is_array()) return it->get<std::vector<int64_t>>();
+  return {it->get<int64_t>()};
+}
+
+// image_size / patch_size: an int (InternVisionConfig) or [h, w] (InternVLVisionConfig, square only).
+int64_t side(const json& v, const char* key, int64_t fallback, const std::string& where) {
+  auto it = v.find(key);
+  if (it == v.end() || it->is_null()) return fallback;
+  if (!it->is_array()) return it->get<int64_t>();
+  if (it->size() != 2 || (*it)[0] != (*it)[1])
+    throw std::runtime_error(where + ": " + key + " " + it->dump() + ": only square sizes are supported");
+  return (*it)[0].get<int64_t>();
+}
+
 }  // namespace
+
+// InternVisionConfig (remote code) or InternVLVisionConfig (transformers-native); an omitted key takes the default
+// of the class that wrote the file, so a config that relies on defaults builds the same network as upstream.
+void read_vision_config(const json& v, const std::string& where, VisionConfig& c) {
+  const bool native = get<std::string>(v, "model_type", "") == "internvl_vision";
+  c.hidden_size = get<int64_t>(v, "hidden_size", native ? 1024 : 3200);
+  c.intermediate_size = get<int64_t>(v, "intermediate_size", native ? 4096 : 12800);
+  c.num_layers = get<int64_t>(v, "num_hidden_layers", native ? 24 : 48);
+  c.num_heads = get<int64_t>(v, "num_attention_heads", native ? 16 : 25);
+  c.patch_size = side(v, "patch_size", 14, where);
+  c.image_size = side(v, "image_size", native ? 448 : 224, where);
+  c.layer_norm_eps = get<double>(v, "layer_norm_eps", 1e-6);
+  if (native) {
+    c.norm_type = get<std::string>(v, "norm_type", "layer_norm");
+    c.qk_normalization = get<bool>(v, "use_qk_norm", false);
+    c.qkv_bias = get<bool>(v, "attention_bias", false);
+    c.initializer_factor = get<double>(v, "layer_scale_init_value", 0.1);
+    if (!get<bool>(v, "use_absolute_position_embeddings", true) || !get<bool>(v, "use_mean_pooling", true))
+      throw std::runtime_error(where + ": use_absolute_position_embeddings / use_mean_pooling false (a final ViT norm) "
+                               "are not supported");
+  } else {
+    c.norm_type = get<std::string>(v, "norm_type", "rms_norm");
+    c.qk_normalization = get<bool>(v, "qk_normalization", true);
+    c.qkv_bias = get<bool>(v, "qkv_bias", false);
+    c.initializer_factor = get<double>(v, "initializer_factor", 0.1);
+  }
+  if (c.norm_type != "layer_norm" && c.norm_type != "rms_norm")
+    throw std::runtime_error(where + ": norm_type '" + c.norm_type + "' is not supported (layer_norm | rms_norm)");
+  if (c.hidden_size % c.num_heads || c.image_size % c.patch_size)
+    throw std::runtime_error(where + ": hidden_size/num_attention_heads or image_size/patch_size are inconsistent");
+  const std::string act = get<std::string>(v, "hidden_act", "gelu");
+  if (act != "gelu") throw std::runtime_error(where + ": hidden_act '" + act + "' is not supported (gelu)");
+}
 
 LlmConfig llm_config_from_json(const json& j, const std::string& where) {
   LlmConfig c;
   c.family = family_of(j, where);
-  c.hidden_size = require<int64_t>(j, "hidden_size", where);
-  c.intermediate_size = require<int64_t>(j, "intermediate_size", where);
-  c.num_layers = require<int64_t>(j, "num_hidden_layers", where);
-  c.num_heads = require<int64_t>(j, "num_attention_heads", where);
-  c.num_kv_heads = get<int64_t>(j, "num_key_value_heads", c.num_heads);
-  c.vocab_size = require<int64_t>(j, "vocab_size", where);
-  c.max_position_embeddings = get<int64_t>(j, "max_position_embeddings", 4096);
+  // Qwen2Config's defaults for omitted keys (Qwen2-7B's shape); the other families' files must give the shape.
+  const bool qwen = c.family == "qwen2";
+  auto shape = [&](const char* key, int64_t qwen2_default) {
+    return qwen ? get<int64_t>(j, key, qwen2_default) : require<int64_t>(j, key, where);
+  };
+  c.hidden_size = shape("hidden_size", 4096);
+  c.intermediate_size = shape("intermediate_size", 22016);
+  c.num_layers = shape("num_hidden_layers", 32);
+  c.num_heads = shape("num_attention_heads", 32);
+  c.num_kv_heads = get<int64_t>(j, "num_key_value_heads", qwen ? 32 : c.num_heads);
+  c.vocab_size = shape("vocab_size", 151936);
+  c.max_position_embeddings = get<int64_t>(j, "max_position_embeddings", qwen ? 32768 : 4096);
   c.rms_norm_eps = get<double>(j, "rms_norm_eps", 1e-6);
   c.rope.theta = get<double>(j, "rope_theta", 10000.0);
-  c.tie_word_embeddings = get<bool>(j, "tie_word_embeddings", c.family == "qwen2");
+  // Qwen2Config, Phi3Config and InternLM2Config all default to an untied head (Qwen2-0.5B says true explicitly).
+  c.tie_word_embeddings = get<bool>(j, "tie_word_embeddings", false);
+  c.eos_token_ids = eos_ids(j);
   if (c.family == "qwen2") c.attention_bias = true;
-  else if (c.family == "internlm2") c.attention_bias = get<bool>(j, "bias", false);
+  else if (c.family == "internlm2") c.attention_bias = get<bool>(j, "bias", get<bool>(j, "attention_bias", false));
   else c.attention_bias = get<bool>(j, "attention_bias", false);
   if (c.hidden_size % c.num_heads || c.num_heads % c.num_kv_heads)
     throw std::runtime_error(where + ": hidden_size/num_attention_heads/num_key_value_heads are inconsistent");
@@ -84,32 +146,67 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
     throw std::runtime_error(path + ": invalid JSON: " + e.what());
   }
   HfCheckpointInfo info;
-  if (j.contains("llm_config")) {
+  if (j.contains("llm_config")) {  // Phantom / InternVL2 remote code (InternVLChatConfig)
+    info.layout = "internvl_chat";
     info.has_vision = true;
     info.llm_prefix = "language_model.";
     cfg.llm = llm_config_from_json(j["llm_config"], path + " llm_config");
-    const json& v = require<json>(j, "vision_config", path);
-    const std::string vw = path + " vision_config";
-    cfg.vision.hidden_size = require<int64_t>(v, "hidden_size", vw);
-    cfg.vision.intermediate_size = require<int64_t>(v, "intermediate_size", vw);
-    cfg.vision.num_layers = require<int64_t>(v, "num_hidden_layers", vw);
-    cfg.vision.num_heads = require<int64_t>(v, "num_attention_heads", vw);
-    cfg.vision.patch_size = require<int64_t>(v, "patch_size", vw);
-    cfg.vision.image_size = get<int64_t>(j, "force_image_size", require<int64_t>(v, "image_size", vw));
-    cfg.vision.layer_norm_eps = get<double>(v, "layer_norm_eps", 1e-6);
-    cfg.vision.norm_type = get<std::string>(v, "norm_type", "layer_norm");
-    cfg.vision.qk_normalization = get<bool>(v, "qk_normalization", false);
-    cfg.vision.qkv_bias = get<bool>(v, "qkv_bias", true);
-    cfg.vision.initializer_factor = get<double>(v, "initializer_factor", 0.1);
+    read_vision_config(require<json>(j, "vision_config", path), path + " vision_config", cfg.vision);
+    cfg.vision.image_size = get<int64_t>(j, "force_image_size", cfg.vision.image_size);
+    // InternVL2 remote code: the last ViT layer, pixel shuffle v2; other settings change the model.
+    if (get<int64_t>(j, "select_layer", -1) != -1)
+      throw std::runtime_error(path + ": select_layer " + j["select_layer"].dump() + " is not supported (only -1)");
+    if (get<std::string>(j, "ps_version", "v2") != "v2")
+      throw std::runtime_error(path + ": ps_version '" + j["ps_version"].get<std::string>() + "' is not supported (only v2)");
     cfg.downsample_ratio = get<double>(j, "downsample_ratio", 0.5);
     cfg.image_token_index = get<int64_t>(j, "image_token_index", cfg.image_token_index);
     // Written by our exporter: the Phantom variant the tensors were trained with (official configs: gate, 1e-4).
     cfg.phantom = get<std::string>(j, "phantom", cfg.phantom);
     cfg.phantom_eta = get<double>(j, "phantom_eta", cfg.phantom_eta);
+    // Ours: where the images went in training (data.image_placement); the official code's prompt otherwise.
+    cfg.image_placement = get<std::string>(j, "image_placement", "prepend");
+    if (auto e = eos_ids(j); !e.empty()) cfg.llm.eos_token_ids = e;
+  } else if (j.contains("text_config") || get<std::string>(j, "model_type", "") == "internvl") {
+    // transformers' InternVLForConditionalGeneration (InternVLConfig)
+    const std::string where = path + " (InternVLConfig)";
+    info.layout = "internvl_hf";
+    info.has_vision = true;
+    info.llm_prefix = "language_model.";
+    cfg.llm = llm_config_from_json(require<json>(j, "text_config", where), path + " text_config");
+    json v = get<json>(j, "vision_config", json::object());
+    if (!v.contains("model_type")) v["model_type"] = "internvl_vision";
+    read_vision_config(v, path + " vision_config", cfg.vision);
+    cfg.downsample_ratio = get<double>(j, "downsample_ratio", 0.5);
+    cfg.image_token_index = get<int64_t>(j, "image_token_id", 151667);
+    const auto layer = get<int64_t>(j, "vision_feature_layer", -1);
+    const auto select = get<std::string>(j, "vision_feature_select_strategy", "default");
+    const auto act = get<std::string>(j, "projector_hidden_act", "gelu");
+    if (layer != -1 || select != "default" || act != "gelu")
+      throw std::runtime_error(where + ": vision_feature_layer " + std::to_string(layer) + ", vision_feature_select_strategy '" +
+                               select + "', projector_hidden_act '" + act + "' are not supported (only -1, default, gelu)");
+    if (auto e = eos_ids(j); !e.empty()) cfg.llm.eos_token_ids = e;
   } else {
     cfg.llm = llm_config_from_json(j, path);
   }
+  // generation_config.json's eos ids stop generation too (HF's generate reads both).
+  if (std::ifstream g(std::filesystem::path(dir) / "generation_config.json"); g) {
+    const json gj = json::parse(g, nullptr, false);
+    if (gj.is_object())
+      for (auto e : eos_ids(gj))
+        if (std::find(cfg.llm.eos_token_ids.begin(), cfg.llm.eos_token_ids.end(), e) == cfg.llm.eos_token_ids.end())
+          cfg.llm.eos_token_ids.push_back(e);
+  }
   return info;
+}
+
+// An InternViT checkpoint's config.json (InternVisionConfig at the top level, or the vision_config of a VLM).
+void read_vision_dir_config(const std::string& dir, VisionConfig& v) {
+  const std::string path = (std::filesystem::path(dir) / "config.json").string();
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path + " (is " + dir + " an InternViT checkpoint directory?)");
+  const json j = json::parse(in, nullptr, false);
+  if (!j.is_object()) throw std::runtime_error(path + ": invalid JSON");
+  read_vision_config(j.contains("vision_config") ? j["vision_config"] : j, path, v);
 }
 
 json llm_config_json(const LlmConfig& c) {
@@ -131,6 +228,8 @@ json llm_config_json(const LlmConfig& c) {
   j["rope_theta"] = c.rope.theta;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["hidden_act"] = "silu";
+  if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
+  else if (!c.eos_token_ids.empty()) j["eos_token_id"] = c.eos_token_ids;
   j["torch_dtype"] = "float32";
   if (c.family == "internlm2") j["bias"] = c.attention_bias;
   if (c.family == "phi3") j["attention_bias"] = c.attention_bias;
@@ -166,6 +265,7 @@ json phantom_config_json(const ModelConfig& c) {
   j["image_token_index"] = c.image_token_index;
   j["phantom"] = c.phantom;  // ours: which Phantom variant the tensors were trained with
   j["phantom_eta"] = c.phantom_eta;
+  j["image_placement"] = c.image_placement;  // ours: the prompt rule of training, used again at inference
   return j;
 }
 

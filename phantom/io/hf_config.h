@@ -11,13 +11,23 @@ namespace phantom {
 
 // What kind of checkpoint a directory holds.
 struct HfCheckpointInfo {
-  bool has_vision = false;   // Phantom / InternVL: vision_model + vision_proj + language_model.*
+  // internvl_chat: Phantom / InternVL2 remote code (vision_model.*, vision_proj.* or mlp1.*, language_model.*)
+  // internvl_hf:   transformers' InternVLForConditionalGeneration (vision_tower.*, multi_modal_projector.*, ...)
+  // llm:           a bare Qwen2 / InternLM2 / Phi-3 checkpoint
+  std::string layout = "llm";
+  bool has_vision = false;   // a vision-language checkpoint
   std::string llm_prefix;    // "language_model." or "" for a bare LLM
 };
 
 // Reads DIR/config.json into `cfg` (architecture fields only; run-time switches such as cfg.phantom are kept).
 // Errors name the file and the key.
 HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg);
+
+// An InternVisionConfig (remote code) or InternVLVisionConfig (transformers) object; omitted keys take that
+// class's defaults.
+void read_vision_config(const nlohmann::json& v, const std::string& where, VisionConfig& c);
+// DIR/config.json of an InternViT checkpoint (or the vision_config of a VLM there).
+void read_vision_dir_config(const std::string& dir, VisionConfig& v);
 
 // LLM part only, from a parsed LLM config object (`llm_config` of a Phantom config or a bare LLM config).
 LlmConfig llm_config_from_json(const nlohmann::json& j, const std::string& where);

@@ -53,7 +53,8 @@ StateDict llm_from_hf(const StateDict& hf, const LlmConfig& cfg, const std::stri
   const int layers = layer_count(hf, prefix);
   for (int i = 0; i < layers; ++i) {
     const std::string p = prefix + "model.layers." + std::to_string(i) + ".";
-    if (cfg.family == "qwen2") {
+    // Split q/k/v and gate/up (Qwen2, and Llama-named InternLM2 weights of transformers' InternVL): fused.
+    if (hf.count(p + "self_attn.q_proj.weight")) {
       for (const char* kind : {"weight", "bias"}) {
         const std::string q = p + "self_attn.q_proj." + kind;
         if (!hf.count(q)) continue;
@@ -95,6 +96,77 @@ StateDict llm_from_hf(const StateDict& hf, const LlmConfig& cfg, const std::stri
       name = prefix + rest;
     }
     out[name] = kv.second;
+  }
+  return out;
+}
+
+StateDict vision_from_hf(const StateDict& sd) {
+  static const std::vector<std::pair<std::string, std::string>> native = {
+      {"embeddings.cls_token", "embeddings.class_embedding"},
+      {"embeddings.position_embeddings", "embeddings.position_embedding"},
+      {"embeddings.patch_embeddings.projection.", "embeddings.patch_embedding."},
+      {"encoder.layer.", "encoder.layers."},
+      {".lambda_1", ".ls1"},
+      {".lambda_2", ".ls2"},
+      {".attention.projection_layer.", ".attn.proj."},
+      {".attention.", ".attn."},
+      {".layernorm_before.", ".norm1."},
+      {".layernorm_after.", ".norm2."}};
+  StateDict out;
+  for (auto& [name, t] : sd) {
+    std::string rest;
+    for (const char* p : {"vision_model.", "model.vision_tower.", "vision_tower.", ""})
+      if (starts_with(name, p)) {
+        rest = name.substr(std::string(p).size());
+        break;
+      }
+    if (!starts_with(rest, "embeddings.") && !starts_with(rest, "encoder.")) continue;  // not a ViT tensor
+    for (auto& [theirs, ours] : native) rest = replace_once(rest, theirs, ours);
+    out["vision_model." + rest] = t;
+  }
+  // transformers' split q/k/v -> the fused qkv of the remote code (rows [q | k | v]).
+  for (auto it = out.begin(); it != out.end();) {
+    const auto pos = it->first.find(".attn.q_proj.");
+    if (pos == std::string::npos) {
+      ++it;
+      continue;
+    }
+    const std::string pre = it->first.substr(0, pos), kind = it->first.substr(pos + 13);
+    const std::string k = pre + ".attn.k_proj." + kind, v = pre + ".attn.v_proj." + kind;
+    out[pre + ".attn.qkv." + kind] = torch::cat({it->second, need(out, k), need(out, v)}, 0);
+    out.erase(k), out.erase(v);
+    it = out.erase(it);
+  }
+  return out;
+}
+
+StateDict vlm_to_ours(const StateDict& sd, const std::string& layout) {
+  if (layout == "internvl_chat") {
+    StateDict out;
+    for (auto& [name, t] : sd) out[starts_with(name, "mlp1.") ? "vision_proj." + name.substr(5) : name] = t;
+    return out;
+  }
+  if (layout != "internvl_hf") throw std::runtime_error("unknown checkpoint layout " + layout);
+  StateDict out = vision_from_hf(sd);
+  static const std::vector<std::pair<std::string, std::string>> proj = {
+      {"layer_norm.", "vision_proj.0."}, {"linear_1.", "vision_proj.1."}, {"linear_2.", "vision_proj.3."}};
+  for (auto& [full, t] : sd) {
+    std::string name = starts_with(full, "model.") ? full.substr(6) : full;
+    if (starts_with(name, "vision_tower.")) continue;
+    if (starts_with(name, "multi_modal_projector.")) {
+      std::string rest = name.substr(22);
+      for (auto& [theirs, ours] : proj)
+        if (starts_with(rest, theirs)) rest = ours + rest.substr(theirs.size());
+      out[rest] = t;
+    } else if (starts_with(name, "language_model.model.") || starts_with(name, "language_model.lm_head.")) {
+      out[name] = t;  // transformers < 4.52 layout
+    } else if (starts_with(name, "language_model.")) {
+      out["language_model.model." + name.substr(15)] = t;
+    } else if (starts_with(full, "lm_head.")) {
+      out["language_model." + full] = t;
+    } else {
+      out[full] = t;  // reported as unexpected
+    }
   }
   return out;
 }

@@ -24,6 +24,18 @@ StateDict llm_from_hf(const StateDict& hf, const LlmConfig& cfg, const std::stri
 // Ours -> HF names of cfg.family (the inverse of llm_from_hf).
 StateDict llm_to_hf(const StateDict& ours, const LlmConfig& cfg, const std::string& prefix);
 
+// Vision tensors of any InternViT layout -> ours (vision_model.*): remote code (vision_model.* or a bare InternViT
+// checkpoint's embeddings.* / encoder.*) or transformers-native (vision_tower.*: cls_token, encoder.layer.N,
+// attention.{q,k,v}_proj fused into attn.qkv, lambda_1/2, layernorm_before/after). Other tensors are dropped.
+StateDict vision_from_hf(const StateDict& sd);
+
+// A whole vision-language checkpoint -> our names, before llm_from_hf (language_model.model.*, .lm_head.*):
+//   internvl_chat (Phantom, InternVL2/2.5 remote code): mlp1.{0,1,3} -> vision_proj.{0,1,3}
+//   internvl_hf   (transformers InternVLForConditionalGeneration, with or without the leading "model."):
+//                 vision_tower -> vision_model, multi_modal_projector.{layer_norm,linear_1,linear_2} ->
+//                 vision_proj.{0,1,3}, language_model.{X | model.X} and lm_head -> language_model.{model.X, lm_head}
+StateDict vlm_to_ours(const StateDict& sd, const std::string& layout);
+
 struct LoadReport {
   std::vector<std::string> missing;      // model tensors the checkpoint lacks (left as initialised)
   std::vector<std::string> unexpected;   // checkpoint tensors the model does not have

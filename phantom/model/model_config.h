@@ -76,6 +76,7 @@ struct LlmConfig {
   bool attention_bias = true;          // q/k/v bias (Qwen2)
   bool tie_word_embeddings = true;     // LM head shares the embedding matrix
   RopeConfig rope;
+  std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id (generation stops there); not a YAML key
 
   int64_t head_dim() const { return hidden_size / num_heads; }
 
@@ -98,18 +99,21 @@ struct LlmConfig {
 
 struct ModelConfig {
   std::string path;                  // HF checkpoint directory; empty = build from the fields below
+  std::string vision_path;           // InternViT checkpoint for a bare-LLM `path` (docs/start-points.md)
   std::string phantom = "gate";      // gate | sum | mean | off  (paper Table 4 ablations)
   double phantom_eta = 1e-4;         // scale of q*, k* and of the value residual
   double downsample_ratio = 0.5;     // pixel shuffle ratio
   std::string image_token = "<IMG_CONTEXT>";
   int64_t image_token_index = -1;    // id of image_token; -1 = look it up in the tokenizer
   bool strict_load = false;          // fail on any missing/unexpected tensor (else create Phantom tensors)
+  std::string image_placement = "prepend";  // the prompt rule the weights were trained with (config.json; not YAML)
   VisionConfig vision;
   LlmConfig llm;
 
   template <class V>
   void visit(V& v) {
     v.field("path", path, "HF checkpoint dir to load; empty builds the model below from scratch");
+    v.field("vision_path", vision_path, "InternViT checkpoint dir when path is a bare LLM (else the ViT starts from scratch)");
     v.field("phantom", phantom, "Phantom dimension: gate | sum | mean | off (plain LLM)",
             Check::one_of({"gate", "sum", "mean", "off"}));
     v.field("phantom_eta", phantom_eta, "eta: scale of q*, k* and the value residual", Check::non_negative());

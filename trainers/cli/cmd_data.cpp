@@ -49,6 +49,7 @@ struct DataSetup {
     tok = data::load_tokenizer(cfg.data.tokenizer);
     enc = std::make_unique<data::SampleEncoder>(*tok, data::ChatTemplate::resolve(cfg.data.chat_template, mc.llm.family),
                                                 data::ImageTokens::from_tokenizer(*tok, side * side));
+    enc->set_image_placement(cfg.data.image_placement);
     tiles.tile = static_cast<int>(mc.vision.image_size);
     tiles.max_num = static_cast<int>(cfg.data.max_tiles);
     tiles.use_thumbnail = cfg.data.use_thumbnail;
@@ -63,7 +64,7 @@ static int data_bench(const Args& a) {
   if (samples.empty()) throw std::runtime_error("no usable samples in " + d.cfg.data.train + " (" + skipped.summary() + ")");
   const bool preference = a.get("loss", samples.front().is_preference() ? "po" : "sft") != "sft";
   std::mutex mu;
-  const int32_t pad_id = d.tok->token_to_id("<|endoftext|>").value_or(0);
+  const int32_t pad_id = d.enc->chat_template().pad_id(*d.tok);
   train::BatchMaker maker{d.cfg, samples, *d.enc, d.tiles, pad_id, preference, d.cfg.shared_prefix, &mu, &skipped};
   data::LoaderOptions lo;
   lo.global_batch = d.cfg.data.batch_size;
@@ -151,6 +152,8 @@ int cmd_data(int argc, char** argv) {
   data::SkipCounts skipped;
   auto samples = data::read_annotations(file, dc, skipped, static_cast<uint64_t>(cfg.run.seed));
   const int64_t show = std::stoll(a.get("samples", "3"));
+  std::printf("image placement: %s (every image first, as \"%s\" + text; data.image_placement)\n",
+              enc.image_placement().c_str(), enc.image_placement() == "prepend" ? "<image>" : "<image>\\n");
   const int32_t ctx = enc.image_tokens().img_context;
   std::map<int64_t, int64_t> histogram;  // bucket upper bound -> count
   int64_t total_tokens = 0, longest = 0, counted = 0;

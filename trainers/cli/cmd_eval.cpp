@@ -10,6 +10,8 @@
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
+#include "phantom/util/launch_env.h"
+#include "phantom/util/stop.h"
 #include "trainers/eval/run.h"
 
 namespace phantom::cli {
@@ -33,7 +35,8 @@ static const char* kEvalHelp =
     "  --batch-size B     questions per generation batch (default 8)\n"
     "  --flush-every N    batches between answer-shard rewrites (default 1)\n"
     "  --shard-timeout S  rank 0: seconds to wait for the other ranks' answers (default 3600)\n"
-    "  --max-tiles N, --threads N, --device D, --tokenizer PATH\n\n"
+    "  --max-tiles N, --threads N, --device D, --tokenizer PATH\n"
+    "  --image-placement R  prepend | prepend_newline (default: the model's, from its config.json)\n\n"
     "Resumable: a rerun with the same --out skips answered items. Data parallel: under torchrun (RANK,\n"
     "WORLD_SIZE) rank r generates batches r, r+W, ...; rank 0 merges, scores and writes the results.\n";
 
@@ -49,16 +52,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
     start = p + 1;
   }
   return out;
-}
-
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  try {
-    return std::stoi(v);
-  } catch (const std::exception&) {
-    throw UsageError(std::string("environment variable ") + name + "='" + v + "' is not an integer");
-  }
 }
 
 // POPE / ChartQA given as a folder: the split files it holds.
@@ -122,7 +115,7 @@ int cmd_eval(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2,
                       {"model", "tokenizer", "benchmark", "data", "out", "limit", "num-beams", "max-new-tokens",
                        "batch-size", "threads", "device", "max-tiles", "image-root", "split", "judge", "flush-every",
-                       "shard-timeout"},
+                       "shard-timeout", "image-placement"},
                       {"help", "skip-bad-rows"});
   if (a.has("help")) {
     std::fputs(kEvalHelp, stdout);
@@ -134,9 +127,9 @@ int cmd_eval(int argc, char** argv) {
                      " --data entries (one per benchmark, comma-separated)");
   std::vector<eval::Bench> benches;
   for (const auto& n : names) benches.push_back(eval::bench_from_name(n == "mc" ? "mmbench" : n));
-  const int rank = env_int("RANK", 0), world = env_int("WORLD_SIZE", 1);
-  if (world < 1 || rank < 0 || rank >= world)
-    throw UsageError("RANK=" + std::to_string(rank) + " is not in [0, WORLD_SIZE=" + std::to_string(world) + ")");
+  util::StopOnSignals signals;  // SIGINT/SIGTERM: stop after the current batch, its answers saved
+  const auto launch = util::launch_position();
+  const int rank = launch.rank, world = launch.world;
   log::init(rank, world);
 
   eval::RunOptions ro;

@@ -14,6 +14,7 @@
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
+#include "phantom/util/launch_env.h"
 #include "trainers/eval/answer.h"
 
 namespace phantom::cli {
@@ -32,7 +33,8 @@ static const char* kGenerateHelp =
     "  --batch-size B       --input rows generated together (default 8)\n"
     "  --max-new-tokens N   (default 128)      --num-beams K   beam search (default 1: greedy)\n"
     "  --do-sample          sample instead     --temperature T, --top-p P, --top-k K, --seed S\n"
-    "  --max-tiles N        dynamic tiling limit (default 6)   --threads N   CPU threads\n";
+    "  --max-tiles N        dynamic tiling limit (default 6)   --threads N   CPU threads\n"
+    "  --image-placement R  prepend | prepend_newline (default: the model's, from its config.json)\n";
 
 
 Loaded load_for_inference(const Args& a) {
@@ -43,8 +45,7 @@ Loaded load_for_inference(const Args& a) {
   l.tok = data::load_tokenizer(tok_path);
   ModelConfig cfg;
   l.model = load_phantom(dir, cfg);
-  const char* local_rank = std::getenv("LOCAL_RANK");  // torchrun: one GPU per local rank
-  l.model->to(pick_device(a.get("device", "auto"), local_rank && *local_rank ? std::atoi(local_rank) : 0));
+  l.model->to(pick_device(a.get("device", "auto"), util::launch_position().local_rank));  // torchrun: a GPU per local rank
   if (l.model->image_token_index < 0) {
     auto id = l.tok->token_to_id(l.model->cfg.image_token);
     if (!id) throw std::runtime_error("the tokenizer has no " + l.model->cfg.image_token + " token");
@@ -53,6 +54,8 @@ Loaded load_for_inference(const Args& a) {
   l.enc = std::make_unique<data::SampleEncoder>(
       *l.tok, data::ChatTemplate::resolve("auto", l.model->cfg.llm.family),
       data::ImageTokens::from_tokenizer(*l.tok, l.model->tokens_per_tile()));
+  // The prompt rule the model was trained with (config.json), unless the command line says otherwise.
+  l.enc->set_image_placement(a.get("image-placement", l.model->cfg.image_placement));
   l.tiles.tile = static_cast<int>(l.model->cfg.vision.image_size);
   l.tiles.max_num = std::stoi(a.get("max-tiles", "6"));
   return l;
@@ -169,7 +172,8 @@ static int generate_jsonl(const Args& a, Loaded& l, const GenerationConfig& gc) 
 int cmd_generate(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2,
                       {"model", "tokenizer", "prompt", "input", "max-new-tokens", "num-beams", "temperature", "top-p",
-                       "top-k", "seed", "max-tiles", "threads", "device", "image", "out", "batch-size", "image-root"},
+                       "top-k", "seed", "max-tiles", "threads", "device", "image", "out", "batch-size", "image-root",
+                       "image-placement"},
                       {"help", "do-sample", "skip-bad-rows"});
   if (a.has("help")) {
     std::fputs(kGenerateHelp, stdout);
@@ -218,7 +222,7 @@ int cmd_generate(int argc, char** argv) {
   const auto dev = l.model->language_model->body->parameters().front().device();
   auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0).to(dev);
   auto embeds = l.model->embed_inputs(t, px.empty() ? at::Tensor() : torch::cat(px, 0).to(dev));
-  if (auto e = l.tok->token_to_id(l.enc->chat_template().assistant_end)) gc.eos_token_ids.push_back(*e);
+  gc.eos_token_ids = eval::stop_token_ids(*l.model, *l.tok, *l.enc);
   generate(*l.model->language_model, embeds, torch::ones_like(t), gc, on_tokens);
   std::printf("\n");
   return 0;

@@ -6,8 +6,9 @@
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
-#include "trainers/distributed/distributed.h"
+#include "trainers/distributed/world.h"
 #include "trainers/recipe/run_config.h"
+#include "trainers/recipe/train_state.h"
 #include "trainers/recipe/trainer.h"
 
 namespace phantom::cli {
@@ -20,6 +21,16 @@ static const char* kTrainHelp =
     "  --dry-run        resolve and save the config, then stop\n"
     "  --max-steps N    stop (with a checkpoint) after N optimiser steps of this invocation\n";
 
+// A word for a POSIX shell: as is when it is safe, else in single quotes.
+static std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./:,@%") ==
+                        std::string::npos)
+    return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
 int cmd_train(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2, {"config", "max-steps"}, {"help", "dry-run"}, {"resume"});
   if (a.has("help")) {
@@ -29,19 +40,34 @@ int cmd_train(int argc, char** argv) {
   if (!a.positional.empty()) throw UsageError("unexpected argument '" + a.positional[0] + "' (overrides are key=value)");
   const std::string path = a.require("config");
   // Under torchrun: "[rank r/n]" on every line, and only rank 0 logs below warnings or writes files.
-  const auto launch = train::launch_env();
+  const auto launch = util::launch_env();
   const bool rank0 = !launch || launch->rank == 0;
   if (launch && launch->world > 1) log::init(launch->rank, launch->world, !rank0);
   train::RunConfig cfg = train::load_run_config(path, a.overrides);
   const std::string resolved = train::resolved_yaml(cfg, path, a.overrides);
   if (rank0) std::fputs(resolved.c_str(), stdout);
-  const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved)
+  const std::string resume = a.options.count("resume") ? a.get("resume") : (a.switches.count("resume") ? "latest" : "");
+  // --resume of a run whose every stage is done: say so and touch nothing (its exports, benchmark files and
+  // config.yaml stay as they are). Training again needs a new run.name.
+  const std::string run_dir = (std::filesystem::path(cfg.run.output_dir) / cfg.run.name).string();
+  if (resume == "latest" && !a.has("dry-run"))
+    if (auto ckpt = train::latest_checkpoint(run_dir)) {
+      const auto st = train::read_train_state(*ckpt);
+      if (st.stage_done && st.stage + 1 >= static_cast<int64_t>(cfg.stages.size())) {
+        if (rank0)
+          std::printf("%s is finished: all %zu stages are done (last checkpoint %s); nothing was changed.\n"
+                      "  evaluate it with `phantom eval --model %s/%s ...`, or train again under a new run.name=...\n",
+                      run_dir.c_str(), cfg.stages.size(), ckpt->c_str(), run_dir.c_str(), cfg.stages.back().name.c_str());
+        return 0;
+      }
+    }
+  std::unique_ptr<util::DirLock> lock;  // held until the process ends
+  const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved, lock)
                                 : (std::filesystem::path(cfg.run.output_dir) / cfg.run.name).string();
   log::info("run directory: {} (resolved config saved as config.yaml)", dir);
   const int threads = set_threads(cfg.run.threads);
   log::info("intra-op threads: {}", threads);
   if (a.has("dry-run")) return 0;
-  const std::string resume = a.options.count("resume") ? a.get("resume") : (a.switches.count("resume") ? "latest" : "");
   train::RecipeResult result;
   try {
     result = train::run_recipe(cfg, dir, resolved, resume, std::stoll(a.get("max-steps", "0")));
@@ -51,7 +77,10 @@ int cmd_train(int argc, char** argv) {
   }
   if (!rank0) return 0;
   if (result.interrupted) {
-    std::printf("stopped early; resume with:\n  build/phantom train --config %s --resume\n", path.c_str());
+    // The same command line, overrides included: without them --resume would continue another run.
+    std::string cmd = "build/phantom train --config " + shell_quote(path);
+    for (const auto& o : a.overrides) cmd += " " + shell_quote(o);
+    std::printf("stopped early; resume with:\n  %s --resume\n", cmd.c_str());
     return 0;
   }
   std::printf("\ntraining done.\n  final model:  %s\n  metrics:      %s/metrics.jsonl (TensorBoard: %s/tb)\n"
@@ -61,7 +90,7 @@ int cmd_train(int argc, char** argv) {
     std::printf("  benchmark:    %.2f%% accuracy on %s (answers: %s/benchmark/benchmark.json)\n",
                 100 * result.last_metrics["benchmark/accuracy"], cfg.validation.benchmark.c_str(), dir.c_str());
   if (result.last_metrics.count("benchmark/open_accuracy"))
-    std::printf("  open questions: %.2f%% name the right item (answers: %s/benchmark_open.jsonl)\n",
+    std::printf("  open questions: %.2f%% name the right item (answers: %s/benchmark/benchmark_open.json)\n",
                 100 * result.last_metrics["benchmark/open_accuracy"], dir.c_str());
   return 0;
 }

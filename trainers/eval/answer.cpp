@@ -1,8 +1,16 @@
 #include "trainers/eval/answer.h"
 
 #include "phantom/util/log.h"
+#include "phantom/util/stop.h"
 
 namespace phantom::eval {
+
+std::vector<int64_t> stop_token_ids(const PhantomModelImpl& model, const data::Tokenizer& tok,
+                                    const data::SampleEncoder& enc) {
+  if (!model.cfg.llm.eos_token_ids.empty()) return model.cfg.llm.eos_token_ids;
+  if (auto e = tok.token_to_id(enc.chat_template().assistant_end)) return {*e};
+  return {};
+}
 
 std::vector<Answer> answer_batch(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
                                  const data::TileOptions& tiles, const std::vector<Question>& batch,
@@ -11,8 +19,7 @@ std::vector<Answer> answer_batch(PhantomModelImpl& model, const data::Tokenizer&
   model.eval();
   const auto dev = model.language_model->body->parameters().front().device();
   GenerationConfig gc = gc_in;
-  if (gc.eos_token_ids.empty())
-    if (auto e = tok.token_to_id(enc.chat_template().assistant_end)) gc.eos_token_ids.push_back(*e);
+  if (gc.eos_token_ids.empty()) gc.eos_token_ids = stop_token_ids(model, tok, enc);
   std::vector<std::vector<int32_t>> prompts;
   std::vector<at::Tensor> pixels;
   size_t L = 0;
@@ -61,6 +68,8 @@ std::vector<Answer> answer_questions(PhantomModelImpl& model, const data::Tokeni
       answers.push_back(std::move(a));
     }
     progress.update(static_cast<int64_t>(answers.size()));
+    if (util::stop_requested() && answers.size() < questions.size())
+      throw util::Stopped(fmt::format("answering stopped by a signal after {} of {} questions", answers.size(), questions.size()));
   }
   progress.finish();
   return answers;

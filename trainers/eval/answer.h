@@ -25,6 +25,11 @@ struct Answer {
   std::string text;
 };
 
+// Where generation stops: the model's eos_token_id (config.json / generation_config.json, as the official code),
+// else the chat template's end of turn.
+std::vector<int64_t> stop_token_ids(const PhantomModelImpl& model, const data::Tokenizer& tok,
+                                    const data::SampleEncoder& enc);
+
 // Generates answers for `questions` in batches of `batch_size` (left padded). `on_answer` (optional) is called as
 // each answer is ready, e.g. to append it to a resumable results file.
 std::vector<Answer> answer_questions(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
