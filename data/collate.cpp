@@ -8,7 +8,20 @@ at::Tensor cat_pixels(const std::vector<SamplePixels>& pixels, const std::vector
   std::vector<at::Tensor> parts;
   for (auto i : order)
     if (i < pixels.size() && pixels[i].defined() && pixels[i].size(0) > 0) parts.push_back(pixels[i]);
-  return parts.empty() ? at::Tensor() : torch::cat(parts, 0);
+  if (parts.empty()) return at::Tensor();
+  // Parts that already lie back to back in one storage (the batch maker tiles into one tensor and passes views):
+  // the batch is their span, not a copy.
+  bool adjacent = parts[0].is_contiguous();
+  int64_t n = parts[0].size(0);
+  for (size_t k = 1; adjacent && k < parts.size(); ++k) {
+    adjacent = parts[k].is_contiguous() && parts[k].is_alias_of(parts[0]) && parts[k].sizes().slice(1) == parts[0].sizes().slice(1) &&
+               parts[k].storage_offset() == parts[k - 1].storage_offset() + parts[k - 1].numel();
+    n += parts[k].size(0);
+  }
+  if (!adjacent) return torch::cat(parts, 0);
+  auto sizes = parts[0].sizes().vec();
+  sizes[0] = n;
+  return parts[0].as_strided(sizes, parts[0].strides(), parts[0].storage_offset());
 }
 
 struct TargetBuilder {

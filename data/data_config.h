@@ -43,6 +43,7 @@ struct DataConfig {
   int64_t batch_size = 1;             // questions per micro-batch per rank (global = x ranks x grad_accum)
   int64_t num_workers = 2;            // loader threads
   int64_t prefetch = 4;               // batches prepared ahead
+  int64_t image_cache_mb = 0;         // tiled images kept in memory (0: off)
   bool shuffle = true;
   bool group_by_length = true;        // batch samples of similar length (less padding)
   std::string on_error = "fail";      // fail | skip
@@ -67,6 +68,9 @@ struct DataConfig {
     v.field("batch_size", batch_size, "questions per micro-batch per rank (one step: batch_size x ranks x grad_accum)", Check::positive());
     v.field("num_workers", num_workers, "loader worker threads", Check::non_negative());
     v.field("prefetch", prefetch, "batches prepared ahead", Check::positive());
+    v.field("image_cache_mb", image_cache_mb,
+            "MiB of tiled images kept in memory, keyed by file, mtime and tiling (0: off; pays off when images repeat)",
+            Check::non_negative());
     v.field("shuffle", shuffle, "shuffle each epoch (seeded by run.seed and the epoch)");
     v.field("group_by_length", group_by_length, "group similar lengths into batches");
     v.field("on_error", on_error, "bad samples: fail (error with file:line) | skip (drop and count)",

@@ -1,9 +1,13 @@
 // Image preprocessing against the Python stack Phantom was trained with (PIL + numpy, tests/tools/
 // image_reference.py): tile grids, PIL's bicubic resampling, decoding of every format, the final normalised tiles,
-// the multi-image layout, and errors for bad files.
+// the multi-image layout, and errors for bad files; tiles written in place and the image cache against the
+// step-by-step functions.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -13,6 +17,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "data/images/image.h"
+#include "data/images/tile_batch.h"
 #include "phantom/util/logf.h"
 #include "tests/helpers.h"
 
@@ -266,4 +271,142 @@ TEST_CASE("image: bad files give one-line errors naming the file") {
     CHECK(msg.find(what) != std::string::npos);
     CHECK(msg.find('\n') == std::string::npos);
   }
+}
+
+namespace {
+
+// A random RGB image (smooth enough that the bicubic lobes overshoot and clamp somewhere).
+RgbImage random_image(int w, int h, int seed) {
+  cv::Mat m(h, w, CV_8UC3);
+  cv::theRNG().state = uint64_t(seed) + 1;
+  cv::randu(m, 0, 256);
+  RgbImage im(w, h);
+  std::copy_n(m.ptr<uint8_t>(), im.pixels.size(), im.pixels.data());
+  return im;
+}
+
+std::string write_png(const TempDir& t, const std::string& name, const RgbImage& im) {
+  cv::Mat m(im.height, im.width, CV_8UC3, const_cast<uint8_t*>(im.pixels.data())), bgr;
+  cv::cvtColor(m, bgr, cv::COLOR_RGB2BGR);
+  const std::string path = t.str(name);
+  REQUIRE(cv::imwrite(path, bgr));
+  return path;
+}
+
+// The tiles as the step-by-step functions make them: resize, crop each tile, thumbnail, then normalise.
+at::Tensor tiles_step_by_step(const RgbImage& im, const TileOptions& opt) {
+  return normalize_tiles(dynamic_preprocess(im, opt));
+}
+
+bool same_bits(const at::Tensor& a, const at::Tensor& b) {
+  return a.sizes() == b.sizes() && std::memcmp(a.data_ptr(), b.data_ptr(), size_t(a.nbytes())) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("image: tiles written in place have the bits of resize + crop + normalise") {
+  // Sizes that take every path of the resampler: both passes, width unchanged (vertical only), height unchanged
+  // (horizontal only), nothing to resize, a 1x1 grid (no thumbnail), odd and tiny sizes, up- and downscaling.
+  struct Case {
+    int w, h, tile, max_num;
+    bool thumb;
+  };
+  for (auto c : {Case{1600, 900, 448, 6, true}, Case{96, 50, 32, 6, true}, Case{64, 45, 32, 6, true},
+                 Case{37, 32, 32, 6, true}, Case{32, 32, 32, 6, true}, Case{31, 97, 32, 6, true},
+                 Case{5, 3, 32, 12, true}, Case{300, 200, 64, 6, false}, Case{640, 481, 64, 1, true}}) {
+    INFO(c.w << "x" << c.h << " tile " << c.tile << " max " << c.max_num << " thumbnail " << c.thumb);
+    TileOptions opt;
+    opt.tile = c.tile, opt.max_num = c.max_num, opt.use_thumbnail = c.thumb;
+    const RgbImage im = random_image(c.w, c.h, c.w * 7 + c.h);
+    const at::Tensor want = tiles_step_by_step(im, opt);
+    CHECK(tile_count(c.w, c.h, opt) == want.size(0));
+    CHECK(same_bits(preprocess_image(im, opt), want));
+    // Into caller memory between two guard regions that must stay untouched; with the 8-bit copy for the cache.
+    const int64_t n = want.numel();
+    std::vector<float> buf(size_t(n) + 64, -7.f);
+    std::vector<uint8_t> u8(size_t(want.size(0)) * c.tile * c.tile * 3);
+    preprocess_image_into(im, opt, buf.data() + 32, u8.data());
+    CHECK(std::memcmp(buf.data() + 32, want.data_ptr<float>(), size_t(n) * sizeof(float)) == 0);
+    CHECK(std::all_of(buf.begin(), buf.begin() + 32, [](float v) { return v == -7.f; }));
+    CHECK(std::all_of(buf.end() - 32, buf.end(), [](float v) { return v == -7.f; }));
+    std::vector<float> again(static_cast<size_t>(n));
+    normalize_tiles_into(u8.data(), want.size(0), c.tile, again.data());
+    CHECK(std::memcmp(again.data(), want.data_ptr<float>(), size_t(n) * sizeof(float)) == 0);
+  }
+  // The resampler on its own still equals the step-by-step crop of its output (both passes, one row at a time).
+  const RgbImage im = random_image(200, 120, 3);
+  const RgbImage r = resize_bicubic(im, 64, 96);
+  std::vector<uint8_t> rows(size_t(64) * 96 * 3);
+  resize_bicubic_rows(im, 64, 96, [&](int y, const uint8_t* row) { std::copy_n(row, 64 * 3, rows.data() + size_t(y) * 64 * 3); });
+  CHECK(rows == r.pixels);
+}
+
+TEST_CASE("image: a batch of images tiled into one buffer; the cache keys on file, mtime and tiling") {
+  TempDir t;
+  TileOptions opt;
+  opt.tile = 32;
+  const std::vector<RgbImage> ims = {random_image(100, 40, 1), random_image(30, 30, 2), random_image(50, 90, 3)};
+  std::vector<std::string> paths;
+  for (size_t i = 0; i < ims.size(); ++i) paths.push_back(write_png(t, "im" + std::to_string(i) + ".png", ims[i]));
+  std::vector<at::Tensor> parts;
+  for (auto& im : ims) parts.push_back(preprocess_image(im, opt));
+  const at::Tensor want = torch::cat(parts, 0);
+
+  auto tile_all = [&](ImageCache* cache, const TileOptions& o) {
+    TileBatch b(o, cache);
+    int64_t n = 0;
+    for (auto& p : paths) n += b.add(p);
+    // A skipped sample's image is dropped again.
+    const size_t before = b.size();
+    b.add(paths[0]);
+    b.truncate(before);
+    REQUIRE(n == b.total_tiles());
+    at::Tensor out = torch::full({n, 3, o.tile, o.tile}, -7.f);
+    b.write(out.data_ptr<float>());
+    return out;
+  };
+  CHECK(same_bits(tile_all(nullptr, opt), want));
+  CHECK_THROWS_WITH(TileBatch(opt).add(t.str("missing.png")), Catch::Contains(t.str("missing.png") + ": cannot open"));
+
+  ImageCache cache(64 << 20);
+  CHECK(same_bits(tile_all(&cache, opt), want));  // fills the cache
+  auto s = cache.stats();
+  CHECK(s.misses == 4);  // 3 images + the dropped one
+  CHECK(s.entries == 3);
+  CHECK(s.bytes == size_t(want.size(0)) * 32 * 32 * 3);
+  CHECK(same_bits(tile_all(&cache, opt), want));  // every image from the cache, same bits
+  CHECK(cache.stats().hits == 4);
+
+  // Another tiling is another key.
+  TileOptions no_thumb = opt;
+  no_thumb.use_thumbnail = false;
+  const at::Tensor nt = tile_all(&cache, no_thumb);
+  CHECK(cache.stats().hits == 4);
+  CHECK(nt.size(0) == want.size(0) - 2);  // two of the three images have several tiles
+  // An edited file (new mtime) is a miss and gives the new image's tiles.
+  const RgbImage edited = random_image(100, 40, 9);
+  write_png(t, "im0.png", edited);
+  std::filesystem::last_write_time(paths[0], std::filesystem::last_write_time(paths[0]) + std::chrono::seconds(10));
+  const auto hits = cache.stats().hits;
+  const at::Tensor e = tile_all(&cache, opt);
+  CHECK(cache.stats().hits == hits + 2);  // the two others
+  CHECK(same_bits(e.narrow(0, 0, parts[0].size(0)), preprocess_image(edited, opt)));
+  CHECK(same_bits(e.narrow(0, parts[0].size(0), want.size(0) - parts[0].size(0)), want.narrow(0, parts[0].size(0), want.size(0) - parts[0].size(0))));
+
+  // Least recently used first out; an entry over the whole budget is not kept.
+  const size_t one = size_t(parts[1].size(0)) * 32 * 32 * 3;
+  ImageCache small(one * 2);
+  auto entry = [&](size_t bytes) {
+    auto c = std::make_shared<CachedTiles>();
+    c->count = 1, c->bytes.assign(bytes, 1);
+    return c;
+  };
+  small.put("a", entry(one)), small.put("b", entry(one));
+  CHECK(small.get("a"));  // a is now the most recent
+  small.put("c", entry(one));
+  CHECK(small.get("a"));
+  CHECK_FALSE(small.get("b"));
+  small.put("huge", entry(one * 3));
+  CHECK_FALSE(small.get("huge"));
+  CHECK(small.stats().bytes == 2 * one);
 }

@@ -58,35 +58,90 @@ std::vector<RgbImage> dynamic_preprocess(const RgbImage& image, const TileOption
   return tiles;
 }
 
+namespace {
+
+// torchvision: ToTensor is `float(u8) / 255`, Normalize `(x - mean) / std`, all in float32. A table of the 256
+// results per channel gives the same bits with two float divisions per value, not per pixel.
+struct NormalizeLut {
+  float v[3][256];
+  NormalizeLut() {
+    const float mean[3] = {0.485f, 0.456f, 0.406f};
+    const float stdv[3] = {0.229f, 0.224f, 0.225f};
+    for (int c = 0; c < 3; ++c)
+      for (int i = 0; i < 256; ++i) v[c][i] = (float(i) / 255.0f - mean[c]) / stdv[c];
+  }
+};
+const NormalizeLut& lut() {
+  static const NormalizeLut table;
+  return table;
+}
+
+// `count` pixels of an RGB row into the three planes of a CHW tile (HWC -> CHW).
+inline void normalize_row(const uint8_t* p, size_t count, float* r, float* g, float* b, const NormalizeLut& t) {
+  for (size_t i = 0; i < count; ++i, p += 3) {
+    r[i] = t.v[0][p[0]];
+    g[i] = t.v[1][p[1]];
+    b[i] = t.v[2][p[2]];
+  }
+}
+
+}  // namespace
+
+void normalize_tiles_into(const uint8_t* tiles_u8, int64_t n, int tile, float* out) {
+  const size_t plane = size_t(tile) * size_t(tile);
+  const NormalizeLut& t = lut();
+  for (int64_t i = 0; i < n; ++i, tiles_u8 += plane * 3, out += 3 * plane)
+    normalize_row(tiles_u8, plane, out, out + plane, out + 2 * plane, t);
+}
+
 at::Tensor normalize_tiles(const std::vector<RgbImage>& tiles) {
   if (tiles.empty()) throw std::runtime_error("normalize_tiles: no tiles");
   const int s = tiles[0].width;
-  // torchvision: ToTensor is `float(u8) / 255`, Normalize `(x - mean) / std`, all in float32. A table of the 256
-  // results per channel gives the same bits with two float divisions per value, not per pixel.
-  const float mean[3] = {0.485f, 0.456f, 0.406f};
-  const float stdv[3] = {0.229f, 0.224f, 0.225f};
-  float lut[3][256];
-  for (int c = 0; c < 3; ++c)
-    for (int v = 0; v < 256; ++v) lut[c][v] = (float(v) / 255.0f - mean[c]) / stdv[c];
-
   at::Tensor out = torch::empty({int64_t(tiles.size()), 3, s, s}, torch::kFloat32);
   float* o = out.data_ptr<float>();
   const size_t plane = size_t(s) * s;
   for (const RgbImage& t : tiles) {
     if (t.width != s || t.height != s) throw std::runtime_error("normalize_tiles: tiles differ in size");
-    const uint8_t* p = t.pixels.data();
-    for (size_t i = 0; i < plane; ++i, p += 3) {  // HWC -> CHW
-      o[i] = lut[0][p[0]];
-      o[plane + i] = lut[1][p[1]];
-      o[2 * plane + i] = lut[2][p[2]];
-    }
+    normalize_tiles_into(t.pixels.data(), 1, s, o);
     o += 3 * plane;
   }
   return out;
 }
 
+int64_t tile_count(int width, int height, const TileOptions& opt) {
+  const Grid g = tile_grid(width, height, opt.max_num, opt.tile, opt.min_num);
+  const int64_t n = int64_t(g.cols) * g.rows;
+  return n + (opt.use_thumbnail && n != 1 ? 1 : 0);
+}
+
+void preprocess_image_into(const RgbImage& image, const TileOptions& opt, float* out, uint8_t* tiles_u8) {
+  const Grid g = tile_grid(image.width, image.height, opt.max_num, opt.tile, opt.min_num);
+  const int S = opt.tile;
+  const size_t plane = size_t(S) * S;
+  const NormalizeLut& t = lut();
+  // Row y of the image resized to the grid holds row y % S of the tiles (y / S) * cols + 0 .. cols - 1:
+  // dynamic_preprocess's crops, row-major, without making them.
+  auto to_tiles = [&](int first_tile, int cols) {
+    return [&, first_tile, cols](int y, const uint8_t* row) {
+      const int r = y / S, yy = y % S;
+      for (int c = 0; c < cols; ++c) {
+        const size_t tile = size_t(first_tile + r * cols + c);
+        const uint8_t* p = row + size_t(c) * S * 3;
+        float* o = out + tile * 3 * plane + size_t(yy) * S;
+        normalize_row(p, size_t(S), o, o + plane, o + 2 * plane, t);
+        if (tiles_u8) std::copy_n(p, size_t(S) * 3, tiles_u8 + (tile * plane + size_t(yy) * S) * 3);
+      }
+    };
+  };
+  resize_bicubic_rows(image, S * g.cols, S * g.rows, to_tiles(0, g.cols));
+  const int n = g.cols * g.rows;
+  if (opt.use_thumbnail && n != 1) resize_bicubic_rows(image, S, S, to_tiles(n, 1));
+}
+
 at::Tensor preprocess_image(const RgbImage& image, const TileOptions& opt) {
-  return normalize_tiles(dynamic_preprocess(image, opt));
+  at::Tensor out = torch::empty({tile_count(image.width, image.height, opt), 3, opt.tile, opt.tile}, torch::kFloat32);
+  preprocess_image_into(image, opt, out.data_ptr<float>());
+  return out;
 }
 
 RgbImage concat_horizontal(const std::vector<RgbImage>& images, int margin) {

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name)
 // PIL's `Image.resize((width, height))` with its default filter for RGB images (BICUBIC): the same coefficient
 // tables, 22-bit fixed point and per-pass rounding, so the bytes equal Pillow's. Same size: a copy.
 RgbImage resize_bicubic(const RgbImage& in, int width, int height);
+
+// The same resampling handing each output row (y, width * 3 bytes, valid during the call) to `sink` instead of
+// building an image: the tiling writes rows straight into the batch tensor. Scratch buffers are per thread.
+using RowSink = std::function<void(int y, const uint8_t* row)>;
+void resize_bicubic_rows(const RgbImage& in, int width, int height, const RowSink& sink);
 
 // PIL's `crop((x, y, x + w, y + h))` for a box inside the image.
 RgbImage crop(const RgbImage& in, int x, int y, int w, int h);
@@ -74,6 +80,17 @@ at::Tensor normalize_tiles(const std::vector<RgbImage>& tiles);
 
 // dynamic_preprocess + normalize_tiles: what the vision tower gets for one image.
 at::Tensor preprocess_image(const RgbImage& image, const TileOptions& opt = {});
+
+// How many tiles dynamic_preprocess makes of a width x height image (the grid, + 1 for the thumbnail).
+int64_t tile_count(int width, int height, const TileOptions& opt = {});
+
+// preprocess_image into memory the caller owns, without intermediate tiles: the resized rows go through the
+// normalisation straight into `out`, tile_count(...) * 3 * tile * tile floats (the same bits as preprocess_image).
+// `tiles_u8`, when not null, also receives the 8-bit tiles (tile_count * tile * tile * 3, HWC): the image cache.
+void preprocess_image_into(const RgbImage& image, const TileOptions& opt, float* out, uint8_t* tiles_u8 = nullptr);
+
+// normalize_tiles from `n` 8-bit HWC tiles of side `tile` in one buffer (the image cache's entries) into `out`.
+void normalize_tiles_into(const uint8_t* tiles_u8, int64_t n, int tile, float* out);
 
 // Phantom's multi-image layout (SPEC §1.4.6): side by side, `margin` black pixels between, each image vertically
 // centred (top offset (max_height - height) / 2, rounded down) on a black canvas.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -82,61 +83,99 @@ inline uint8_t clip8(int32_t acc) {
 // picked at load time where the CPU has it (the integer sums are exact, so every clone gives the same bytes).
 #define PHANTOM_HOT_LOOP __attribute__((optimize("O3"), target_clones("avx2", "default")))
 
-PHANTOM_HOT_LOOP RgbImage resample_horizontal(const RgbImage& in, int width) {
-  const Taps t = precompute(in.width, width);
-  RgbImage out(width, in.height);
-  for (int y = 0; y < in.height; ++y) {
-    const uint8_t* src = in.row(y);
-    uint8_t* dst = out.row(y);
-    for (int xx = 0; xx < width; ++xx) {
-      const int32_t* k = &t.weight[size_t(xx) * t.stride];
-      const uint8_t* s = src + size_t(t.first[xx]) * 3;
-      int32_t r = kHalf, g = kHalf, b = kHalf;
-      for (int x = 0; x < t.count[xx]; ++x, s += 3) {
-        r += s[0] * k[x];
-        g += s[1] * k[x];
-        b += s[2] * k[x];
-      }
-      dst[xx * 3 + 0] = clip8(r);
-      dst[xx * 3 + 1] = clip8(g);
-      dst[xx * 3 + 2] = clip8(b);
+// Four int32 lanes: R, G, B and one unused lane, so a pixel's three channels are summed in one vector operation
+// (the interleaved 3-channel layout and per-pixel tap counts keep the compiler from vectorising the scalar loop).
+typedef int32_t v4i32 __attribute__((vector_size(16)));
+typedef uint8_t v4u8 __attribute__((vector_size(4)));
+
+// One output row of the horizontal pass. `src` must be readable one byte past its last pixel (the 4th lane).
+PHANTOM_HOT_LOOP void horizontal_row(const uint8_t* src, uint8_t* dst, const Taps& t, int width) {
+  for (int xx = 0; xx < width; ++xx) {
+    const int32_t* k = &t.weight[size_t(xx) * t.stride];
+    const uint8_t* s = src + size_t(t.first[xx]) * 3;
+    v4i32 acc = {kHalf, kHalf, kHalf, kHalf};
+    for (int x = 0; x < t.count[xx]; ++x, s += 3) {
+      v4u8 px;
+      std::memcpy(&px, s, 4);
+      acc += __builtin_convertvector(px, v4i32) * k[x];
     }
+    dst[xx * 3 + 0] = clip8(acc[0]);
+    dst[xx * 3 + 1] = clip8(acc[1]);
+    dst[xx * 3 + 2] = clip8(acc[2]);
   }
-  return out;
 }
 
-PHANTOM_HOT_LOOP RgbImage resample_vertical(const RgbImage& in, int height) {
-  const Taps t = precompute(in.height, height);
-  RgbImage out(in.width, height);
-  const int n = in.width * 3;
-  std::vector<int32_t> acc(n);
-  for (int yy = 0; yy < height; ++yy) {
-    // Row by row over the taps (cache friendly); integer sums are exact, so the order does not change a bit.
-    std::fill(acc.begin(), acc.end(), kHalf);
-    const int32_t* k = &t.weight[size_t(yy) * t.stride];
-    for (int y = 0; y < t.count[yy]; ++y) {
-      const uint8_t* s = in.row(t.first[yy] + y);
-      const int32_t ky = k[y];
-      for (int i = 0; i < n; ++i) acc[i] += s[i] * ky;
+// Horizontal pass into `out` (reshaped, its buffer reused).
+void resample_horizontal(const RgbImage& in, int width, RgbImage& out) {
+  const Taps t = precompute(in.width, width);
+  out.width = width, out.height = in.height;
+  out.pixels.resize(size_t(width) * size_t(in.height) * 3);
+  thread_local std::vector<uint8_t> last;  // the last row, padded: the 4-byte loads read one byte past a pixel
+  for (int y = 0; y < in.height; ++y) {
+    const uint8_t* src = in.row(y);
+    if (y == in.height - 1) {
+      last.assign(src, src + size_t(in.width) * 3);
+      last.push_back(0);
+      src = last.data();
     }
-    uint8_t* dst = out.row(yy);
-    for (int i = 0; i < n; ++i) dst[i] = clip8(acc[i]);
+    horizontal_row(src, out.row(y), t, width);
   }
-  return out;
+}
+
+PHANTOM_HOT_LOOP void vertical_row(const RgbImage& in, const Taps& t, int yy, int32_t* acc, uint8_t* dst) {
+  const int n = in.width * 3;
+  // Row by row over the taps (cache friendly); integer sums are exact, so the order does not change a bit.
+  for (int i = 0; i < n; ++i) acc[i] = kHalf;
+  const int32_t* k = &t.weight[size_t(yy) * t.stride];
+  for (int y = 0; y < t.count[yy]; ++y) {
+    const uint8_t* s = in.row(t.first[yy] + y);
+    const int32_t ky = k[y];
+    for (int i = 0; i < n; ++i) acc[i] += s[i] * ky;
+  }
+  for (int i = 0; i < n; ++i) dst[i] = clip8(acc[i]);
+}
+
+// Vertical pass, each output row handed to `sink`.
+void resample_vertical(const RgbImage& in, int height, const RowSink& sink) {
+  const Taps t = precompute(in.height, height);
+  thread_local std::vector<int32_t> acc;
+  thread_local std::vector<uint8_t> row;
+  acc.resize(size_t(in.width) * 3);
+  row.resize(size_t(in.width) * 3);
+  for (int yy = 0; yy < height; ++yy) {
+    vertical_row(in, t, yy, acc.data(), row.data());
+    sink(yy, row.data());
+  }
 }
 
 }  // namespace
 
-RgbImage resize_bicubic(const RgbImage& in, int width, int height) {
+void resize_bicubic_rows(const RgbImage& in, int width, int height, const RowSink& sink) {
   if (width <= 0 || height <= 0 || in.width <= 0 || in.height <= 0)
     throw std::runtime_error("resize_bicubic: empty size " + std::to_string(in.width) + "x" +
                              std::to_string(in.height) + " -> " + std::to_string(width) + "x" +
                              std::to_string(height));
   // Pillow resamples horizontally first, then vertically, skipping a pass whose size is unchanged.
-  if (width == in.width && height == in.height) return in;
-  if (width == in.width) return resample_vertical(in, height);
-  RgbImage h = resample_horizontal(in, width);
-  return height == in.height ? h : resample_vertical(h, height);
+  if (width == in.width && height == in.height) {
+    for (int y = 0; y < height; ++y) sink(y, in.row(y));
+    return;
+  }
+  if (width == in.width) return resample_vertical(in, height, sink);
+  thread_local RgbImage h;  // the horizontal pass's output; its buffer is reused from image to image
+  resample_horizontal(in, width, h);
+  if (height == in.height) {
+    for (int y = 0; y < height; ++y) sink(y, h.row(y));
+    return;
+  }
+  resample_vertical(h, height, sink);
+}
+
+RgbImage resize_bicubic(const RgbImage& in, int width, int height) {
+  RgbImage out(width > 0 && height > 0 ? width : 0, width > 0 && height > 0 ? height : 0);
+  resize_bicubic_rows(in, width, height, [&](int y, const uint8_t* row) {
+    std::copy_n(row, size_t(width) * 3, out.row(y));
+  });
+  return out;
 }
 
 RgbImage crop(const RgbImage& in, int x, int y, int w, int h) {

@@ -89,6 +89,13 @@ static int data_bench(const Args& a) {
               static_cast<long long>(tokens), dt, static_cast<long long>(lo.prefetch),
               preference ? (d.cfg.shared_prefix ? "preference, shared prefix" : "preference, naive") : "sft");
   if (skipped.total()) std::printf("skipped: %s\n", skipped.summary().c_str());
+  std::printf("pixel buffers: %lld allocated, %lld reused\n", static_cast<long long>(maker.pixel_pool->allocations()),
+              static_cast<long long>(maker.pixel_pool->reuses()));
+  if (maker.image_cache) {
+    const auto c = maker.image_cache->stats();
+    std::printf("image cache: %lld hits, %lld misses, %lld images in %.1f MB\n", static_cast<long long>(c.hits),
+                static_cast<long long>(c.misses), static_cast<long long>(c.entries), static_cast<double>(c.bytes) / (1 << 20));
+  }
   return 0;
 }
 

@@ -2,32 +2,29 @@
 
 #include <optional>
 
-#include "data/images/image.h"
+#include "data/images/tile_batch.h"
 
 namespace phantom::train {
 
 data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
   std::vector<data::EncodedPreference> prefs;
   std::vector<data::EncodedConversation> convs;
-  std::vector<at::Tensor> pixels;
+  std::vector<int64_t> sample_tiles;  // tiles of each kept sample
   std::vector<int64_t> kept;  // dataset index of each sample that made it into the batch
+  // Images are decoded here, sample by sample, and tiled after the loop straight into the batch's pixel tensor.
+  data::TileBatch images(tiles, image_cache.get());
   for (auto i : idx) {
     const auto& s = samples[i];
+    const size_t images_before = images.size();
     try {
-      std::vector<at::Tensor> tiles_of;
       std::vector<int64_t> counts;
       for (auto& path : s.images) {
-        data::RgbImage img;
         try {
-          img = data::load_image(path);
+          counts.push_back(images.add(path));
         } catch (const std::exception& e) {
           throw data::DataError(s.where, "unreadable image", e.what());
         }
-        auto t = data::preprocess_image(img, tiles);
-        counts.push_back(t.size(0));
-        tiles_of.push_back(t);
       }
-      at::Tensor px = tiles_of.empty() ? at::Tensor() : torch::cat(tiles_of, 0);
       // Encode first, check the length after image expansion, then keep the sample.
       std::optional<data::EncodedPreference> pref;
       std::optional<data::EncodedConversation> conv;
@@ -51,9 +48,12 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
                                   std::to_string(cfg.data.max_length));
       if (pref) prefs.push_back(std::move(*pref));
       if (conv) convs.push_back(std::move(*conv));
-      pixels.push_back(px);
+      int64_t n = 0;
+      for (auto c : counts) n += c;
+      sample_tiles.push_back(n);
       kept.push_back(static_cast<int64_t>(i));
     } catch (const data::DataError& e) {
+      images.truncate(images_before);
       if (cfg.data.on_error == "fail") throw;
       std::lock_guard<std::mutex> lock(*mu);
       skipped->add(e.reason);
@@ -62,6 +62,19 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
   if (kept.empty()) {
     if (empty_ok) return data::Batch{};
     throw std::runtime_error("every sample of a batch was skipped (see data.on_error)");
+  }
+  // One pooled tensor for the batch's tiles; each sample's pixels are a view of it, which the collate recognises
+  // as already in place (no concatenation).
+  std::vector<at::Tensor> pixels(kept.size());
+  if (images.total_tiles() > 0) {
+    const int64_t S = tiles.tile;
+    at::Tensor all = pixel_pool->empty({images.total_tiles(), 3, S, S});
+    images.write(all.data_ptr<float>());
+    int64_t offset = 0;
+    for (size_t k = 0; k < kept.size(); ++k) {
+      if (sample_tiles[k] > 0) pixels[k] = all.narrow(0, offset, sample_tiles[k]);
+      offset += sample_tiles[k];
+    }
   }
   auto b = preference ? data::collate_preference(prefs, pixels, pad_id, shared_prefix) : data::collate_sft(convs, pixels, pad_id);
   b.sample_index = torch::tensor(kept, torch::kInt64);

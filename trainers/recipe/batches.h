@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "data/chat_template.h"
 #include "data/collate.h"
 #include "data/images/image.h"
+#include "data/images/tile_batch.h"
+#include "data/tensor_pool.h"
 #include "trainers/recipe/run_config.h"
 
 namespace phantom::train {
@@ -28,6 +31,11 @@ struct BatchMaker {
   std::mutex* mu;
   data::SkipCounts* skipped;
   bool empty_ok = false;  // a batch whose samples were all skipped comes back empty instead of failing
+  // Shared by copies of this maker (and its loader threads): the pixel buffers reused across batches (the
+  // batches in flight: prefetch + the one in use + 1), and the tiled-image cache when data.image_cache_mb > 0.
+  std::shared_ptr<data::TensorPool> pixel_pool = std::make_shared<data::TensorPool>(static_cast<size_t>(cfg.data.prefetch) + 2);
+  std::shared_ptr<data::ImageCache> image_cache =
+      cfg.data.image_cache_mb > 0 ? std::make_shared<data::ImageCache>(static_cast<size_t>(cfg.data.image_cache_mb) << 20) : nullptr;
 
   // Builds the batch of samples `idx` (Batch::sample_index: the dataset index of each kept sample); thread-safe (the loader calls it from its worker threads).
   data::Batch operator()(const std::vector<size_t>& idx) const;
