@@ -341,7 +341,7 @@ TEST_CASE("image: tiles written in place have the bits of resize + crop + normal
   CHECK(rows == r.pixels);
 }
 
-TEST_CASE("image: a batch of images tiled into one buffer; the cache keys on file, mtime and tiling") {
+TEST_CASE("image: a batch of images tiled into one buffer, and the cache keys on file, mtime and tiling") {
   TempDir t;
   TileOptions opt;
   opt.tile = 32;

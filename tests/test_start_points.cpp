@@ -261,7 +261,7 @@ TEST_CASE("image placement: one rule for conversations, triples and inference pr
   CHECK(official.image_placement == "prepend");
 }
 
-TEST_CASE("recipe: a warm-up on LLaVA conversations, then PO on triples, in one run; a mismatch names stage, file, format") {
+TEST_CASE("recipe: a warm-up on LLaVA conversations, then PO on triples, in one run, and a mismatch names stage, file, format") {
   test::DemoDataDir data(8);
   const std::string d = data.dir.str("data");
   // The demo triples rewritten as LLaVA conversations ("<image>\n" + question, the chosen answer).

@@ -89,7 +89,10 @@ std::string Digest::hex() const {
 
 std::string weights_identity(PhantomModelImpl& model) {
   Digest d;
-  d.str(phantom_config_json(model.cfg).dump());
+  ModelConfig arch = model.cfg;  // generation settings do not change a log-prob: left out of the identity
+  arch.llm.eos_token_ids.clear();
+  arch.image_placement = ModelConfig().image_placement;
+  d.str(phantom_config_json(arch).dump());
   d.i64(model.image_token_index);
   for (auto& p : model.named_parameters(true)) d.str(p.key()).tensor(p.value());
   for (auto& b : model.named_buffers(true)) d.str(b.key()).tensor(b.value());
