@@ -1,4 +1,4 @@
-// Chat templates (SPEC §5) and the encoding of samples into token ids with label masks built by construction:
+// Chat templates (docs/paper.md, "Data") and the encoding of samples into token ids with label masks built by construction:
 // every segment (prompt text, image placeholders, answer) is tokenised on its own and the ids are concatenated,
 // so the supervised span is exactly the answer + end token, whatever the tokenizer does at boundaries.
 #pragma once

@@ -1,4 +1,4 @@
-// InternVL's dynamic tiling as Phantom calls it (SPEC §1.4), the normalisation into the vision tower's input,
+// InternVL's dynamic tiling as Phantom calls it (docs/paper.md, "Model"), the normalisation into the vision tower's input,
 // and Phantom's side-by-side layout for several images in one question.
 #include "data/images/image.h"
 

@@ -1,4 +1,4 @@
-// Images for the vision tower, exactly as Phantom's Python preprocessing makes them (SPEC §1.4): decode to 8-bit
+// Images for the vision tower, exactly as Phantom's Python preprocessing makes them (docs/paper.md, "Model"): decode to 8-bit
 // RGB like PIL's `Image.open(p).convert('RGB')`, InternVL's dynamic tiling with PIL's bicubic resampling,
 // ImageNet normalisation. See docs/images.md for the decisions and the measured differences against PIL.
 //
@@ -92,7 +92,7 @@ void preprocess_image_into(const RgbImage& image, const TileOptions& opt, float*
 // normalize_tiles from `n` 8-bit HWC tiles of side `tile` in one buffer (the image cache's entries) into `out`.
 void normalize_tiles_into(const uint8_t* tiles_u8, int64_t n, int tile, float* out);
 
-// Phantom's multi-image layout (SPEC §1.4.6): side by side, `margin` black pixels between, each image vertically
+// Phantom's multi-image layout (docs/paper.md, "Model"): side by side, `margin` black pixels between, each image vertically
 // centred (top offset (max_height - height) / 2, rounded down) on a black canvas.
 RgbImage concat_horizontal(const std::vector<RgbImage>& images, int margin = 10);
 

@@ -1,4 +1,4 @@
-// Decoder self-attention with the Phantom dimension (SPEC §2), GQA, RoPE and a KV cache.
+// Decoder self-attention with the Phantom dimension (docs/paper.md, "Phantom dimension"), GQA, RoPE and a KV cache.
 //
 //   q, k, v  = split(qkv_proj(h));  q, k = RoPE(q, k)
 //   q* = η·Xq(q, q_sos)   k* = η·Xk(k, k_sos)   v* = v + η·Xv(v, v_sos)        (X: attention over the head axis)

@@ -1,4 +1,4 @@
-// InternViT vision encoder (SPEC §1.1), pixel shuffle (§1.2) and the vision_proj MLP projector.
+// InternViT vision encoder (docs/paper.md, "Model"), pixel shuffle (§1.2) and the vision_proj MLP projector.
 #pragma once
 
 #include <torch/torch.h>
@@ -64,7 +64,7 @@ struct VisionModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(VisionModel);
 
-// (n, h, w, c) -> (n, h*r, w*r, c/r^2) in exactly the official channel order (SPEC §1.2).
+// (n, h, w, c) -> (n, h*r, w*r, c/r^2) in exactly the official channel order (docs/paper.md, "Model").
 at::Tensor pixel_shuffle(const at::Tensor& x, double ratio);
 
 }  // namespace phantom

@@ -1,19 +1,7 @@
 #!/usr/bin/env bash
 # CLI config errors: each must exit non-zero with exactly one line on stderr naming the problem.
 set -u
-PHANTOM="$1"; SRC="$2"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-expect_error() {  # expect_error <regex> <args...>
-  local re="$1"; shift
-  "$PHANTOM" "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  local lines; lines=$(wc -l <"$tmp/err")
-  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -Eq "$re" "$tmp/err"; then
-    echo "FAIL: phantom $* -> rc=$rc, $lines stderr line(s), expected /$re/:"; cat "$tmp/err"; fail=1
-  else
-    echo "ok: phantom $* -> $(cat "$tmp/err")"
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cfg="$SRC/configs/demo.yaml"
 expect_error "optim\.lr: expected a number, got 'abc'" train --config "$cfg" run.output_dir="$tmp/runs" optim.lr=abc
 expect_error "optim\.lr: expected a value in \[0, 1\]" train --config "$cfg" run.output_dir="$tmp/runs" optim.lr=5

@@ -1,19 +1,7 @@
 #!/usr/bin/env bash
 # `phantom convert merge-lora` and the per-size recipes through the CLI: help, one-line errors, configs that load.
 set -u
-PHANTOM="$1"; SRC="$2"
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-expect_error() {  # expect_error <regex> <args...>
-  local re="$1"; shift
-  "$PHANTOM" "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  local lines; lines=$(wc -l <"$tmp/err")
-  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -Eq "$re" "$tmp/err"; then
-    echo "FAIL: phantom $* -> rc=$rc, $lines stderr line(s), expected /$re/:"; cat "$tmp/err"; fail=1
-  else
-    echo "ok: phantom $* -> $(cat "$tmp/err")"
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 "$PHANTOM" convert --help | grep -q "merge-lora" || { echo "FAIL: convert --help does not list merge-lora"; fail=1; }
 "$PHANTOM" convert merge-lora --help | grep -q -- "--checkpoint" || { echo "FAIL: merge-lora --help"; fail=1; }
 expect_error "unknown convert subcommand 'merge'" convert merge --checkpoint x --out y

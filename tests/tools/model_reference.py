@@ -138,7 +138,7 @@ def write_internlm2(model, cfg, out_dir):
         json.dump(conf, f, indent=2)
 
 
-# ---- an independent, straightforward Phantom decoder (SPEC §2) --------------------------------------------------
+# ---- an independent, straightforward Phantom decoder (docs/paper.md, "Phantom dimension") --------------------------------------------------
 
 def rms(x, w, eps):
     return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
@@ -288,7 +288,7 @@ def vit_forward(W, c, pixels):
     x = x[:, 1:]
     s = int(round(x.shape[1] ** 0.5))
     x = x.reshape(N, s, s, C)
-    # pixel shuffle, ratio 0.5, exactly SPEC §1.2
+    # pixel shuffle, ratio 0.5, exactly docs/paper.md, "Model"
     x = x.reshape(N, s, s // 2, C * 2).permute(0, 2, 1, 3).reshape(N, s // 2, s // 2, C * 4).permute(0, 2, 1, 3)
     x = x.reshape(N, -1, C * 4)
     x = F.layer_norm(x, (C * 4,), W["vision_proj.0.weight"], W["vision_proj.0.bias"], 1e-5)

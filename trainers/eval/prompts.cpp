@@ -1,4 +1,4 @@
-// Benchmark names and the prompts Phantom is evaluated with (SPEC §6, Phantom's utils.make_instruction).
+// Benchmark names and the prompts Phantom is evaluated with (docs/paper.md, "Evaluation protocol", Phantom's utils.make_instruction).
 #include <stdexcept>
 
 #include "trainers/eval/benchmarks.h"
@@ -21,7 +21,7 @@ const NameEntry kNames[] = {
     {Bench::LLaVAW, "llavaw"},         {Bench::LLaVAW, "llava-w"},       {Bench::LLaVAW, "llava_wild"},
 };
 
-// "A. text\nB. text" (SPEC §6: options as "A. text" lines joined by "\n").
+// "A. text\nB. text" (docs/paper.md, "Evaluation protocol": options as "A. text" lines joined by "\n").
 std::string options_block(const std::vector<std::string>& options) {
   std::string s;
   for (size_t i = 0; i < options.size(); ++i) {
@@ -93,7 +93,7 @@ BenchPrompt build_prompt(Bench b, const BenchItem& it) {
       body = it.question;
       break;
   }
-  // One <image> for an item with images: several images are laid side by side into one (SPEC §1.4.6).
+  // One <image> for an item with images: several images are laid side by side into one (docs/paper.md, "Model").
   return {(it.images.empty() ? "" : "<image>") + body, max_new_tokens(b)};
 }
 

@@ -1,5 +1,5 @@
 // DPO / IPO reference log-probabilities, precomputed ONCE per stage and cached on disk, so the reference model is
-// never held in memory while training (USERS.md item 5).
+// never held in memory while training (docs/training.md, DPO / IPO reference log-probs).
 //
 // The reference is the stage's starting weights (the policy itself, before its first step) or the HF checkpoint
 // `stages[i].reference`. One pass over the stage's samples, in file order, gives the summed log-prob of every
