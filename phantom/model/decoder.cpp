@@ -62,7 +62,14 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
 
 }  // namespace
 
-DecoderLMImpl::DecoderLMImpl(const LlmConfig& c, PhantomMode m, double eta) : cfg(c), mode(m), rope(c, c.head_dim()) {
+// Checked before the first member is built from it (head_dim() divides by num_heads).
+static const LlmConfig& checked(const LlmConfig& c) {
+  if (std::string p = llm_config_problem(c); !p.empty()) throw config::ConfigError("invalid model config: " + p);
+  return c;
+}
+
+DecoderLMImpl::DecoderLMImpl(const LlmConfig& c, PhantomMode m, double eta)
+    : cfg(checked(c)), mode(m), rope(c, c.head_dim()) {
   body = register_module("model", std::make_shared<torch::nn::Module>());
   embed_tokens = body->register_module("embed_tokens", torch::nn::Embedding(cfg.vocab_size, cfg.hidden_size));
   layers = body->register_module("layers", torch::nn::ModuleList());

@@ -1,6 +1,9 @@
 #include "phantom/model/runtime.h"
 
+#include <stdexcept>
 #include <thread>
+
+#include "phantom/util/threads.h"
 
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
@@ -8,7 +11,9 @@
 
 namespace phantom {
 
-int set_threads(int64_t threads) {
+int set_threads(int64_t threads, const std::string& key) {
+  if (const std::string problem = util::threads_problem(threads, key); !problem.empty())
+    throw std::invalid_argument(problem);
   int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency());
   if (n < 1) n = 1;
   torch::set_num_threads(n);

@@ -54,19 +54,19 @@ Loaded load_for_inference(const Args& a) {
       *l.tok, data::ChatTemplate::resolve("auto", l.model->cfg.llm.family),
       data::ImageTokens::from_tokenizer(*l.tok, l.model->tokens_per_tile()));
   l.tiles.tile = static_cast<int>(l.model->cfg.vision.image_size);
-  l.tiles.max_num = std::stoi(a.get("max-tiles", "6"));
+  l.tiles.max_num = static_cast<int>(a.get_int("max-tiles", 6, 1, 64));
   return l;
 }
 
 GenerationConfig generation_options(const Args& a) {
   GenerationConfig gc;
-  gc.max_new_tokens = std::stoll(a.get("max-new-tokens", "128"));
-  gc.num_beams = std::stoll(a.get("num-beams", "1"));
+  gc.max_new_tokens = a.get_int("max-new-tokens", 128, 0);
+  gc.num_beams = a.get_int("num-beams", 1, 1, 64);
   gc.do_sample = a.has("do-sample");
-  gc.temperature = std::stod(a.get("temperature", "1.0"));
-  gc.top_p = std::stod(a.get("top-p", "1.0"));
-  gc.top_k = std::stoll(a.get("top-k", "0"));
-  gc.seed = std::stoull(a.get("seed", "0"));
+  gc.temperature = a.get_number("temperature", 1.0, 0);
+  gc.top_p = a.get_number("top-p", 1.0, 0, 1);
+  gc.top_k = a.get_int("top-k", 0, 0);
+  gc.seed = static_cast<uint64_t>(a.get_int("seed", 0, 0));
   return gc;
 }
 
@@ -135,7 +135,7 @@ static int generate_jsonl(const Args& a, Loaded& l, const GenerationConfig& gc) 
     out.open(out_path, std::ios::app);
     if (!out) throw std::runtime_error("cannot write " + out_path);
   }
-  const int64_t bs = std::stoll(a.get("batch-size", "8"));
+  const int64_t bs = a.get_int("batch-size", 8, 1);
   for (size_t b0 = 0; b0 < qs.size(); b0 += static_cast<size_t>(bs)) {
     std::vector<eval::Question> batch;
     for (size_t i = b0; i < std::min(qs.size(), b0 + static_cast<size_t>(bs)); ++i) {
@@ -179,7 +179,7 @@ int cmd_generate(int argc, char** argv) {
   std::vector<std::string> images;
   for (int i = 2; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--image") images.push_back(argv[i + 1]);
-  set_threads(std::stoll(a.get("threads", "0")));
+  set_threads(a.get_int("threads", 0, 0), "--threads");
   auto l = load_for_inference(a);
   auto gc = generation_options(a);
 

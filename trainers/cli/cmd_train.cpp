@@ -32,7 +32,9 @@ int cmd_train(int argc, char** argv) {
   const auto launch = train::launch_env();
   const bool rank0 = !launch || launch->rank == 0;
   if (launch && launch->world > 1) log::init(launch->rank, launch->world, !rank0);
+  const int64_t max_steps = a.get_int("max-steps", 0, 0);
   train::RunConfig cfg = train::load_run_config(path, a.overrides);
+  train::check_run_paths(cfg);  // before the run directory exists: a typo leaves nothing behind
   const std::string resolved = train::resolved_yaml(cfg, path, a.overrides);
   if (rank0) std::fputs(resolved.c_str(), stdout);
   const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved)
@@ -44,7 +46,7 @@ int cmd_train(int argc, char** argv) {
   const std::string resume = a.options.count("resume") ? a.get("resume") : (a.switches.count("resume") ? "latest" : "");
   train::RecipeResult result;
   try {
-    result = train::run_recipe(cfg, dir, resolved, resume, std::stoll(a.get("max-steps", "0")));
+    result = train::run_recipe(cfg, dir, resolved, resume, max_steps);
   } catch (const std::exception& e) {
     train::fail_if_distributed(e);  // data parallel: tell the other ranks, exit 1 ("rank N failed: ...")
     throw;

@@ -4,6 +4,8 @@
 #include <fstream>
 
 #include "phantom/util/atomic_file.h"
+#include "phantom/util/files.h"
+#include "phantom/util/threads.h"
 
 namespace phantom::train {
 namespace fs = std::filesystem;
@@ -11,6 +13,13 @@ using config::ConfigError;
 
 // Checks that involve several keys at once; single-key checks live in the visit() of each section.
 static void validate(const RunConfig& c) {
+  if (c.stages.empty())
+    throw ConfigError("config error: stages: empty; list at least one training stage (see configs/demo.yaml)");
+  for (auto [n, key] : {std::pair<int64_t, const char*>{c.run.threads, "run.threads"},
+                        std::pair<int64_t, const char*>{c.data.num_workers, "data.num_workers"}})
+    if (const std::string problem = util::threads_problem(n, key); !problem.empty())
+      throw ConfigError("config error: " + problem);
+  validate_model_config(c.model, "config error: model.");
   const auto& l = c.model.llm;
   if (l.hidden_size % l.num_heads != 0)
     throw ConfigError("config error: model.llm.hidden_size (" + std::to_string(l.hidden_size) +
@@ -63,6 +72,25 @@ std::string resolved_yaml(RunConfig& c, const std::string& path, const std::vect
   std::string header = "resolved config of " + path;
   for (auto& o : overrides) header += " " + o;
   return config::to_yaml(c, header);
+}
+
+void check_run_paths(const RunConfig& c) {
+  data::check_paths(c.data);
+  auto need_checkpoint = [](const std::string& dir, const std::string& key) {
+    if (dir.empty()) return;
+    const fs::path cfg_json = fs::path(dir) / "config.json";
+    if (const std::string problem = util::file_problem(cfg_json.string()); !problem.empty())
+      throw ConfigError("config error: " + key + ": " + cfg_json.string() + ": " + problem +
+                        " (expected a Hugging Face checkpoint directory)");
+  };
+  need_checkpoint(c.model.path, "model.path");
+  for (size_t i = 0; i < c.stages.size(); ++i) {
+    const std::string key = "stages." + std::to_string(i) + ".";
+    need_checkpoint(c.stages[i].init_from, key + "init_from");
+    if (!c.stages[i].data.empty())
+      if (const std::string problem = util::file_problem(c.stages[i].data); !problem.empty())
+        throw ConfigError("config error: " + key + "data: " + c.stages[i].data + ": " + problem);
+  }
 }
 
 std::string prepare_run_dir(RunConfig& c, const std::string& resolved) {
