@@ -168,7 +168,10 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
   } else {
     cfg.llm = llm_config_from_json(j, path);
   }
-  validate_model_config(cfg, path + ": invalid model config: ");  // before any module is built from it
+  // Before any module is built from it (a zero head count would divide by zero, a negative layer count size a
+  // vector). The problem is given in the YAML names (llm.num_layers), the keys above in config.json's own.
+  if (std::string p = model_config_problem(cfg); !p.empty())
+    throw std::runtime_error(path + ": invalid model config: " + p);
   return info;
 }
 

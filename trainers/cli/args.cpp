@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "phantom/util/parse.h"
+#include "phantom/util/threads.h"
 
 namespace phantom::cli {
 
@@ -36,6 +37,12 @@ double Args::get_number(const std::string& name, double fallback, double lo, dou
   if (v < lo || v > hi)
     throw UsageError("--" + name + ": expected a number in [" + shown(lo) + ", " + shown(hi) + "], got " + it->second);
   return v;
+}
+
+int64_t Args::get_threads() const {
+  const int64_t n = get_int("threads", 0, 0);
+  if (std::string p = util::threads_problem(n, "--threads"); !p.empty()) throw UsageError(p);
+  return n;
 }
 
 Args parse_args(int argc, char** argv, int first, const std::set<std::string>& value_options,

@@ -29,6 +29,8 @@ struct Args {
   int64_t get_int(const std::string& name, int64_t fallback, int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) const;
   // --name as a finite decimal number in [lo, hi].
   double get_number(const std::string& name, double fallback, double lo = -1e308, double hi = 1e308) const;
+  // --threads: 0 (one per core) up to 4 per core (phantom/util/threads.h); more is a usage error.
+  int64_t get_threads() const;
   std::string require(const std::string& name) const {
     auto it = options.find(name);
     if (it == options.end()) throw UsageError("missing required option --" + name);

@@ -127,7 +127,7 @@ int cmd_bench(int argc, char** argv) {
     return argc < 3 ? 2 : 0;
   }
   const std::string what = argv[2];
-  set_threads(a.get_int("threads", 0, 0), "--threads");
+  set_threads(a.get_threads(), "--threads");
   torch::manual_seed(0);
   LlmConfig c;
   c.hidden_size = a.get_int("hidden", 896, 1);

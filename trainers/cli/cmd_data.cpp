@@ -42,6 +42,7 @@ struct DataSetup {
 
   explicit DataSetup(const Args& a) : cfg(train::load_run_config(a.require("config"), a.overrides)) {
     data::check_paths(cfg.data);
+    data::set_max_image_pixels(cfg.data.max_image_pixels);
     mc = cfg.model;
     if (!mc.path.empty()) read_hf_config(mc.path, mc);
     const int64_t g = mc.vision.image_size / mc.vision.patch_size;
@@ -183,6 +184,9 @@ int cmd_data(int argc, char** argv) {
                 std::string(static_cast<size_t>(std::min<int64_t>(60, 60 * n / std::max<int64_t>(1, counted))), '#').c_str());
   std::printf("problems: %s\n", skipped.summary().c_str());
   for (auto& e : skipped.examples) std::printf("  %s\n", e.c_str());
+  if (static_cast<int64_t>(skipped.examples.size()) < skipped.total())  // SkipCounts keeps the first ones only
+    std::printf("  ... list cut: %zu of %lld problems shown (the counts above cover all of them)\n",
+                skipped.examples.size(), static_cast<long long>(skipped.total()));
   return skipped.total() ? 1 : 0;
 }
 

@@ -166,7 +166,7 @@ int cmd_eval(int argc, char** argv) {
       throw std::runtime_error(msg);
     }
   }
-  set_threads(a.get_int("threads", 0, 0), "--threads");
+  set_threads(a.get_threads(), "--threads");
   auto l = load_for_inference(a);
   fs::create_directories(ro.out_dir);
 

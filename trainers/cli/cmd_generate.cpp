@@ -67,6 +67,7 @@ GenerationConfig generation_options(const Args& a) {
   gc.top_p = a.get_number("top-p", 1.0, 0, 1);
   gc.top_k = a.get_int("top-k", 0, 0);
   gc.seed = static_cast<uint64_t>(a.get_int("seed", 0, 0));
+  if (std::string p = generation_config_problem(gc); !p.empty()) throw UsageError(p);  // before loading the model
   return gc;
 }
 
@@ -179,9 +180,9 @@ int cmd_generate(int argc, char** argv) {
   std::vector<std::string> images;
   for (int i = 2; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--image") images.push_back(argv[i + 1]);
-  set_threads(a.get_int("threads", 0, 0), "--threads");
+  set_threads(a.get_threads(), "--threads");
+  auto gc = generation_options(a);  // flags checked before the model is loaded
   auto l = load_for_inference(a);
-  auto gc = generation_options(a);
 
   if (a.has("input")) return generate_jsonl(a, l, gc);
   eval::Question q;

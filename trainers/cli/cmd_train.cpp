@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "data/images/image.h"
 #include "trainers/cli/args.h"
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
@@ -35,6 +36,7 @@ int cmd_train(int argc, char** argv) {
   const int64_t max_steps = a.get_int("max-steps", 0, 0);
   train::RunConfig cfg = train::load_run_config(path, a.overrides);
   train::check_run_paths(cfg);  // before the run directory exists: a typo leaves nothing behind
+  data::set_max_image_pixels(cfg.data.max_image_pixels);
   const std::string resolved = train::resolved_yaml(cfg, path, a.overrides);
   if (rank0) std::fputs(resolved.c_str(), stdout);
   const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved)

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "phantom/io/hf_config.h"
 #include "phantom/util/atomic_file.h"
 #include "phantom/util/files.h"
 #include "phantom/util/threads.h"
@@ -84,6 +85,10 @@ void check_run_paths(const RunConfig& c) {
                         " (expected a Hugging Face checkpoint directory)");
   };
   need_checkpoint(c.model.path, "model.path");
+  if (!c.model.path.empty()) {  // its config.json too: a bad architecture fails before the run directory exists
+    ModelConfig mc = c.model;
+    read_hf_config(c.model.path, mc);
+  }
   for (size_t i = 0; i < c.stages.size(); ++i) {
     const std::string key = "stages." + std::to_string(i) + ".";
     need_checkpoint(c.stages[i].init_from, key + "init_from");
