@@ -45,7 +45,6 @@ struct DataConfig {
   bool shuffle = true;
   bool group_by_length = true;        // batch samples of similar length (less padding)
   std::string on_error = "fail";      // fail | skip
-  int64_t max_image_pixels = 89478485;  // decompression-bomb cap (PIL's default); 0 = no cap
   FieldMap fields;
 
   template <class V>
@@ -67,8 +66,6 @@ struct DataConfig {
     v.field("group_by_length", group_by_length, "group similar lengths into batches");
     v.field("on_error", on_error, "bad samples: fail (error with file:line) | skip (drop and count)",
             Check::one_of({"fail", "skip"}));
-    v.field("max_image_pixels", max_image_pixels,
-            "images declaring more pixels are bad samples (PIL's default 89478485; 0: no cap)", Check::non_negative());
     v.section("fields", fields, "JSON field names of your annotation files");
   }
 };

@@ -3,6 +3,7 @@
 // checkpoint writes that fail cleanly when the disk fills up. The CLI side is tests/cli/bad_inputs.sh; the
 // fuzz pass is tests/fuzz.
 #include "tests/test_pch.h"
+#include "phantom/model/config_checks.h"
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 
 #include "data/annotations.h"
 #include "data/images/image.h"
+#include "data/images/image_limits.h"
 #include "phantom/io/hf_config.h"
 #include "phantom/model/model.h"
 #include "phantom/util/config.h"

@@ -36,13 +36,6 @@ RgbImage load_image(const std::string& path);
 // The same from bytes in memory; `name` is what errors call the data (a path, an archive member).
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name);
 
-// Decompression-bomb guard, process-wide like PIL's Image.MAX_IMAGE_PIXELS: an image declaring more pixels than
-// this is an error naming the file (checked from the PNG/JPEG/GIF/BMP/WebP header before decoding, else after).
-// The default is PIL's (89,478,485 = 1 GiB / 4 bytes / 3 channels); 0 disables the check. `data.max_image_pixels`.
-constexpr int64_t kDefaultMaxImagePixels = 89478485;
-void set_max_image_pixels(int64_t n);
-int64_t max_image_pixels();
-
 // ---- resampling (image_resize.cpp) -----------------------------------------------------------------------------
 // PIL's `Image.resize((width, height))` with its default filter for RGB images (BICUBIC): the same coefficient
 // tables, 22-bit fixed point and per-pass rounding, so the bytes equal Pillow's. Same size: a copy.

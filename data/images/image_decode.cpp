@@ -1,6 +1,7 @@
 // Decoding to 8-bit RGB with OpenCV, converted the way PIL's `Image.open(p).convert('RGB')` converts.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -12,7 +13,9 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "data/images/image.h"
+#include "data/images/image_limits.h"
 #include "phantom/util/files.h"
+#include "phantom/util/parse.h"
 
 namespace phantom::data {
 namespace {
@@ -106,20 +109,34 @@ bool header_size(const uint8_t* d, size_t n, uint64_t& w, uint64_t& h) {
   return false;
 }
 
-std::atomic<int64_t> g_max_pixels{kDefaultMaxImagePixels};
+std::atomic<int64_t> g_max_pixels{-1};  // -1: not decided yet (environment, then default)
 
 void check_pixels(const std::string& name, uint64_t w, uint64_t h) {
-  const int64_t cap = g_max_pixels.load();
+  const int64_t cap = max_image_pixels();
   if (cap > 0 && w * h > static_cast<uint64_t>(cap))
     fail(name, "image too large: " + std::to_string(w) + "x" + std::to_string(h) + " = " + std::to_string(w * h) +
                    " pixels, over the limit of " + std::to_string(cap) +
-                   " (a decompression bomb?); raise data.max_image_pixels if the image is genuine");
+                   " (a decompression bomb?); raise PHANTOM_MAX_IMAGE_PIXELS if the image is genuine");
 }
 
 }  // namespace
 
 void set_max_image_pixels(int64_t n) { g_max_pixels.store(n); }
-int64_t max_image_pixels() { return g_max_pixels.load(); }
+
+int64_t max_image_pixels() {
+  int64_t n = g_max_pixels.load();
+  if (n >= 0) return n;
+  n = kDefaultMaxImagePixels;
+  if (const char* env = std::getenv("PHANTOM_MAX_IMAGE_PIXELS"); env && *env) {
+    int64_t v = 0;
+    if (!util::parse_int(env, v) || v < 0)
+      throw std::runtime_error(std::string("PHANTOM_MAX_IMAGE_PIXELS='") + env +
+                               "': expected a non-negative decimal integer (0: no limit)");
+    n = v;
+  }
+  g_max_pixels.store(n);
+  return n;
+}
 
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name) {
   if (size == 0) fail(name, "empty image file (0 bytes)");

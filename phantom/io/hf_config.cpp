@@ -1,4 +1,5 @@
 #include "phantom/io/hf_config.h"
+#include "phantom/model/config_checks.h"
 
 #include <filesystem>
 #include <cmath>

@@ -1,4 +1,5 @@
 #include "phantom/model/decoder.h"
+#include "phantom/model/config_checks.h"
 
 #include <functional>
 

@@ -34,10 +34,6 @@ struct GenerationResult {
 // repeats nothing: it gets -1). Lets `phantom generate` stream.
 using TokenCallback = std::function<void(const std::vector<int64_t>& step_tokens)>;
 
-// "" or what is wrong with `cfg`, in the CLI's flag names: sampling at temperature 0 divides the logits by zero
-// (torch then reports "probability tensor contains either inf, nan..."), top_p outside (0, 1], ...
-std::string generation_config_problem(const GenerationConfig& cfg);
-
 // prompt_embeds (B, L, C) with visual tokens already spliced; attention_mask (B, L), left padded.
 GenerationResult generate(DecoderLMImpl& lm, const at::Tensor& prompt_embeds, const at::Tensor& attention_mask,
                           const GenerationConfig& cfg, const TokenCallback& on_tokens = {});

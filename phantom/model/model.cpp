@@ -1,4 +1,5 @@
 #include "phantom/model/model.h"
+#include "phantom/model/config_checks.h"
 
 #include <set>
 

@@ -122,12 +122,4 @@ struct ModelConfig {
   }
 };
 
-// Checks a model config before any module is built from it: every size in range (a zero head count would divide
-// by zero, a negative layer count size a vector), heads dividing widths, patches dividing tiles, the pixel shuffle
-// giving whole cells. Returns "" or one problem in the YAML key names ("llm.num_heads (0) must be in [1, 4096]").
-std::string model_config_problem(const ModelConfig& c);
-std::string llm_config_problem(const LlmConfig& c);  // the decoder's part (for a bare LLM)
-// Throws config::ConfigError(prefix + problem) (prefix e.g. "config error: model." or "ckpt/config.json: ").
-void validate_model_config(const ModelConfig& c, const std::string& prefix);
-
 }  // namespace phantom

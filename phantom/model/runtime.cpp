@@ -11,8 +11,9 @@
 
 namespace phantom {
 
-int set_threads(int64_t threads, const std::string& key) {
-  if (const std::string problem = util::threads_problem(threads, key); !problem.empty())
+int set_threads(int64_t threads) {
+  // Callers check their key (run.threads, --threads) first; this is the last line of defence.
+  if (const std::string problem = util::threads_problem(threads, "threads"); !problem.empty())
     throw std::invalid_argument(problem);
   int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency());
   if (n < 1) n = 1;

@@ -10,8 +10,8 @@
 namespace phantom {
 
 // Sets torch's intra-op thread count: `threads` > 0 as given, else every core (LibTorch may default to 1).
-// Returns the count in force. More than 4 threads per core is an error naming `key` (util/threads.h).
-int set_threads(int64_t threads, const std::string& key = "run.threads");
+// Returns the count in force.
+int set_threads(int64_t threads);
 
 // "auto" picks CUDA when available (the local rank's GPU), else CPU. "cuda" without a GPU is an error.
 c10::Device pick_device(const std::string& name, int local_rank = 0);

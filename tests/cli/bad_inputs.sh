@@ -146,8 +146,10 @@ run_case "data check: symlink loop named" 1 "imgs\.jsonl:3: unreadable image \(.
   "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
 run_case "data check: decompression bomb refused" 1 "imgs\.jsonl:4.*bomb\.png: image too large: 20000x20000 = 400000000 pixels, over the limit of 89478485" - \
   "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
-run_case "data.max_image_pixels is configurable" 1 "imgs\.jsonl:1.*00000\.png: image too large: 28x28 = 784 pixels, over the limit of 500" - \
-  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" data.max_image_pixels=500 --file "$work/imgs.jsonl"
+run_case "PHANTOM_MAX_IMAGE_PIXELS sets the cap" 1 "imgs\.jsonl:1.*00000\.png: image too large: 28x28 = 784 pixels, over the limit of 500" - \
+  env PHANTOM_MAX_IMAGE_PIXELS=500 "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
+run_case "PHANTOM_MAX_IMAGE_PIXELS malformed" 1 "PHANTOM_MAX_IMAGE_PIXELS='1e6': expected a non-negative decimal integer" - \
+  env PHANTOM_MAX_IMAGE_PIXELS=1e6 "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
 run_case "train, on_error: fail: FIFO image stops the run at its line" 1 "imgs\.jsonl:2: unreadable image .*is a FIFO" 'runs' \
   "$PHANTOM" "${train[@]}" run.name=fifo data.train="$work/imgs.jsonl" stages.0.max_steps=1
 run_case "train, on_error: skip: the bad images are skipped" 0 "2 skipped: 2 unreadable image" 'runs' \

@@ -27,6 +27,7 @@
 
 #include "data/annotations.h"
 #include "data/images/image.h"
+#include "data/images/image_limits.h"
 #include "phantom/io/hf_config.h"
 #include "phantom/io/safetensors.h"
 #include "phantom/util/config.h"

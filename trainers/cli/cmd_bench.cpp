@@ -11,6 +11,7 @@
 #include "data/collate.h"
 #include "phantom/io/checkpoint.h"
 #include "trainers/cli/commands.h"
+#include "phantom/util/parse.h"
 #include "phantom/model/runtime.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/optim.h"
@@ -127,7 +128,7 @@ int cmd_bench(int argc, char** argv) {
     return argc < 3 ? 2 : 0;
   }
   const std::string what = argv[2];
-  set_threads(a.get_threads(), "--threads");
+  set_threads(a.get_threads());
   torch::manual_seed(0);
   LlmConfig c;
   c.hidden_size = a.get_int("hidden", 896, 1);

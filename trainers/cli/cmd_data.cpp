@@ -42,7 +42,6 @@ struct DataSetup {
 
   explicit DataSetup(const Args& a) : cfg(train::load_run_config(a.require("config"), a.overrides)) {
     data::check_paths(cfg.data);
-    data::set_max_image_pixels(cfg.data.max_image_pixels);
     mc = cfg.model;
     if (!mc.path.empty()) read_hf_config(mc.path, mc);
     const int64_t g = mc.vision.image_size / mc.vision.patch_size;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "trainers/cli/commands.h"
+#include "phantom/util/parse.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
 #include "trainers/eval/run.h"
@@ -166,7 +167,7 @@ int cmd_eval(int argc, char** argv) {
       throw std::runtime_error(msg);
     }
   }
-  set_threads(a.get_threads(), "--threads");
+  set_threads(a.get_threads());
   auto l = load_for_inference(a);
   fs::create_directories(ro.out_dir);
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "data/images/image.h"
+#include "phantom/model/config_checks.h"
 #include "data/tokenizers/tokenizer.h"
 #include "phantom/io/checkpoint.h"
 #include "trainers/cli/args.h"
@@ -180,7 +181,7 @@ int cmd_generate(int argc, char** argv) {
   std::vector<std::string> images;
   for (int i = 2; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--image") images.push_back(argv[i + 1]);
-  set_threads(a.get_threads(), "--threads");
+  set_threads(a.get_threads());
   auto gc = generation_options(a);  // flags checked before the model is loaded
   auto l = load_for_inference(a);
 

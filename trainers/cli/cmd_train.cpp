@@ -2,7 +2,10 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "data/images/image.h"
+#include "data/data_config.h"
+#include "phantom/io/hf_config.h"
+#include "phantom/util/files.h"
+
 #include "trainers/cli/args.h"
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
@@ -21,6 +24,33 @@ static const char* kTrainHelp =
     "  --dry-run        resolve and save the config, then stop\n"
     "  --max-steps N    stop (with a checkpoint) after N optimiser steps of this invocation\n";
 
+namespace fs = std::filesystem;
+
+// Every input path of the config is a readable regular file (data files, tokenizer, model.path/config.json, which
+// is also validated): checked before the run directory is created, so a typo leaves nothing behind.
+static void check_run_paths(const train::RunConfig& c) {
+  data::check_paths(c.data);
+  auto need_checkpoint = [](const std::string& dir, const std::string& key) {
+    if (dir.empty()) return;
+    const fs::path cfg_json = fs::path(dir) / "config.json";
+    if (const std::string problem = util::file_problem(cfg_json.string()); !problem.empty())
+      throw config::ConfigError("config error: " + key + ": " + cfg_json.string() + ": " + problem +
+                        " (expected a Hugging Face checkpoint directory)");
+  };
+  need_checkpoint(c.model.path, "model.path");
+  if (!c.model.path.empty()) {  // its config.json too: a bad architecture fails before the run directory exists
+    ModelConfig mc = c.model;
+    read_hf_config(c.model.path, mc);
+  }
+  for (size_t i = 0; i < c.stages.size(); ++i) {
+    const std::string key = "stages." + std::to_string(i) + ".";
+    need_checkpoint(c.stages[i].init_from, key + "init_from");
+    if (!c.stages[i].data.empty())
+      if (const std::string problem = util::file_problem(c.stages[i].data); !problem.empty())
+        throw config::ConfigError("config error: " + key + "data: " + c.stages[i].data + ": " + problem);
+  }
+}
+
 int cmd_train(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2, {"config", "max-steps"}, {"help", "dry-run"}, {"resume"});
   if (a.has("help")) {
@@ -35,8 +65,7 @@ int cmd_train(int argc, char** argv) {
   if (launch && launch->world > 1) log::init(launch->rank, launch->world, !rank0);
   const int64_t max_steps = a.get_int("max-steps", 0, 0);
   train::RunConfig cfg = train::load_run_config(path, a.overrides);
-  train::check_run_paths(cfg);  // before the run directory exists: a typo leaves nothing behind
-  data::set_max_image_pixels(cfg.data.max_image_pixels);
+  check_run_paths(cfg);  // before the run directory exists: a typo leaves nothing behind
   const std::string resolved = train::resolved_yaml(cfg, path, a.overrides);
   if (rank0) std::fputs(resolved.c_str(), stdout);
   const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved)

@@ -6,7 +6,6 @@
 #include "data/chat_template.h"
 #include "data/images/image.h"
 #include "trainers/cli/args.h"
-#include "phantom/util/parse.h"
 #include "phantom/model/generate.h"
 #include "phantom/model/model.h"
 

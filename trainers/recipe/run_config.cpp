@@ -1,11 +1,10 @@
 #include "trainers/recipe/run_config.h"
+#include "phantom/model/config_checks.h"
 
 #include <filesystem>
 #include <fstream>
 
-#include "phantom/io/hf_config.h"
 #include "phantom/util/atomic_file.h"
-#include "phantom/util/files.h"
 #include "phantom/util/threads.h"
 
 namespace phantom::train {
@@ -73,29 +72,6 @@ std::string resolved_yaml(RunConfig& c, const std::string& path, const std::vect
   std::string header = "resolved config of " + path;
   for (auto& o : overrides) header += " " + o;
   return config::to_yaml(c, header);
-}
-
-void check_run_paths(const RunConfig& c) {
-  data::check_paths(c.data);
-  auto need_checkpoint = [](const std::string& dir, const std::string& key) {
-    if (dir.empty()) return;
-    const fs::path cfg_json = fs::path(dir) / "config.json";
-    if (const std::string problem = util::file_problem(cfg_json.string()); !problem.empty())
-      throw ConfigError("config error: " + key + ": " + cfg_json.string() + ": " + problem +
-                        " (expected a Hugging Face checkpoint directory)");
-  };
-  need_checkpoint(c.model.path, "model.path");
-  if (!c.model.path.empty()) {  // its config.json too: a bad architecture fails before the run directory exists
-    ModelConfig mc = c.model;
-    read_hf_config(c.model.path, mc);
-  }
-  for (size_t i = 0; i < c.stages.size(); ++i) {
-    const std::string key = "stages." + std::to_string(i) + ".";
-    need_checkpoint(c.stages[i].init_from, key + "init_from");
-    if (!c.stages[i].data.empty())
-      if (const std::string problem = util::file_problem(c.stages[i].data); !problem.empty())
-        throw ConfigError("config error: " + key + "data: " + c.stages[i].data + ": " + problem);
-  }
 }
 
 std::string prepare_run_dir(RunConfig& c, const std::string& resolved) {

@@ -255,10 +255,6 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
 // The resolved config as self-documenting YAML (each key with its comment).
 std::string resolved_yaml(RunConfig& c, const std::string& path, const std::vector<std::string>& overrides);
 
-// Every input path of the config exists and is a regular file (data files, tokenizer, model.path/config.json):
-// checked before the run directory is created, so a typo leaves nothing behind. Errors name the key.
-void check_run_paths(const RunConfig& c);
-
 // Creates <run.output_dir>/<run.name> and saves the resolved config there (atomically). Returns the directory.
 std::string prepare_run_dir(RunConfig& c, const std::string& resolved);
 
