@@ -74,18 +74,4 @@ void validate_model_config(const ModelConfig& c, const std::string& prefix) {
   if (!p.empty()) throw config::ConfigError(prefix + p);
 }
 
-std::string generation_config_problem(const GenerationConfig& c) {
-  if (c.max_new_tokens < 1) return "--max-new-tokens must be positive";
-  if (c.min_new_tokens < 0) return "min_new_tokens must be >= 0";
-  if (c.num_beams < 1) return "--num-beams must be >= 1";
-  if (c.top_k < 0) return "--top-k must be >= 0 (0: off)";
-  if (!(c.top_p > 0 && c.top_p <= 1)) return "--top-p must be in (0, 1] (1: off)";
-  if (!std::isfinite(c.temperature) || c.temperature < 0) return "--temperature must be a non-negative number";
-  if (c.do_sample && c.temperature == 0)
-    return "--do-sample with --temperature 0 divides the logits by zero; for deterministic output drop --do-sample "
-           "(greedy decoding), or use a temperature > 0";
-  if (c.do_sample && c.num_beams > 1) return "--do-sample and --num-beams > 1 cannot be combined";
-  return "";
-}
-
 }  // namespace phantom

@@ -5,10 +5,11 @@
 
 #include <string>
 
-#include "phantom/model/generate.h"
 #include "phantom/model/model_config.h"
 
 namespace phantom {
+
+struct GenerationConfig;  // phantom/model/generate.h
 
 // "" or one problem in the YAML key names ("llm.num_heads (0) must be in [1, 4096]"): every size in range (the
 // bounds are far above every released Phantom/InternVL model), heads dividing widths, an even head dimension,
@@ -19,6 +20,7 @@ std::string llm_config_problem(const LlmConfig& c);  // the decoder's part (for 
 void validate_model_config(const ModelConfig& c, const std::string& prefix);
 
 // "" or what is wrong with a generation config, in the CLI's flag names (--temperature, --top-p, ...).
+// Defined in generate.cpp, which calls it first.
 std::string generation_config_problem(const GenerationConfig& cfg);
 
 }  // namespace phantom
