@@ -74,8 +74,8 @@ run_case "generate --do-sample --temperature 0" 2 "--do-sample with --temperatur
   "$PHANTOM" generate --model "$work/nope" --prompt hi --do-sample --temperature 0
 run_case "generate --num-beams abc" 2 "--num-beams: expected a decimal integer, got 'abc'" - \
   "$PHANTOM" generate --model "$work/nope" --prompt hi --num-beams abc
-run_case "eval --num-beams 010" 2 "--num-beams: expected a decimal integer, got '010'" - \
-  "$PHANTOM" eval --model "$work/nope" --benchmark mc --data "$work/nope.tsv" --num-beams 010
+run_case "generate --top-k 010" 2 "--top-k: expected a decimal integer, got '010'" - \
+  "$PHANTOM" generate --model "$work/nope" --prompt hi --top-k 010
 run_case "data.train missing: no run directory" 2 "data\.train: file not found: .*nope\.jsonl" - \
   "$PHANTOM" "${train[@]}" data.train="$work/nope.jsonl"
 mkfifo "$work/fifo.jsonl"

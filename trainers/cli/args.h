@@ -1,7 +1,6 @@
 // Command-line parsing shared by the subcommands: `--flag value`, `--switch`, and `dotted.key=value` overrides.
 #pragma once
 
-#include <cstdint>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -25,12 +24,6 @@ struct Args {
     auto it = options.find(name);
     return it == options.end() ? fallback : it->second;
   }
-  // --name as a decimal integer in [lo, hi] (strict: "abc", "010", "0x10", "3.5" are usage errors naming the flag).
-  int64_t get_int(const std::string& name, int64_t fallback, int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) const;
-  // --name as a finite decimal number in [lo, hi].
-  double get_number(const std::string& name, double fallback, double lo = -1e308, double hi = 1e308) const;
-  // --threads: 0 (one per core) up to 4 per core (phantom/util/threads.h); more is a usage error.
-  int64_t get_threads() const;
   std::string require(const std::string& name) const {
     auto it = options.find(name);
     if (it == options.end()) throw UsageError("missing required option --" + name);

@@ -11,7 +11,6 @@
 #include "data/collate.h"
 #include "phantom/io/checkpoint.h"
 #include "trainers/cli/commands.h"
-#include "phantom/util/parse.h"
 #include "phantom/model/runtime.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/optim.h"
@@ -128,18 +127,18 @@ int cmd_bench(int argc, char** argv) {
     return argc < 3 ? 2 : 0;
   }
   const std::string what = argv[2];
-  set_threads(a.get_threads());
+  set_threads(std::stoll(a.get("threads", "0")));
   torch::manual_seed(0);
   LlmConfig c;
-  c.hidden_size = a.get_int("hidden", 896, 1);
-  c.num_layers = a.get_int("layers", 4, 1);
-  c.num_heads = a.get_int("heads", 14, 1);
-  c.num_kv_heads = a.get_int("kv-heads", 2, 1);
-  c.intermediate_size = a.get_int("intermediate", 4864, 1);
-  c.vocab_size = a.get_int("vocab", 151655, 1);
+  c.hidden_size = std::stoll(a.get("hidden", "896"));
+  c.num_layers = std::stoll(a.get("layers", "4"));
+  c.num_heads = std::stoll(a.get("heads", "14"));
+  c.num_kv_heads = std::stoll(a.get("kv-heads", "2"));
+  c.intermediate_size = std::stoll(a.get("intermediate", "4864"));
+  c.vocab_size = std::stoll(a.get("vocab", "151655"));
   c.max_position_embeddings = 32768;
-  const int64_t seq = a.get_int("seq", 512, 1), batch = a.get_int("batch", 1, 1);
-  const int64_t steps = a.get_int("steps", 5, 1), warmup = a.get_int("warmup", 2, 0);
+  const int64_t seq = std::stoll(a.get("seq", "512")), batch = std::stoll(a.get("batch", "1"));
+  const int64_t steps = std::stoll(a.get("steps", "5")), warmup = std::stoll(a.get("warmup", "2"));
   if (what == "model") {
     DecoderLM lm(c, parse_phantom_mode(a.get("phantom", "gate")), 1e-4);
     std::vector<at::Tensor> params;
@@ -170,7 +169,7 @@ int cmd_bench(int argc, char** argv) {
     DecoderLM lm(c, parse_phantom_mode(a.get("phantom", "gate")), 1e-4);
     torch::NoGradGuard ng;
     lm->eval();
-    const int64_t new_tokens = a.get_int("new-tokens", 64, 1);
+    const int64_t new_tokens = std::stoll(a.get("new-tokens", "64"));
     auto prompt = torch::randint(0, c.vocab_size, {batch, seq});
     GenerationConfig gc;
     gc.max_new_tokens = new_tokens;
@@ -202,8 +201,8 @@ int cmd_bench(int argc, char** argv) {
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t t = 0; t < seq; ++t) prompt[b][t] = 10 + (31 * b + 7 * t) % (c.vocab_size - 10);
     GenerationConfig gc;
-    gc.max_new_tokens = a.get_int("new-tokens", 32, 1);
-    gc.num_beams = a.get_int("beams", 3, 1);
+    gc.max_new_tokens = std::stoll(a.get("new-tokens", "32"));
+    gc.num_beams = std::stoll(a.get("beams", "3"));
     GenerationResult res;
     double total = 0;
     for (int64_t s = 0; s < warmup + steps; ++s) {
@@ -241,7 +240,7 @@ int cmd_bench(int argc, char** argv) {
     model->train();
     const std::string precision = a.get("precision", "fp32");
     const auto ac = AutocastState::for_compute(pick_compute_dtype(precision, c10::Device(c10::kCPU)), c10::Device(c10::kCPU));
-    const int64_t answer = a.get_int("answer", 32, 1), rejected = a.get_int("rejected", 1, 1);
+    const int64_t answer = std::stoll(a.get("answer", "32")), rejected = std::stoll(a.get("rejected", "1"));
     const std::string stage = a.get("stage", "step1");
     const bool step1 = what == "po" ? a.get("trainable", "step1") == "step1" : stage == "step1";
     if (what == "train" && stage != "step1" && stage != "step2") throw UsageError("--stage: step1 | step2");
@@ -257,11 +256,7 @@ int cmd_bench(int argc, char** argv) {
     };
     if (what == "po") {
       std::vector<int64_t> prompts;
-      for (auto& s : split(a.get("prompts", "256,1024,1792"), ',')) {
-        int64_t v = 0;
-        if (!util::parse_int(s, v) || v < 1) throw UsageError("--prompts: expected positive integers, got '" + s + "'");
-        prompts.push_back(v);
-      }
+      for (auto& s : split(a.get("prompts", "256,1024,1792"), ',')) prompts.push_back(std::stoll(s));
       std::printf("# decoder hidden %lld, %lld layers, vocab %lld, batch %lld, answers %lld tokens, %lld rejected, "
                   "trainable %s (%lld), %s\n",
                   static_cast<long long>(c.hidden_size), static_cast<long long>(c.num_layers),

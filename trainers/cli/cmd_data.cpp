@@ -14,6 +14,7 @@
 #include "data/images/image.h"
 #include "data/loader.h"
 #include "data/tokenizers/tokenizer.h"
+#include "trainers/cli/flags.h"
 #include "trainers/cli/commands.h"
 #include "phantom/io/hf_config.h"
 #include "phantom/model/runtime.h"
@@ -73,7 +74,7 @@ static int data_bench(const Args& a) {
   lo.prefetch = std::max<int64_t>(1, d.cfg.data.prefetch);
   const int64_t tpt = d.enc->image_tokens().tokens_per_tile;
   data::Loader<data::Batch> loader(train::estimated_lengths(samples, tpt), lo, maker);
-  const int64_t batches = a.get_int("batches", 32, 1);
+  const int64_t batches = int_flag(a, "batches", 32, 1);
   int64_t n = 0, tiles = 0, tokens = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t b = 0; b < batches; ++b) {
@@ -143,7 +144,7 @@ int cmd_data(int argc, char** argv) {
   dc.on_error = "skip";  // collect every problem
   data::SkipCounts skipped;
   auto samples = data::read_annotations(file, dc, skipped, static_cast<uint64_t>(cfg.run.seed));
-  const int64_t show = a.get_int("samples", 3, 0);
+  const int64_t show = int_flag(a, "samples", 3, 0);
   const int32_t ctx = enc.image_tokens().img_context;
   std::map<int64_t, int64_t> histogram;  // bucket upper bound -> count
   int64_t total_tokens = 0, longest = 0, counted = 0;

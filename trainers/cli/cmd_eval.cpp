@@ -8,7 +8,6 @@
 #include <set>
 
 #include "trainers/cli/commands.h"
-#include "phantom/util/parse.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
 #include "trainers/eval/run.h"
@@ -55,10 +54,11 @@ std::vector<std::string> split(const std::string& s, char sep) {
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
-  int64_t n = 0;
-  if (!util::parse_int(v, n) || n < INT32_MIN || n > INT32_MAX)
+  try {
+    return std::stoi(v);
+  } catch (const std::exception&) {
     throw UsageError(std::string("environment variable ") + name + "='" + v + "' is not an integer");
-  return static_cast<int>(n);
+  }
 }
 
 // POPE / ChartQA given as a folder: the split files it holds.
@@ -141,12 +141,12 @@ int cmd_eval(int argc, char** argv) {
 
   eval::RunOptions ro;
   ro.out_dir = a.get("out", (fs::path(a.require("model")) / "eval").string());
-  ro.batch_size = a.get_int("batch-size", 8, 1);
-  ro.num_beams = a.get_int("num-beams", 3, 1, 64);
-  ro.max_new_tokens = a.get_int("max-new-tokens", 0, 0);
-  ro.limit = a.get_int("limit", 0, 0);
-  ro.flush_every = a.get_int("flush-every", 1, 1);
-  ro.shard_timeout_s = a.get_number("shard-timeout", 3600, 0);
+  ro.batch_size = std::stoll(a.get("batch-size", "8"));
+  ro.num_beams = std::stoll(a.get("num-beams", "3"));
+  ro.max_new_tokens = std::stoll(a.get("max-new-tokens", "0"));
+  ro.limit = std::stoll(a.get("limit", "0"));
+  ro.flush_every = std::stoll(a.get("flush-every", "1"));
+  ro.shard_timeout_s = std::stod(a.get("shard-timeout", "3600"));
   ro.judge = a.get("judge");
   ro.rank = rank, ro.world = world;
   if (ro.batch_size < 1 || ro.num_beams < 1 || ro.flush_every < 1 || ro.max_new_tokens < 0 || ro.limit < 0)
@@ -167,7 +167,7 @@ int cmd_eval(int argc, char** argv) {
       throw std::runtime_error(msg);
     }
   }
-  set_threads(a.get_threads());
+  set_threads(std::stoll(a.get("threads", "0")));
   auto l = load_for_inference(a);
   fs::create_directories(ro.out_dir);
 

@@ -11,6 +11,7 @@
 #include "phantom/model/config_checks.h"
 #include "data/tokenizers/tokenizer.h"
 #include "phantom/io/checkpoint.h"
+#include "trainers/cli/flags.h"
 #include "trainers/cli/args.h"
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
@@ -55,19 +56,19 @@ Loaded load_for_inference(const Args& a) {
       *l.tok, data::ChatTemplate::resolve("auto", l.model->cfg.llm.family),
       data::ImageTokens::from_tokenizer(*l.tok, l.model->tokens_per_tile()));
   l.tiles.tile = static_cast<int>(l.model->cfg.vision.image_size);
-  l.tiles.max_num = static_cast<int>(a.get_int("max-tiles", 6, 1, 64));
+  l.tiles.max_num = static_cast<int>(int_flag(a, "max-tiles", 6, 1, 64));
   return l;
 }
 
 GenerationConfig generation_options(const Args& a) {
   GenerationConfig gc;
-  gc.max_new_tokens = a.get_int("max-new-tokens", 128, 0);
-  gc.num_beams = a.get_int("num-beams", 1, 1, 64);
+  gc.max_new_tokens = int_flag(a, "max-new-tokens", 128, 0);
+  gc.num_beams = int_flag(a, "num-beams", 1, 1, 64);
   gc.do_sample = a.has("do-sample");
-  gc.temperature = a.get_number("temperature", 1.0, 0);
-  gc.top_p = a.get_number("top-p", 1.0, 0, 1);
-  gc.top_k = a.get_int("top-k", 0, 0);
-  gc.seed = static_cast<uint64_t>(a.get_int("seed", 0, 0));
+  gc.temperature = number_flag(a, "temperature", 1.0, 0);
+  gc.top_p = number_flag(a, "top-p", 1.0, 0, 1);
+  gc.top_k = int_flag(a, "top-k", 0, 0);
+  gc.seed = static_cast<uint64_t>(int_flag(a, "seed", 0, 0));
   if (std::string p = generation_config_problem(gc); !p.empty()) throw UsageError(p);  // before loading the model
   return gc;
 }
@@ -137,7 +138,7 @@ static int generate_jsonl(const Args& a, Loaded& l, const GenerationConfig& gc) 
     out.open(out_path, std::ios::app);
     if (!out) throw std::runtime_error("cannot write " + out_path);
   }
-  const int64_t bs = a.get_int("batch-size", 8, 1);
+  const int64_t bs = int_flag(a, "batch-size", 8, 1);
   for (size_t b0 = 0; b0 < qs.size(); b0 += static_cast<size_t>(bs)) {
     std::vector<eval::Question> batch;
     for (size_t i = b0; i < std::min(qs.size(), b0 + static_cast<size_t>(bs)); ++i) {
@@ -181,7 +182,7 @@ int cmd_generate(int argc, char** argv) {
   std::vector<std::string> images;
   for (int i = 2; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--image") images.push_back(argv[i + 1]);
-  set_threads(a.get_threads());
+  set_threads(threads_flag(a));
   auto gc = generation_options(a);  // flags checked before the model is loaded
   auto l = load_for_inference(a);
 

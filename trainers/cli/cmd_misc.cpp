@@ -15,7 +15,7 @@ int cmd_info(int argc, char** argv) {
     std::fputs("usage: phantom info [--threads N]\n", stdout);
     return 0;
   }
-  set_threads(a.get_threads());
+  set_threads(std::stoll(a.get("threads", "0")));
   std::fputs(runtime_report().c_str(), stdout);
   return 0;
 }
@@ -47,7 +47,7 @@ int cmd_convert(int argc, char** argv) {
   }
   if (!a.positional.empty()) throw UsageError("unexpected argument '" + a.positional[0] + "'");
   if (!a.overrides.empty()) throw UsageError("unexpected argument '" + a.overrides[0] + "'");
-  set_threads(a.get_threads());
+  set_threads(std::stoll(a.get("threads", "0")));
   train::MergeOptions o;
   o.checkpoint = a.require("checkpoint");
   o.out = a.require("out");

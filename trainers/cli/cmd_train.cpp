@@ -6,6 +6,7 @@
 #include "phantom/io/hf_config.h"
 #include "phantom/util/files.h"
 
+#include "trainers/cli/flags.h"
 #include "trainers/cli/args.h"
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
@@ -63,7 +64,7 @@ int cmd_train(int argc, char** argv) {
   const auto launch = train::launch_env();
   const bool rank0 = !launch || launch->rank == 0;
   if (launch && launch->world > 1) log::init(launch->rank, launch->world, !rank0);
-  const int64_t max_steps = a.get_int("max-steps", 0, 0);
+  const int64_t max_steps = int_flag(a, "max-steps", 0, 0);
   train::RunConfig cfg = train::load_run_config(path, a.overrides);
   check_run_paths(cfg);  // before the run directory exists: a typo leaves nothing behind
   const std::string resolved = train::resolved_yaml(cfg, path, a.overrides);
