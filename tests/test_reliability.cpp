@@ -157,11 +157,10 @@ TEST_CASE("reliability: model configs are validated before any module is built",
   CHECK_THAT(problem([](ModelConfig& x) { x.llm.num_layers = -2; }), Contains("llm.num_layers (-2)"));
   CHECK_THAT(problem([](ModelConfig& x) { x.llm.num_heads = 3; }), Contains("multiple of llm.num_heads (3)"));
   CHECK_THAT(problem([](ModelConfig& x) { x.downsample_ratio = 0.3; }), Contains("whole cells"));
-  // the constructors refuse too (no SIGFPE from head_dim())
-  ModelConfig bad = test::tiny_vlm_config();
-  bad.llm.num_heads = 0;
-  CHECK_THROWS_WITH(PhantomModel(bad), Contains("llm.num_heads (0)"));
-  CHECK_THROWS_WITH(DecoderLM(bad.llm, PhantomMode::gate, 0.1), Contains("llm.num_heads (0)"));
+  // the YAML path: run_config's validation
+  test::TempDir y;
+  CHECK_THROWS_WITH(train::load_run_config(y.file("m.yaml", "model:\n  llm:\n    num_layers: 5000\n"), {}),
+                    Contains("config error: model.llm.num_layers (5000) must be in [1, 1024]"));
   // HF config.json: the key as the file spells it
   test::TempDir t;
   auto hf = [&](const std::string& llm) {

@@ -1,6 +1,5 @@
-// Checks of a model config and a generation config before anything is built or run from them. A zero head count
-// would divide by zero (SIGFPE), a negative layer count size a vector, sampling at temperature 0 divide the logits
-// by zero: each is a one-line problem here instead. docs/reliability.md.
+// Checks of a model config before any module is built from it: a zero head count would divide by zero (SIGFPE), a
+// negative layer count size a vector; each is a one-line problem here instead. docs/reliability.md.
 #pragma once
 
 #include <string>
@@ -8,8 +7,6 @@
 #include "phantom/model/model_config.h"
 
 namespace phantom {
-
-struct GenerationConfig;  // phantom/model/generate.h
 
 // "" or one problem in the YAML key names ("llm.num_heads (0) must be in [1, 4096]"): every size in range (the
 // bounds are far above every released Phantom/InternVL model), heads dividing widths, an even head dimension,
@@ -19,8 +16,5 @@ std::string llm_config_problem(const LlmConfig& c);  // the decoder's part (for 
 // Throws config::ConfigError(prefix + problem) (prefix e.g. "config error: model.").
 void validate_model_config(const ModelConfig& c, const std::string& prefix);
 
-// "" or what is wrong with a generation config, in the CLI's flag names (--temperature, --top-p, ...).
-// Defined in generate.cpp, which calls it first.
-std::string generation_config_problem(const GenerationConfig& cfg);
 
 }  // namespace phantom

@@ -1,5 +1,4 @@
 #include "phantom/model/decoder.h"
-#include "phantom/model/config_checks.h"
 
 #include <functional>
 
@@ -63,14 +62,7 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
 
 }  // namespace
 
-// Checked before the first member is built from it (head_dim() divides by num_heads).
-static const LlmConfig& checked(const LlmConfig& c) {
-  if (std::string p = llm_config_problem(c); !p.empty()) throw config::ConfigError("invalid model config: " + p);
-  return c;
-}
-
-DecoderLMImpl::DecoderLMImpl(const LlmConfig& c, PhantomMode m, double eta)
-    : cfg(checked(c)), mode(m), rope(c, c.head_dim()) {
+DecoderLMImpl::DecoderLMImpl(const LlmConfig& c, PhantomMode m, double eta) : cfg(c), mode(m), rope(c, c.head_dim()) {
   body = register_module("model", std::make_shared<torch::nn::Module>());
   embed_tokens = body->register_module("embed_tokens", torch::nn::Embedding(cfg.vocab_size, cfg.hidden_size));
   layers = body->register_module("layers", torch::nn::ModuleList());

@@ -1,5 +1,4 @@
 #include "phantom/model/model.h"
-#include "phantom/model/config_checks.h"
 
 #include <set>
 
@@ -15,7 +14,6 @@ ProjectorImpl::ProjectorImpl(int64_t in, int64_t out) {
 at::Tensor ProjectorImpl::forward(const at::Tensor& x) { return fc2(exact_gelu(fc1(ln(x)))); }
 
 PhantomModelImpl::PhantomModelImpl(const ModelConfig& c) : cfg(c) {
-  validate_model_config(cfg, "invalid model config: ");  // before any module is sized from it
   vision_model = register_module("vision_model", VisionModel(cfg.vision));
   const int64_t r = static_cast<int64_t>(std::lround(1.0 / cfg.downsample_ratio));
   vision_proj = register_module("vision_proj", Projector(cfg.vision.hidden_size * r * r, cfg.llm.hidden_size));

@@ -1,5 +1,6 @@
 // phantom generate --model DIR --image PATH --prompt "..."   (streams the answer)
 // phantom generate --model DIR --input questions.jsonl        ({"id", "image", "prompt"} per line)
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -8,7 +9,6 @@
 #include <set>
 
 #include "data/images/image.h"
-#include "phantom/model/config_checks.h"
 #include "data/tokenizers/tokenizer.h"
 #include "phantom/io/checkpoint.h"
 #include "trainers/cli/flags.h"
@@ -58,6 +58,22 @@ Loaded load_for_inference(const Args& a) {
   l.tiles.tile = static_cast<int>(l.model->cfg.vision.image_size);
   l.tiles.max_num = static_cast<int>(int_flag(a, "max-tiles", 6, 1, 64));
   return l;
+}
+
+// "" or what is wrong with the generation flags: sampling at temperature 0 divides the logits by zero (torch then
+// reports "probability tensor contains either inf, nan..."), top_p outside (0, 1], ...
+static std::string generation_config_problem(const GenerationConfig& c) {
+  if (c.max_new_tokens < 1) return "--max-new-tokens must be positive";
+  if (c.min_new_tokens < 0) return "min_new_tokens must be >= 0";
+  if (c.num_beams < 1) return "--num-beams must be >= 1";
+  if (c.top_k < 0) return "--top-k must be >= 0 (0: off)";
+  if (!(c.top_p > 0 && c.top_p <= 1)) return "--top-p must be in (0, 1] (1: off)";
+  if (!std::isfinite(c.temperature) || c.temperature < 0) return "--temperature must be a non-negative number";
+  if (c.do_sample && c.temperature == 0)
+    return "--do-sample with --temperature 0 divides the logits by zero; for deterministic output drop --do-sample "
+           "(greedy decoding), or use a temperature > 0";
+  if (c.do_sample && c.num_beams > 1) return "--do-sample and --num-beams > 1 cannot be combined";
+  return "";
 }
 
 GenerationConfig generation_options(const Args& a) {
