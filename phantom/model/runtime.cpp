@@ -1,20 +1,19 @@
 #include "phantom/model/runtime.h"
 
-#include <stdexcept>
-#include <thread>
+#include <sys/resource.h>
 
-#include "phantom/util/threads.h"
+#include <thread>
 
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
+#ifdef PHANTOM_HAS_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 
 namespace phantom {
 
 int set_threads(int64_t threads) {
-  // Callers check their key (run.threads, --threads) first; this is the last line of defence.
-  if (const std::string problem = util::threads_problem(threads, "threads"); !problem.empty())
-    throw std::invalid_argument(problem);
   int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency());
   if (n < 1) n = 1;
   torch::set_num_threads(n);
@@ -86,6 +85,20 @@ std::string runtime_report() {
        std::to_string(torch::cuda::device_count()) + " device(s) visible\n";
   s += "  intra-op threads: " + std::to_string(torch::get_num_threads()) + "\n";
   return s;
+}
+
+double peak_memory_gb(const c10::Device& device) {
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+#ifdef PHANTOM_HAS_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return static_cast<double>(stats.allocated_bytes[0].peak) / kGiB;  // [0]: StatType::AGGREGATE
+  }
+#endif
+  (void)device;
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) * 1024.0 / kGiB;  // ru_maxrss is in KiB on Linux
 }
 
 }  // namespace phantom

@@ -72,7 +72,8 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, torch
     write_checkpoint_tensors((tmp / "rng.safetensors").string(), {{"cpu", rng}});
     json j = {{"stage", st.stage},           {"stage_step", st.stage_step}, {"global_step", st.global_step},
               {"stage_total", st.stage_total}, {"stage_done", st.stage_done},
-              {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}}}};
+              {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}, {"global_batch", st.global_batch},
+                        {"grad_accum", st.grad_accum}}}};
     if (!st.ref_identity.empty()) j["ref_identity"] = st.ref_identity;
     util::write_file_atomic((tmp / "config.yaml").string(), resolved_config);
     util::write_file_atomic((tmp / "state.json").string(), j.dump(2) + "\n");  // written last: marks completeness
@@ -150,6 +151,9 @@ TrainState read_train_state(const std::string& dir) {
   const json& d = field(j, "data", "data");
   st.data.epoch = integer(d, "epoch", "data.epoch");
   st.data.batch = integer(d, "batch", "data.batch");
+  // Written since the batch geometry is checked on resume; absent (0) in older checkpoints.
+  st.global_batch = d.contains("global_batch") ? integer(d, "global_batch", "data.global_batch") : 0;
+  st.grad_accum = d.contains("grad_accum") ? integer(d, "grad_accum", "data.grad_accum") : 0;
   if (j.contains("ref_identity")) {
     if (!j["ref_identity"].is_string())
       throw std::runtime_error(path.string() + ": field 'ref_identity' must be a string, got " + j["ref_identity"].dump());
@@ -169,7 +173,9 @@ void load_checkpoint_model(const std::string& dir, torch::nn::Module& model) {
 
 void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& opt) {
   const auto p = fs::path(dir) / "optimizer.pt";
-  if (!fs::exists(p)) return;
+  if (!fs::exists(p))
+    throw std::runtime_error(p.string() + " is missing: this checkpoint cannot resume its stage exactly (a fresh AdamW "
+                             "would silently change the run); resume from another checkpoint");
   try {
     torch::load(opt, p.string());
   } catch (const std::exception& e) {  // miniz / unpickler messages name neither the file nor the remedy
