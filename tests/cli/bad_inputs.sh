@@ -175,11 +175,11 @@ cp -r "$work/runs/good" "$work/runs/trunc"; cp -r "$work/runs/good" "$work/runs/
 tck="$work/runs/trunc/checkpoints/$(basename "$ck")"
 truncate -s $(( $(stat -c %s "$tck/optimizer.pt") / 2 )) "$tck/optimizer.pt"
 run_case "truncated optimizer.pt" 1 "trunc/checkpoints/step-[0-9]+/optimizer\.pt: cannot read the optimizer state" \
-  'runs/trunc( |/(config\.yaml|metrics\.jsonl|tb))' "$PHANTOM" "${train[@]}" run.name=trunc --resume
+  'runs/trunc( |/(config\.yaml|metrics\.jsonl|tb|\.lock))' "$PHANTOM" "${train[@]}" run.name=trunc --resume
 sck="$work/runs/state/checkpoints/$(basename "$ck")"
 sed -i 's/"stage": 0/"stage": "zero"/' "$sck/state.json"
 run_case "state.json of the wrong type" 1 "state/checkpoints/step-[0-9]+/state\.json: field 'stage' must be a non-negative integer, got \"zero\"" \
-  'runs/state( |/(config\.yaml|metrics\.jsonl|tb))' "$PHANTOM" "${train[@]}" run.name=state --resume
+  'runs/state( |/(config\.yaml|metrics\.jsonl|tb|\.lock))' "$PHANTOM" "${train[@]}" run.name=state --resume
 
 echo "$cases cases"
 exit $fail
