@@ -138,15 +138,16 @@ comp = zlib.compressobj(9); data = b"".join(comp.compress(row) for _ in range(20
 open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
 PY
 q() { printf '{"id": "%s", "image": "%s", "question": "<image> What is it?", "chosen": "A shoe.", "rejected": "A bag."}\n' "$1" "$2"; }
-{ q ok1 images/train/00000.png; q fifo fifo.png; q loop loop1.png; q bomb bomb.png
-  for i in 1 2 3 4 5; do q "ok$i" "images/train/0000$i.png"; done; } >"$work/imgs.jsonl"
+mapfile -t good < <(grep -o '"images/train/[0-9]*\.png"' "$D/train.jsonl" | tr -d '"' | head -7)
+{ q ok0 "${good[0]}"; q fifo fifo.png; q loop loop1.png; q bomb bomb.png
+  for i in 1 2 3 4 5 6; do q "ok$i" "${good[$i]}"; done; } >"$work/imgs.jsonl"
 run_case "data check: FIFO image named, not a hang" 1 "imgs\.jsonl:2: unreadable image \(.*fifo\.png: is a FIFO" - \
   "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
 run_case "data check: symlink loop named" 1 "imgs\.jsonl:3: unreadable image \(.*loop1\.png: symlink loop" - \
   "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
 run_case "data check: decompression bomb refused" 1 "imgs\.jsonl:4.*bomb\.png: image too large: 20000x20000 = 400000000 pixels, over the limit of 89478485" - \
   "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
-run_case "PHANTOM_MAX_IMAGE_PIXELS sets the cap" 1 "imgs\.jsonl:1.*00000\.png: image too large: 28x28 = 784 pixels, over the limit of 500" - \
+run_case "PHANTOM_MAX_IMAGE_PIXELS sets the cap" 1 "imgs\.jsonl:1.*$(basename "${good[0]}"): image too large: 28x28 = 784 pixels, over the limit of 500" - \
   env PHANTOM_MAX_IMAGE_PIXELS=500 "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
 run_case "PHANTOM_MAX_IMAGE_PIXELS malformed" 1 "PHANTOM_MAX_IMAGE_PIXELS='1e6': expected a non-negative decimal integer" - \
   env PHANTOM_MAX_IMAGE_PIXELS=1e6 "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
