@@ -10,7 +10,7 @@ work="$tmp/work"; mkdir -p "$work"
 fail=0 cases=0
 
 snapshot() {  # every path under $work with size and mtime, minus those matching the allowed regex $1
-  (cd "$work" && find . -printf '%p %s %T@\n' | sort | grep -Ev "^\./($1)" || true)
+  (cd "$work" && find . -mindepth 1 -printf '%p %s %T@\n' | sort | grep -Ev "^\./($1)" || true)
 }
 
 # run_case <name> <rc> <regex> <allowed-change regex, or '-'> <command...>
@@ -19,10 +19,10 @@ run_case() {
   [ "$allow" = "-" ] && allow='$^'
   cases=$((cases + 1))
   snapshot "$allow" >"$tmp/before"
-  timeout 120 "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  timeout 600 "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
   snapshot "$allow" >"$tmp/after"
   local problem=""
-  [ "$rc" = 124 ] && problem="hung (killed after 120 s)"
+  [ "$rc" = 124 ] && problem="hung (killed after 600 s)"
   [ -z "$problem" ] && [ "$rc" != "$want" ] && problem="exit code $rc, expected $want"
   [ -z "$problem" ] && ! grep -Eq -- "$re" "$tmp/err" "$tmp/out" && problem="message does not match /$re/"
   [ -z "$problem" ] && grep -Eq "Segmentation|Floating point|Aborted|terminate called|c10::Error|stack trace" \
