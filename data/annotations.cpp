@@ -7,6 +7,8 @@
 #include <random>
 #include <sstream>
 
+#include "phantom/util/files.h"
+
 namespace phantom::data {
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -33,11 +35,11 @@ DataError::DataError(const std::string& w, const std::string& r, const std::stri
       reason(r) {}
 
 static std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open annotation file " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  try {
+    return util::read_regular_file(path);  // a FIFO or a directory is an error, never a hang
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("cannot read annotation file ") + e.what());
+  }
 }
 
 std::vector<JsonSpan> split_json_array(const std::string& text, const std::string& file) {
@@ -50,14 +52,26 @@ std::vector<JsonSpan> split_json_array(const std::string& text, const std::strin
   skip_ws();
   if (i >= text.size() || text[i] != '[') throw std::runtime_error(file + ":" + std::to_string(line) + ": expected a JSON array");
   ++i;
+  auto fail = [&](const std::string& what) { throw std::runtime_error(file + ":" + std::to_string(line) + ": " + what); };
+  // Elements separated by exactly one comma: a trailing comma ("[{...},]"), a missing one ("{...} {...}") or a
+  // doubled one are errors, as for any JSON parser (the elements are parsed one by one, so this is checked here).
+  bool expect_element = true;
   while (true) {
     skip_ws();
-    if (i >= text.size()) throw std::runtime_error(file + ":" + std::to_string(line) + ": unterminated JSON array");
-    if (text[i] == ']') break;
+    if (i >= text.size()) fail("unterminated JSON array (no closing ']')");
+    if (text[i] == ']') {
+      if (expect_element && !spans.empty()) fail("trailing comma before ']'");
+      ++i;
+      break;
+    }
     if (text[i] == ',') {
+      if (expect_element) fail(spans.empty() ? "comma before the first element" : "two commas in a row");
+      expect_element = true;
       ++i;
       continue;
     }
+    if (!expect_element) fail("missing comma between array elements");
+    expect_element = false;
     JsonSpan s{i, i, line};
     int depth = 0;
     bool in_str = false;
@@ -80,9 +94,12 @@ std::vector<JsonSpan> split_json_array(const std::string& text, const std::strin
         break;
       }
     }
+    if (i > text.size()) i = text.size();  // a trailing backslash inside a string stepped past the end
     s.end = i;
     spans.push_back(s);
   }
+  skip_ws();
+  if (i < text.size()) fail("unexpected text after the closing ']'");
   return spans;
 }
 
@@ -140,7 +157,9 @@ Sample parse_sample(const json& j, const std::string& where, const Ctx& ctx) {
     }
     for (auto& r : rel) {
       fs::path p = fs::path(r).is_absolute() || ctx.image_root.empty() ? fs::path(r) : fs::path(ctx.image_root) / r;
-      if (!fs::exists(p)) throw DataError(where, "missing image", p.string());
+      const std::string problem = util::file_problem(p.string());
+      if (problem == "not found") throw DataError(where, "missing image", p.string());
+      if (!problem.empty()) throw DataError(where, "unreadable image", p.string() + ": " + problem);
       s.images.push_back(p.string());
     }
   }
@@ -167,7 +186,10 @@ Sample parse_sample(const json& j, const std::string& where, const Ctx& ctx) {
     if (it == j.end() || !it->is_array()) throw DataError(where, "missing field", "'" + f.conversations + "'");
     for (auto& t : *it) {
       if (!t.is_object()) throw DataError(where, "malformed turn", "turns must be objects");
-      std::string role = t.contains("from") ? t["from"].get<std::string>() : t.value("role", "");
+      const auto role_it = t.contains("from") ? t.find("from") : t.find("role");
+      if (role_it != t.end() && !role_it->is_string())
+        throw DataError(where, "malformed turn", "'" + role_it.key() + "' must be a string, got " + role_it->dump());
+      const std::string role = role_it == t.end() ? "" : role_it->get<std::string>();
       Turn turn;
       if (role == "human" || role == "user") turn.from_user = true;
       else if (role == "gpt" || role == "assistant") turn.from_user = false;
@@ -193,6 +215,16 @@ Sample parse_sample(const json& j, const std::string& where, const Ctx& ctx) {
   return s;
 }
 
+// Any JSON access the checks above did not foresee still becomes a DataError with file:line, never a bare
+// "[json.exception.type_error.302]".
+Sample parse_checked(const json& j, const std::string& where, const Ctx& ctx) {
+  try {
+    return parse_sample(j, where, ctx);
+  } catch (const json::exception& e) {
+    throw DataError(where, "malformed sample", e.what());
+  }
+}
+
 void read_file_into(const std::string& path, Ctx& ctx, std::vector<Sample>& out) {
   const std::string text = read_text(path);
   size_t first = text.find_first_not_of(" \t\r\n");
@@ -213,7 +245,7 @@ void read_file_into(const std::string& path, Ctx& ctx, std::vector<Sample>& out)
         } catch (const json::parse_error& e) {
           throw DataError(where, "malformed JSON", e.what());
         }
-        out.push_back(parse_sample(j, where, ctx));
+        out.push_back(parse_checked(j, where, ctx));
       });
     }
     return;
@@ -232,7 +264,7 @@ void read_file_into(const std::string& path, Ctx& ctx, std::vector<Sample>& out)
       } catch (const json::parse_error& e) {
         throw DataError(where, "malformed JSON", e.what());
       }
-      out.push_back(parse_sample(j, where, ctx));
+      out.push_back(parse_checked(j, where, ctx));
     });
   }
 }
@@ -241,7 +273,8 @@ void read_file_into(const std::string& path, Ctx& ctx, std::vector<Sample>& out)
 
 std::vector<Sample> read_annotations(const std::string& path, const DataConfig& cfg, SkipCounts& skipped,
                                      uint64_t seed) {
-  if (!fs::exists(path)) throw std::runtime_error("annotation file not found: " + path);
+  if (const std::string problem = util::file_problem(path); !problem.empty())
+    throw std::runtime_error("annotation file " + path + ": " + problem);
   std::vector<Sample> out;
   if (cfg.format != "internvl_meta") {
     Ctx ctx{cfg, skipped, cfg.image_root};
@@ -260,14 +293,26 @@ std::vector<Sample> read_annotations(const std::string& path, const DataConfig& 
   sub.format = "conversations";
   const fs::path base = fs::path(path).parent_path();
   for (auto& [name, d] : meta.items()) {
+    const std::string here = path + ": dataset '" + name + "'";
     if (!d.is_object() || !d.contains("annotation"))
-      throw std::runtime_error(path + ": dataset '" + name + "' needs an 'annotation' file");
+      throw std::runtime_error(here + " needs an 'annotation' file");
+    auto text = [&](const char* key) {
+      const json& v = d[key];
+      if (!v.is_string()) throw std::runtime_error(here + ": '" + key + "' must be a path string, got " + v.dump());
+      return v.get<std::string>();
+    };
     auto resolve = [&](const std::string& p) { return fs::path(p).is_absolute() ? p : (base / p).string(); };
-    Ctx ctx{sub, skipped, d.contains("root") ? resolve(d["root"].get<std::string>()) : cfg.image_root};
+    Ctx ctx{sub, skipped, d.contains("root") ? resolve(text("root")) : cfg.image_root};
+    double repeat = 1.0;
+    if (d.contains("repeat_time")) {
+      if (!d["repeat_time"].is_number())
+        throw std::runtime_error(here + ": 'repeat_time' must be a number, got " + d["repeat_time"].dump());
+      repeat = d["repeat_time"].get<double>();
+    }
+    if (!(repeat > 0) || repeat > 1e6)
+      throw std::runtime_error(here + ": 'repeat_time' must be in (0, 1e6]");
     std::vector<Sample> part;
-    read_file_into(resolve(d["annotation"].get<std::string>()), ctx, part);
-    const double repeat = d.value("repeat_time", 1.0);
-    if (repeat <= 0) throw std::runtime_error(path + ": dataset '" + name + "': repeat_time must be positive");
+    read_file_into(resolve(text("annotation")), ctx, part);
     // Whole repeats, then a seeded subset for the fractional part (InternVL samples a fraction the same way).
     const auto whole = static_cast<int64_t>(repeat);
     for (int64_t r = 0; r < whole; ++r) out.insert(out.end(), part.begin(), part.end());

@@ -1,5 +1,7 @@
 // Decoding to 8-bit RGB with OpenCV, converted the way PIL's `Image.open(p).convert('RGB')` converts.
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +13,9 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "data/images/image.h"
+#include "data/images/image_limits.h"
+#include "phantom/util/files.h"
+#include "phantom/util/parse.h"
 
 namespace phantom::data {
 namespace {
@@ -48,13 +53,99 @@ bool png_lacks_iend(const uint8_t* d, size_t n) {
   return n >= 8 && std::memcmp(d, kPngSignature, 8) == 0 && (n < 12 || std::memcmp(d + n - 12, kPngIend, 12) != 0);
 }
 
+// Width and height from the header, without decoding: PNG (IHDR), JPEG (the first SOFn), GIF, BMP, WebP
+// (VP8, VP8L, VP8X). False when the format is none of these or the header is cut short; the pixel cap is then
+// checked after decoding instead.
+uint32_t be16(const uint8_t* p) { return (uint32_t(p[0]) << 8) | p[1]; }
+uint32_t be32(const uint8_t* p) { return (be16(p) << 16) | be16(p + 2); }
+uint32_t le16(const uint8_t* p) { return (uint32_t(p[1]) << 8) | p[0]; }
+uint32_t le24(const uint8_t* p) { return le16(p) | (uint32_t(p[2]) << 16); }
+uint32_t le32(const uint8_t* p) { return le16(p) | (le16(p + 2) << 16); }
+
+bool header_size(const uint8_t* d, size_t n, uint64_t& w, uint64_t& h) {
+  if (n >= 24 && std::memcmp(d, kPngSignature, 8) == 0 && std::memcmp(d + 12, "IHDR", 4) == 0) {
+    w = be32(d + 16), h = be32(d + 20);
+    return true;
+  }
+  if (n >= 4 && d[0] == 0xFF && d[1] == 0xD8) {
+    size_t i = 2;
+    while (i + 9 < n) {
+      if (d[i] != 0xFF) return false;
+      const uint8_t m = d[i + 1];
+      if (m == 0xFF) { ++i; continue; }
+      if (m == 0x01 || (m >= 0xD0 && m <= 0xD9)) { i += 2; continue; }
+      if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {  // SOFn: P, Y, X
+        h = be16(d + i + 5), w = be16(d + i + 7);
+        return true;
+      }
+      i += 2 + be16(d + i + 2);
+    }
+    return false;
+  }
+  if (n >= 10 && (std::memcmp(d, "GIF87a", 6) == 0 || std::memcmp(d, "GIF89a", 6) == 0)) {
+    w = le16(d + 6), h = le16(d + 8);
+    return true;
+  }
+  if (n >= 26 && d[0] == 'B' && d[1] == 'M') {
+    const int32_t bw = static_cast<int32_t>(le32(d + 18)), bh = static_cast<int32_t>(le32(d + 22));
+    w = static_cast<uint64_t>(bw < 0 ? -int64_t(bw) : bw), h = static_cast<uint64_t>(bh < 0 ? -int64_t(bh) : bh);
+    return true;
+  }
+  if (n >= 30 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) {
+    if (std::memcmp(d + 12, "VP8X", 4) == 0) {
+      w = le24(d + 24) + 1, h = le24(d + 27) + 1;
+      return true;
+    }
+    if (std::memcmp(d + 12, "VP8L", 4) == 0 && n >= 25) {
+      const uint32_t bits = le32(d + 21);
+      w = (bits & 0x3FFF) + 1, h = ((bits >> 14) & 0x3FFF) + 1;
+      return true;
+    }
+    if (std::memcmp(d + 12, "VP8 ", 4) == 0) {
+      w = le16(d + 26) & 0x3FFF, h = le16(d + 28) & 0x3FFF;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::atomic<int64_t> g_max_pixels{-1};  // -1: not decided yet (environment, then default)
+
+void check_pixels(const std::string& name, uint64_t w, uint64_t h) {
+  const int64_t cap = max_image_pixels();
+  if (cap > 0 && w * h > static_cast<uint64_t>(cap))
+    fail(name, "image too large: " + std::to_string(w) + "x" + std::to_string(h) + " = " + std::to_string(w * h) +
+                   " pixels, over the limit of " + std::to_string(cap) +
+                   " (a decompression bomb?); raise PHANTOM_MAX_IMAGE_PIXELS if the image is genuine");
+}
+
 }  // namespace
+
+void set_max_image_pixels(int64_t n) { g_max_pixels.store(n); }
+
+int64_t max_image_pixels() {
+  int64_t n = g_max_pixels.load();
+  if (n >= 0) return n;
+  n = kDefaultMaxImagePixels;
+  if (const char* env = std::getenv("PHANTOM_MAX_IMAGE_PIXELS"); env && *env) {
+    int64_t v = 0;
+    if (!util::parse_int(env, v) || v < 0)
+      throw std::runtime_error(std::string("PHANTOM_MAX_IMAGE_PIXELS='") + env +
+                               "': expected a non-negative decimal integer (0: no limit)");
+    n = v;
+  }
+  g_max_pixels.store(n);
+  return n;
+}
 
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name) {
   if (size == 0) fail(name, "empty image file (0 bytes)");
   if (size > size_t(std::numeric_limits<int>::max())) fail(name, "image file too large (over 2 GiB)");
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF && !jpeg_is_complete(data, size))
     fail(name, "truncated JPEG (no end-of-image marker)");
+
+  // Decompression bombs: a 1 MB PNG can declare 20000x20000 pixels (1.2 GB decoded). Refuse from the header.
+  if (uint64_t w = 0, h = 0; header_size(data, size, w, h)) check_pixels(name, w, h);
 
   std::vector<uint8_t> patched;
   if (png_lacks_iend(data, size)) {  // append the IEND chunk (a PNG cut inside its pixel data still fails)
@@ -75,6 +166,7 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name)
     fail(name, "cannot decode image (" + why + ")");
   }
   if (m.empty()) fail(name, "cannot decode image (corrupt, truncated, or not JPEG/PNG/WebP/BMP)");
+  check_pixels(name, uint64_t(m.cols), uint64_t(m.rows));  // formats whose header we do not read
 
   // 16-bit samples: keep the high byte, as PIL does for 16-bit RGB(A) PNGs. (PIL clips 16-bit grayscale to 255
   // instead, which whitens nearly every pixel; we deliberately do not copy that, see docs/images.md.)
@@ -108,15 +200,15 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name)
 }
 
 RgbImage load_image(const std::string& path) {
-  if (std::filesystem::is_directory(path)) fail(path, "is a directory, not an image file");
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) fail(path, std::string("cannot open image file (") + std::strerror(errno) + ")");
-  std::streamsize n = f.tellg();
-  if (n < 0) fail(path, "cannot read image file");
-  std::vector<uint8_t> bytes(static_cast<size_t>(n));
-  f.seekg(0);
-  if (n > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), n)) fail(path, "cannot read image file");
-  return decode_image(bytes.data(), bytes.size(), path);
+  std::string bytes;
+  try {
+    bytes = util::read_regular_file(path, uint64_t(std::numeric_limits<int>::max()));  // never blocks on a FIFO
+  } catch (const std::runtime_error& e) {
+    std::string why = e.what();
+    if (why.rfind(path + ": ", 0) == 0) why = why.substr(path.size() + 2);
+    fail(path, why);
+  }
+  return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
 }
 
 }  // namespace phantom::data

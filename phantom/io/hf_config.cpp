@@ -1,37 +1,98 @@
 #include "phantom/io/hf_config.h"
+#include "phantom/model/config_checks.h"
 
 #include <filesystem>
 #include <algorithm>
+#include <cmath>
 #include <fstream>
+
+#include "phantom/util/files.h"
 
 namespace phantom {
 using nlohmann::json;
 
 namespace {
 
+// Typed reads that name the file and key on a wrong type (nlohmann's own message names neither).
+[[noreturn]] void wrong_type(const std::string& where, const char* key, const char* expected, const json& v) {
+  std::string shown = v.dump();
+  if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
+  throw std::runtime_error(where + ": key '" + key + "' must be " + expected + ", got " + shown);
+}
+
+void convert(const json& v, int64_t& out, const std::string& where, const char* key) {
+  if (v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))) {
+    out = v.get<int64_t>();
+  } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::abs(v.get<double>()) < 9e18) {
+    out = static_cast<int64_t>(v.get<double>());
+  } else {
+    wrong_type(where, key, "an integer", v);
+  }
+}
+void convert(const json& v, double& out, const std::string& where, const char* key) {
+  if (!v.is_number()) wrong_type(where, key, "a number", v);
+  out = v.get<double>();
+}
+void convert(const json& v, bool& out, const std::string& where, const char* key) {
+  if (!v.is_boolean()) wrong_type(where, key, "true or false", v);
+  out = v.get<bool>();
+}
+void convert(const json& v, std::string& out, const std::string& where, const char* key) {
+  if (!v.is_string()) wrong_type(where, key, "a string", v);
+  out = v.get<std::string>();
+}
+void convert(const json& v, std::vector<double>& out, const std::string& where, const char* key) {
+  if (!v.is_array()) wrong_type(where, key, "a list of numbers", v);
+  out.clear();
+  for (auto& x : v) {
+    if (!x.is_number()) wrong_type(where, key, "a list of numbers", v);
+    out.push_back(x.get<double>());
+  }
+}
+void convert(const json& v, json& out, const std::string& where, const char* key) {
+  if (!v.is_object()) wrong_type(where, key, "an object", v);
+  out = v;
+}
+
 template <class T>
-T get(const json& j, const char* key, const T& fallback) {
+T get(const json& j, const char* key, const T& fallback, const std::string& where) {
+  if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object");
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
-  return it->get<T>();
+  T out{};
+  convert(*it, out, where, key);
+  return out;
 }
 
 template <class T>
 T require(const json& j, const char* key, const std::string& where) {
+  if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object");
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) throw std::runtime_error(where + ": missing key '" + key + "'");
-  try {
-    return it->get<T>();
-  } catch (const json::exception&) {
-    throw std::runtime_error(where + ": key '" + key + "' has the wrong type: " + it->dump());
-  }
+  T out{};
+  convert(*it, out, where, key);
+  return out;
+}
+
+// A size read from config.json: a zero or negative count is a clear error here, with the file's own key name,
+// instead of a division by zero (SIGFPE) or a vector sized negative when the modules are built.
+int64_t require_count(const json& j, const char* key, const std::string& where) {
+  const auto v = require<int64_t>(j, key, where);
+  if (v < 1) throw std::runtime_error(where + ": key '" + key + "' must be >= 1, got " + std::to_string(v));
+  return v;
+}
+
+// A size that defaulted or was read: >= 1, or an error with the file's key name (checked before any division).
+int64_t positive(int64_t v, const char* key, const std::string& where) {
+  if (v < 1) throw std::runtime_error(where + ": key '" + key + "' must be >= 1, got " + std::to_string(v));
+  return v;
 }
 
 std::string family_of(const json& j, const std::string& where) {
   std::string arch;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty())
-    arch = j["architectures"][0].get<std::string>();
-  const std::string type = get<std::string>(j, "model_type", "");
+    arch = j["architectures"][0].is_string() ? j["architectures"][0].get<std::string>() : j["architectures"][0].dump();
+  const std::string type = get<std::string>(j, "model_type", "", where);
   if (arch.find("Qwen2") != std::string::npos || type == "qwen2") return "qwen2";
   if (arch.find("InternLM2") != std::string::npos || type == "internlm2") return "internlm2";
   if (arch.find("Phi3") != std::string::npos || type == "phi3") return "phi3";
@@ -43,21 +104,23 @@ std::string family_of(const json& j, const std::string& where) {
 
 
 // eos_token_id: an int, a list of ints or absent.
-std::vector<int64_t> eos_ids(const json& j) {
+std::vector<int64_t> eos_ids(const json& j, const std::string& where) {
   auto it = j.find("eos_token_id");
   if (it == j.end() || it->is_null()) return {};
-  if (it->is_array()) return it->get<std::vector<int64_t>>();
-  return {it->get<int64_t>()};
+  std::vector<int64_t> ids;
+  for (const auto& v : it->is_array() ? *it : json::array({*it})) ids.push_back(0), convert(v, ids.back(), where, "eos_token_id");
+  return ids;
 }
 
 // image_size / patch_size: an int (InternVisionConfig) or [h, w] (InternVLVisionConfig, square only).
 int64_t side(const json& v, const char* key, int64_t fallback, const std::string& where) {
   auto it = v.find(key);
   if (it == v.end() || it->is_null()) return fallback;
-  if (!it->is_array()) return it->get<int64_t>();
+  int64_t out = 0;
+  if (!it->is_array()) return convert(*it, out, where, key), out;
   if (it->size() != 2 || (*it)[0] != (*it)[1])
     throw std::runtime_error(where + ": " + key + " " + it->dump() + ": only square sizes are supported");
-  return (*it)[0].get<int64_t>();
+  return convert((*it)[0], out, where, key), out;
 }
 
 }  // namespace
@@ -65,33 +128,33 @@ int64_t side(const json& v, const char* key, int64_t fallback, const std::string
 // InternVisionConfig (remote code) or InternVLVisionConfig (transformers-native); an omitted key takes the default
 // of the class that wrote the file, so a config that relies on defaults builds the same network as upstream.
 void read_vision_config(const json& v, const std::string& where, VisionConfig& c) {
-  const bool native = get<std::string>(v, "model_type", "") == "internvl_vision";
-  c.hidden_size = get<int64_t>(v, "hidden_size", native ? 1024 : 3200);
-  c.intermediate_size = get<int64_t>(v, "intermediate_size", native ? 4096 : 12800);
-  c.num_layers = get<int64_t>(v, "num_hidden_layers", native ? 24 : 48);
-  c.num_heads = get<int64_t>(v, "num_attention_heads", native ? 16 : 25);
-  c.patch_size = side(v, "patch_size", 14, where);
-  c.image_size = side(v, "image_size", native ? 448 : 224, where);
-  c.layer_norm_eps = get<double>(v, "layer_norm_eps", 1e-6);
+  const bool native = get<std::string>(v, "model_type", "", where) == "internvl_vision";
+  c.hidden_size = positive(get<int64_t>(v, "hidden_size", native ? 1024 : 3200, where), "hidden_size", where);
+  c.intermediate_size = positive(get<int64_t>(v, "intermediate_size", native ? 4096 : 12800, where), "intermediate_size", where);
+  c.num_layers = positive(get<int64_t>(v, "num_hidden_layers", native ? 24 : 48, where), "num_hidden_layers", where);
+  c.num_heads = positive(get<int64_t>(v, "num_attention_heads", native ? 16 : 25, where), "num_attention_heads", where);
+  c.patch_size = positive(side(v, "patch_size", 14, where), "patch_size", where);
+  c.image_size = positive(side(v, "image_size", native ? 448 : 224, where), "image_size", where);
+  c.layer_norm_eps = get<double>(v, "layer_norm_eps", 1e-6, where);
   if (native) {
-    c.norm_type = get<std::string>(v, "norm_type", "layer_norm");
-    c.qk_normalization = get<bool>(v, "use_qk_norm", false);
-    c.qkv_bias = get<bool>(v, "attention_bias", false);
-    c.initializer_factor = get<double>(v, "layer_scale_init_value", 0.1);
-    if (!get<bool>(v, "use_absolute_position_embeddings", true) || !get<bool>(v, "use_mean_pooling", true))
+    c.norm_type = get<std::string>(v, "norm_type", "layer_norm", where);
+    c.qk_normalization = get<bool>(v, "use_qk_norm", false, where);
+    c.qkv_bias = get<bool>(v, "attention_bias", false, where);
+    c.initializer_factor = get<double>(v, "layer_scale_init_value", 0.1, where);
+    if (!get<bool>(v, "use_absolute_position_embeddings", true, where) || !get<bool>(v, "use_mean_pooling", true, where))
       throw std::runtime_error(where + ": use_absolute_position_embeddings / use_mean_pooling false (a final ViT norm) "
                                "are not supported");
   } else {
-    c.norm_type = get<std::string>(v, "norm_type", "rms_norm");
-    c.qk_normalization = get<bool>(v, "qk_normalization", true);
-    c.qkv_bias = get<bool>(v, "qkv_bias", false);
-    c.initializer_factor = get<double>(v, "initializer_factor", 0.1);
+    c.norm_type = get<std::string>(v, "norm_type", "rms_norm", where);
+    c.qk_normalization = get<bool>(v, "qk_normalization", true, where);
+    c.qkv_bias = get<bool>(v, "qkv_bias", false, where);
+    c.initializer_factor = get<double>(v, "initializer_factor", 0.1, where);
   }
   if (c.norm_type != "layer_norm" && c.norm_type != "rms_norm")
     throw std::runtime_error(where + ": norm_type '" + c.norm_type + "' is not supported (layer_norm | rms_norm)");
   if (c.hidden_size % c.num_heads || c.image_size % c.patch_size)
     throw std::runtime_error(where + ": hidden_size/num_attention_heads or image_size/patch_size are inconsistent");
-  const std::string act = get<std::string>(v, "hidden_act", "gelu");
+  const std::string act = get<std::string>(v, "hidden_act", "gelu", where);
   if (act != "gelu") throw std::runtime_error(where + ": hidden_act '" + act + "' is not supported (gelu)");
 }
 
@@ -101,47 +164,50 @@ LlmConfig llm_config_from_json(const json& j, const std::string& where) {
   // Qwen2Config's defaults for omitted keys (Qwen2-7B's shape); the other families' files must give the shape.
   const bool qwen = c.family == "qwen2";
   auto shape = [&](const char* key, int64_t qwen2_default) {
-    return qwen ? get<int64_t>(j, key, qwen2_default) : require<int64_t>(j, key, where);
+    return positive(qwen ? get<int64_t>(j, key, qwen2_default, where) : require<int64_t>(j, key, where), key, where);
   };
   c.hidden_size = shape("hidden_size", 4096);
   c.intermediate_size = shape("intermediate_size", 22016);
   c.num_layers = shape("num_hidden_layers", 32);
   c.num_heads = shape("num_attention_heads", 32);
-  c.num_kv_heads = get<int64_t>(j, "num_key_value_heads", qwen ? 32 : c.num_heads);
+  c.num_kv_heads = positive(get<int64_t>(j, "num_key_value_heads", qwen ? 32 : c.num_heads, where), "num_key_value_heads", where);
   c.vocab_size = shape("vocab_size", 151936);
-  c.max_position_embeddings = get<int64_t>(j, "max_position_embeddings", qwen ? 32768 : 4096);
-  c.rms_norm_eps = get<double>(j, "rms_norm_eps", 1e-6);
-  c.rope.theta = get<double>(j, "rope_theta", 10000.0);
+  c.max_position_embeddings = get<int64_t>(j, "max_position_embeddings", qwen ? 32768 : 4096, where);
+  c.rms_norm_eps = get<double>(j, "rms_norm_eps", 1e-6, where);
+  c.rope.theta = get<double>(j, "rope_theta", 10000.0, where);
   // Qwen2Config, Phi3Config and InternLM2Config all default to an untied head (Qwen2-0.5B says true explicitly).
-  c.tie_word_embeddings = get<bool>(j, "tie_word_embeddings", false);
-  c.eos_token_ids = eos_ids(j);
+  c.tie_word_embeddings = get<bool>(j, "tie_word_embeddings", false, where);
+  c.eos_token_ids = eos_ids(j, where);
   if (c.family == "qwen2") c.attention_bias = true;
-  else if (c.family == "internlm2") c.attention_bias = get<bool>(j, "bias", get<bool>(j, "attention_bias", false));
-  else c.attention_bias = get<bool>(j, "attention_bias", false);
+  else if (c.family == "internlm2") c.attention_bias = get<bool>(j, "bias", get<bool>(j, "attention_bias", false, where), where);
+  else c.attention_bias = get<bool>(j, "attention_bias", false, where);
   if (c.hidden_size % c.num_heads || c.num_heads % c.num_kv_heads)
-    throw std::runtime_error(where + ": hidden_size/num_attention_heads/num_key_value_heads are inconsistent");
+    throw std::runtime_error(where + ": hidden_size (" + std::to_string(c.hidden_size) +
+                             ") must be a multiple of num_attention_heads (" + std::to_string(c.num_heads) +
+                             "), itself a multiple of num_key_value_heads (" + std::to_string(c.num_kv_heads) + ")");
   auto rs = j.find("rope_scaling");
   if (rs != j.end() && rs->is_object()) {
-    std::string type = get<std::string>(*rs, "rope_type", get<std::string>(*rs, "type", "default"));
+    std::string type = get<std::string>(*rs, "rope_type", get<std::string>(*rs, "type", "default", where), where);
     if (type == "su") type = "longrope";  // Phi-3's early name for it
     if (type != "default" && type != "linear" && type != "dynamic" && type != "longrope")
       throw std::runtime_error(where + ": rope_scaling type '" + type + "' is not supported");
     c.rope.type = type;
-    c.rope.factor = get<double>(*rs, "factor", 1.0);
-    c.rope.short_factor = get<std::vector<double>>(*rs, "short_factor", {});
-    c.rope.long_factor = get<std::vector<double>>(*rs, "long_factor", {});
+    c.rope.factor = get<double>(*rs, "factor", 1.0, where);
+    c.rope.short_factor = get<std::vector<double>>(*rs, "short_factor", {}, where);
+    c.rope.long_factor = get<std::vector<double>>(*rs, "long_factor", {}, where);
   }
-  c.rope.original_max_position_embeddings = get<int64_t>(j, "original_max_position_embeddings", 0);
+  c.rope.original_max_position_embeddings = get<int64_t>(j, "original_max_position_embeddings", 0, where);
   return c;
 }
 
 HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
   const std::string path = (std::filesystem::path(dir) / "config.json").string();
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot open " + path + " (is " + dir + " a Hugging Face checkpoint directory?)");
+  if (const std::string problem = util::file_problem(path); !problem.empty())
+    throw std::runtime_error("cannot read " + path + ": " + problem + " (is " + dir +
+                             " a Hugging Face checkpoint directory?)");
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(util::read_regular_file(path, 64u << 20));
   } catch (const json::parse_error& e) {
     throw std::runtime_error(path + ": invalid JSON: " + e.what());
   }
@@ -152,39 +218,39 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
     info.llm_prefix = "language_model.";
     cfg.llm = llm_config_from_json(j["llm_config"], path + " llm_config");
     read_vision_config(require<json>(j, "vision_config", path), path + " vision_config", cfg.vision);
-    cfg.vision.image_size = get<int64_t>(j, "force_image_size", cfg.vision.image_size);
+    cfg.vision.image_size = get<int64_t>(j, "force_image_size", cfg.vision.image_size, path);
     // InternVL2 remote code: the last ViT layer, pixel shuffle v2; other settings change the model.
-    if (get<int64_t>(j, "select_layer", -1) != -1)
+    if (get<int64_t>(j, "select_layer", -1, path) != -1)
       throw std::runtime_error(path + ": select_layer " + j["select_layer"].dump() + " is not supported (only -1)");
-    if (get<std::string>(j, "ps_version", "v2") != "v2")
+    if (get<std::string>(j, "ps_version", "v2", path) != "v2")
       throw std::runtime_error(path + ": ps_version '" + j["ps_version"].get<std::string>() + "' is not supported (only v2)");
-    cfg.downsample_ratio = get<double>(j, "downsample_ratio", 0.5);
-    cfg.image_token_index = get<int64_t>(j, "image_token_index", cfg.image_token_index);
+    cfg.downsample_ratio = get<double>(j, "downsample_ratio", 0.5, path);
+    cfg.image_token_index = get<int64_t>(j, "image_token_index", cfg.image_token_index, path);
     // Written by our exporter: the Phantom variant the tensors were trained with (official configs: gate, 1e-4).
-    cfg.phantom = get<std::string>(j, "phantom", cfg.phantom);
-    cfg.phantom_eta = get<double>(j, "phantom_eta", cfg.phantom_eta);
+    cfg.phantom = get<std::string>(j, "phantom", cfg.phantom, path);
+    cfg.phantom_eta = get<double>(j, "phantom_eta", cfg.phantom_eta, path);
     // Ours: where the images went in training (data.image_placement); the official code's prompt otherwise.
-    cfg.image_placement = get<std::string>(j, "image_placement", "prepend");
-    if (auto e = eos_ids(j); !e.empty()) cfg.llm.eos_token_ids = e;
-  } else if (j.contains("text_config") || get<std::string>(j, "model_type", "") == "internvl") {
+    cfg.image_placement = get<std::string>(j, "image_placement", "prepend", path);
+    if (auto e = eos_ids(j, path); !e.empty()) cfg.llm.eos_token_ids = e;
+  } else if (j.contains("text_config") || get<std::string>(j, "model_type", "", path) == "internvl") {
     // transformers' InternVLForConditionalGeneration (InternVLConfig)
     const std::string where = path + " (InternVLConfig)";
     info.layout = "internvl_hf";
     info.has_vision = true;
     info.llm_prefix = "language_model.";
     cfg.llm = llm_config_from_json(require<json>(j, "text_config", where), path + " text_config");
-    json v = get<json>(j, "vision_config", json::object());
+    json v = get<json>(j, "vision_config", json::object(), where);
     if (!v.contains("model_type")) v["model_type"] = "internvl_vision";
     read_vision_config(v, path + " vision_config", cfg.vision);
-    cfg.downsample_ratio = get<double>(j, "downsample_ratio", 0.5);
-    cfg.image_token_index = get<int64_t>(j, "image_token_id", 151667);
-    const auto layer = get<int64_t>(j, "vision_feature_layer", -1);
-    const auto select = get<std::string>(j, "vision_feature_select_strategy", "default");
-    const auto act = get<std::string>(j, "projector_hidden_act", "gelu");
+    cfg.downsample_ratio = get<double>(j, "downsample_ratio", 0.5, where);
+    cfg.image_token_index = get<int64_t>(j, "image_token_id", 151667, where);
+    const auto layer = get<int64_t>(j, "vision_feature_layer", -1, where);
+    const auto select = get<std::string>(j, "vision_feature_select_strategy", "default", where);
+    const auto act = get<std::string>(j, "projector_hidden_act", "gelu", where);
     if (layer != -1 || select != "default" || act != "gelu")
       throw std::runtime_error(where + ": vision_feature_layer " + std::to_string(layer) + ", vision_feature_select_strategy '" +
                                select + "', projector_hidden_act '" + act + "' are not supported (only -1, default, gelu)");
-    if (auto e = eos_ids(j); !e.empty()) cfg.llm.eos_token_ids = e;
+    if (auto e = eos_ids(j, where); !e.empty()) cfg.llm.eos_token_ids = e;
   } else {
     cfg.llm = llm_config_from_json(j, path);
   }
@@ -192,10 +258,14 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
   if (std::ifstream g(std::filesystem::path(dir) / "generation_config.json"); g) {
     const json gj = json::parse(g, nullptr, false);
     if (gj.is_object())
-      for (auto e : eos_ids(gj))
+      for (auto e : eos_ids(gj, dir + "/generation_config.json"))
         if (std::find(cfg.llm.eos_token_ids.begin(), cfg.llm.eos_token_ids.end(), e) == cfg.llm.eos_token_ids.end())
           cfg.llm.eos_token_ids.push_back(e);
   }
+  // Before any module is built from it (a zero head count would divide by zero, a negative layer count size a
+  // vector). The problem is given in the YAML names (llm.num_layers), the keys above in config.json's own.
+  if (std::string p = model_config_problem(cfg); !p.empty())
+    throw std::runtime_error(path + ": invalid model config: " + p);
   return info;
 }
 

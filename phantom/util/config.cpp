@@ -1,9 +1,14 @@
 #include "phantom/util/config.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+
+#include "phantom/util/files.h"
+#include "phantom/util/parse.h"
 
 namespace phantom::config {
 namespace fs = std::filesystem;
@@ -85,26 +90,10 @@ void read_scalar(const YAML::Node& n, bool& out, const std::string& key, const S
 
 void read_scalar(const YAML::Node& n, int64_t& out, const std::string& key, const Source& src) {
   if (!n.IsScalar()) type_error(n, key, "an integer", src);
-  const std::string& s = n.Scalar();
-  size_t pos = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(s, &pos, 0);
-  } catch (...) {
-    pos = 0;
-  }
-  if (pos == 0 || pos != s.size()) {
-    // Accept integral floats written as 1e4.
-    double d = 0;
-    size_t dpos = 0;
-    try {
-      d = std::stod(s, &dpos);
-    } catch (...) {
-      dpos = 0;
-    }
-    if (dpos == 0 || dpos != s.size() || std::floor(d) != d || std::abs(d) > 9e18) type_error(n, key, "an integer", src);
-    v = static_cast<long long>(d);
-  }
+  // Decimal only ("010" and "0x10" are errors, not 8 and 16); integral exponent forms such as 1e4 are accepted.
+  int64_t v = 0;
+  if (!util::parse_int(n.Scalar(), v, /*allow_exponent=*/true))
+    type_error(n, key, "a decimal integer (no leading zeros, no hex)", src);
   out = v;
 }
 
@@ -118,15 +107,8 @@ void read_scalar(const YAML::Node& n, int& out, const std::string& key, const So
 
 void read_scalar(const YAML::Node& n, double& out, const std::string& key, const Source& src) {
   if (!n.IsScalar()) type_error(n, key, "a number", src);
-  const std::string& s = n.Scalar();
-  size_t pos = 0;
   double v = 0;
-  try {
-    v = std::stod(s, &pos);
-  } catch (...) {
-    pos = 0;
-  }
-  if (pos == 0 || pos != s.size() || !std::isfinite(v)) type_error(n, key, "a number", src);
+  if (!util::parse_number(n.Scalar(), v)) type_error(n, key, "a number", src);
   out = v;
 }
 
@@ -168,23 +150,55 @@ void Writer::emit(const double& v) {
   out_ << s;
 }
 
+// yaml-cpp keeps every pair of a mapping with a repeated key and lookups return the first, so `lr` written twice
+// would silently use the first value. Repeated keys and non-scalar keys are errors naming both lines.
+// Aliases share nodes, so a few lines can name billions of them ("billion laughs"): the walk has a budget.
+static void check_structure(const YAML::Node& node, const std::string& file, int depth, size_t& visited) {
+  auto where = [&](const YAML::Node& n) { return file.empty() ? std::string("command line") : Source{file}.where(n); };
+  if (depth > 64) throw ConfigError("config error: nesting deeper than 64 levels (" + where(node) + ")");
+  if (++visited > 1000000) throw ConfigError("config error: more than a million values (aliases?) (" + where(node) + ")");
+  if (node.IsSequence()) {
+    for (auto it = node.begin(); it != node.end(); ++it) check_structure(*it, file, depth + 1, visited);
+  } else if (node.IsMap()) {
+    std::map<std::string, YAML::Node> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar())
+        throw ConfigError("config error: a key must be a plain name, not a list or mapping (" + where(it->first) +
+                          ")");
+      const std::string key = it->first.Scalar();
+      auto [prev, fresh] = seen.emplace(key, it->first);
+      if (!fresh)
+        throw ConfigError("config error: duplicate key '" + key + "' (" + where(it->first) + "; first at " +
+                          where(prev->second) + "): remove one of them");
+      check_structure(it->second, file, depth + 1, visited);
+    }
+  }
+}
+
 static void collect_layers(const fs::path& path, std::vector<Layer>& out, std::vector<std::string>& stack) {
   const std::string shown_path = path.lexically_normal().string();
-  if (!fs::exists(path)) {
+  std::error_code ec;
+  if (!fs::exists(path, ec) && ec.value() != ELOOP) {
     if (stack.empty()) throw ConfigError("config error: config file not found: " + shown_path);
     throw ConfigError("config error: base config not found: " + shown_path + " (included from " + stack.back() + ")");
   }
   for (auto& s : stack)
     if (s == shown_path) throw ConfigError("config error: include cycle through " + shown_path);
+  if (const std::string problem = util::file_problem(path.string()); !problem.empty())
+    throw ConfigError("config error: cannot read config file " + shown_path + ": " + problem);
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path.string());
+    root = YAML::Load(util::read_regular_file(path.string(), 64u << 20));
   } catch (const YAML::ParserException& e) {
     throw ConfigError("config error: invalid YAML in " + shown_path + ":" + std::to_string(e.mark.line + 1) + ": " +
                       e.msg);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError("config error: cannot read config file " + shown_path);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("config error: invalid YAML in " + shown_path + ": " + e.msg);
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(std::string("config error: cannot read config file ") + e.what());
   }
+  size_t visited = 0;
+  check_structure(root, shown_path, 0, visited);
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) throw ConfigError("config error: " + shown_path + ": the top level must be a mapping of keys");
   stack.push_back(shown_path);
@@ -218,6 +232,8 @@ YAML::Node parse_override(const std::string& assignment) {
     value = YAML::Node(text);  // not valid YAML: keep it as the literal string
   }
   if (!value || value.IsNull()) value = YAML::Node(text);
+  size_t visited = 0;
+  check_structure(value, "", 0, visited);
   // Build {a: {b: {c: value}}} from the dotted path.
   std::vector<std::string> parts;
   size_t start = 0;

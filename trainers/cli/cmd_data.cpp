@@ -14,6 +14,7 @@
 #include "data/images/image.h"
 #include "data/loader.h"
 #include "data/tokenizers/tokenizer.h"
+#include "trainers/cli/flags.h"
 #include "trainers/cli/commands.h"
 #include "phantom/io/hf_config.h"
 #include "phantom/model/runtime.h"
@@ -74,7 +75,7 @@ static int data_bench(const Args& a) {
   lo.prefetch = std::max<int64_t>(1, d.cfg.data.prefetch);
   const int64_t tpt = d.enc->image_tokens().tokens_per_tile;
   data::Loader<data::Batch> loader(train::estimated_lengths(samples, tpt), lo, maker);
-  const int64_t batches = std::stoll(a.get("batches", "32"));
+  const int64_t batches = int_flag(a, "batches", 32, 1);
   int64_t n = 0, tiles = 0, tokens = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t b = 0; b < batches; ++b) {
@@ -151,7 +152,7 @@ int cmd_data(int argc, char** argv) {
   dc.on_error = "skip";  // collect every problem
   data::SkipCounts skipped;
   auto samples = data::read_annotations(file, dc, skipped, static_cast<uint64_t>(cfg.run.seed));
-  const int64_t show = std::stoll(a.get("samples", "3"));
+  const int64_t show = int_flag(a, "samples", 3, 0);
   std::printf("image placement: %s (every image first, as \"%s\" + text; data.image_placement)\n",
               enc.image_placement().c_str(), enc.image_placement() == "prepend" ? "<image>" : "<image>\\n");
   const int32_t ctx = enc.image_tokens().img_context;
@@ -193,6 +194,9 @@ int cmd_data(int argc, char** argv) {
                 std::string(static_cast<size_t>(std::min<int64_t>(60, 60 * n / std::max<int64_t>(1, counted))), '#').c_str());
   std::printf("problems: %s\n", skipped.summary().c_str());
   for (auto& e : skipped.examples) std::printf("  %s\n", e.c_str());
+  if (static_cast<int64_t>(skipped.examples.size()) < skipped.total())  // SkipCounts keeps the first ones only
+    std::printf("  ... list cut: %zu of %lld problems shown (the counts above cover all of them)\n",
+                skipped.examples.size(), static_cast<long long>(skipped.total()));
   return skipped.total() ? 1 : 0;
 }
 

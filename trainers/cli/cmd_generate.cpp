@@ -1,5 +1,6 @@
 // phantom generate --model DIR --image PATH --prompt "..."   (streams the answer)
 // phantom generate --model DIR --input questions.jsonl        ({"id", "image", "prompt"} per line)
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include "data/images/image.h"
 #include "data/tokenizers/tokenizer.h"
 #include "phantom/io/checkpoint.h"
+#include "trainers/cli/flags.h"
 #include "trainers/cli/args.h"
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
@@ -57,19 +59,36 @@ Loaded load_for_inference(const Args& a) {
   // The prompt rule the model was trained with (config.json), unless the command line says otherwise.
   l.enc->set_image_placement(a.get("image-placement", l.model->cfg.image_placement));
   l.tiles.tile = static_cast<int>(l.model->cfg.vision.image_size);
-  l.tiles.max_num = std::stoi(a.get("max-tiles", "6"));
+  l.tiles.max_num = static_cast<int>(int_flag(a, "max-tiles", 6, 1, 64));
   return l;
+}
+
+// "" or what is wrong with the generation flags: sampling at temperature 0 divides the logits by zero (torch then
+// reports "probability tensor contains either inf, nan..."), top_p outside (0, 1], ...
+static std::string generation_config_problem(const GenerationConfig& c) {
+  if (c.max_new_tokens < 1) return "--max-new-tokens must be positive";
+  if (c.min_new_tokens < 0) return "min_new_tokens must be >= 0";
+  if (c.num_beams < 1) return "--num-beams must be >= 1";
+  if (c.top_k < 0) return "--top-k must be >= 0 (0: off)";
+  if (!(c.top_p > 0 && c.top_p <= 1)) return "--top-p must be in (0, 1] (1: off)";
+  if (!std::isfinite(c.temperature) || c.temperature < 0) return "--temperature must be a non-negative number";
+  if (c.do_sample && c.temperature == 0)
+    return "--do-sample with --temperature 0 divides the logits by zero; for deterministic output drop --do-sample "
+           "(greedy decoding), or use a temperature > 0";
+  if (c.do_sample && c.num_beams > 1) return "--do-sample and --num-beams > 1 cannot be combined";
+  return "";
 }
 
 GenerationConfig generation_options(const Args& a) {
   GenerationConfig gc;
-  gc.max_new_tokens = std::stoll(a.get("max-new-tokens", "128"));
-  gc.num_beams = std::stoll(a.get("num-beams", "1"));
+  gc.max_new_tokens = int_flag(a, "max-new-tokens", 128, 0);
+  gc.num_beams = int_flag(a, "num-beams", 1, 1, 64);
   gc.do_sample = a.has("do-sample");
-  gc.temperature = std::stod(a.get("temperature", "1.0"));
-  gc.top_p = std::stod(a.get("top-p", "1.0"));
-  gc.top_k = std::stoll(a.get("top-k", "0"));
-  gc.seed = std::stoull(a.get("seed", "0"));
+  gc.temperature = number_flag(a, "temperature", 1.0, 0);
+  gc.top_p = number_flag(a, "top-p", 1.0, 0, 1);
+  gc.top_k = int_flag(a, "top-k", 0, 0);
+  gc.seed = static_cast<uint64_t>(int_flag(a, "seed", 0, 0));
+  if (std::string p = generation_config_problem(gc); !p.empty()) throw UsageError(p);  // before loading the model
   return gc;
 }
 
@@ -138,7 +157,7 @@ static int generate_jsonl(const Args& a, Loaded& l, const GenerationConfig& gc) 
     out.open(out_path, std::ios::app);
     if (!out) throw std::runtime_error("cannot write " + out_path);
   }
-  const int64_t bs = std::stoll(a.get("batch-size", "8"));
+  const int64_t bs = int_flag(a, "batch-size", 8, 1);
   for (size_t b0 = 0; b0 < qs.size(); b0 += static_cast<size_t>(bs)) {
     std::vector<eval::Question> batch;
     for (size_t i = b0; i < std::min(qs.size(), b0 + static_cast<size_t>(bs)); ++i) {
@@ -183,9 +202,9 @@ int cmd_generate(int argc, char** argv) {
   std::vector<std::string> images;
   for (int i = 2; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--image") images.push_back(argv[i + 1]);
-  set_threads(std::stoll(a.get("threads", "0")));
+  set_threads(threads_flag(a));
+  auto gc = generation_options(a);  // flags checked before the model is loaded
   auto l = load_for_inference(a);
-  auto gc = generation_options(a);
 
   if (a.has("input")) return generate_jsonl(a, l, gc);
   eval::Question q;

@@ -2,6 +2,11 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "data/data_config.h"
+#include "phantom/io/hf_config.h"
+#include "phantom/util/files.h"
+
+#include "trainers/cli/flags.h"
 #include "trainers/cli/args.h"
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
@@ -31,6 +36,34 @@ static std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+namespace fs = std::filesystem;
+
+// Every input path of the config is a readable regular file (data files, tokenizer, model.path/config.json, which
+// is also validated): checked before the run directory is created, so a typo leaves nothing behind.
+static void check_run_paths(const train::RunConfig& c) {
+  data::check_paths(c.data);
+  auto need_checkpoint = [](const std::string& dir, const std::string& key) {
+    if (dir.empty()) return;
+    const fs::path cfg_json = fs::path(dir) / "config.json";
+    if (const std::string problem = util::file_problem(cfg_json.string()); !problem.empty())
+      throw config::ConfigError("config error: " + key + ": " + cfg_json.string() + ": " + problem +
+                        " (expected a Hugging Face checkpoint directory)");
+  };
+  need_checkpoint(c.model.path, "model.path");
+  need_checkpoint(c.model.vision_path, "model.vision_path");
+  if (!c.model.path.empty()) {  // its config.json too: a bad architecture fails before the run directory exists
+    ModelConfig mc = c.model;
+    read_hf_config(c.model.path, mc);
+  }
+  for (size_t i = 0; i < c.stages.size(); ++i) {
+    const std::string key = "stages." + std::to_string(i) + ".";
+    need_checkpoint(c.stages[i].init_from, key + "init_from");
+    if (!c.stages[i].data.empty())
+      if (const std::string problem = util::file_problem(c.stages[i].data); !problem.empty())
+        throw config::ConfigError("config error: " + key + "data: " + c.stages[i].data + ": " + problem);
+  }
+}
+
 int cmd_train(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2, {"config", "max-steps"}, {"help", "dry-run"}, {"resume"});
   if (a.has("help")) {
@@ -43,7 +76,9 @@ int cmd_train(int argc, char** argv) {
   const auto launch = util::launch_env();
   const bool rank0 = !launch || launch->rank == 0;
   if (launch && launch->world > 1) log::init(launch->rank, launch->world, !rank0);
+  const int64_t max_steps = int_flag(a, "max-steps", 0, 0);
   train::RunConfig cfg = train::load_run_config(path, a.overrides);
+  check_run_paths(cfg);  // before the run directory exists: a typo leaves nothing behind
   const std::string resolved = train::resolved_yaml(cfg, path, a.overrides);
   if (rank0) std::fputs(resolved.c_str(), stdout);
   const std::string resume = a.options.count("resume") ? a.get("resume") : (a.switches.count("resume") ? "latest" : "");
@@ -70,7 +105,7 @@ int cmd_train(int argc, char** argv) {
   if (a.has("dry-run")) return 0;
   train::RecipeResult result;
   try {
-    result = train::run_recipe(cfg, dir, resolved, resume, std::stoll(a.get("max-steps", "0")));
+    result = train::run_recipe(cfg, dir, resolved, resume, max_steps);
   } catch (const std::exception& e) {
     train::fail_if_distributed(e);  // data parallel: tell the other ranks, exit 1 ("rank N failed: ...")
     throw;

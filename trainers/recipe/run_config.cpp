@@ -1,9 +1,11 @@
 #include "trainers/recipe/run_config.h"
+#include "phantom/model/config_checks.h"
 
 #include <filesystem>
 #include <fstream>
 
 #include "phantom/util/atomic_file.h"
+#include "phantom/util/threads.h"
 
 namespace phantom::train {
 namespace fs = std::filesystem;
@@ -11,6 +13,12 @@ using config::ConfigError;
 
 // Checks that involve several keys at once; single-key checks live in the visit() of each section.
 static void validate(const RunConfig& c) {
+  if (c.stages.empty())
+    throw ConfigError("config error: stages: empty; list at least one training stage (see configs/demo.yaml)");
+  for (auto [n, key] : {std::pair<int64_t, const char*>{c.run.threads, "run.threads"},
+                        std::pair<int64_t, const char*>{c.data.num_workers, "data.num_workers"}})
+    if (const std::string problem = util::threads_problem(n, key); !problem.empty())
+      throw ConfigError("config error: " + problem);
   const auto& l = c.model.llm;
   if (l.hidden_size % l.num_heads != 0)
     throw ConfigError("config error: model.llm.hidden_size (" + std::to_string(l.hidden_size) +
@@ -29,6 +37,7 @@ static void validate(const RunConfig& c) {
   if (side != static_cast<double>(static_cast<int64_t>(side)))
     throw ConfigError("config error: model.downsample_ratio (" + std::to_string(c.model.downsample_ratio) +
                       ") must divide the patch grid (" + std::to_string(grid) + ")");
+  validate_model_config(c.model, "config error: model.");  // the remaining bounds (phantom/model/model_config.cpp)
   if (c.optim.min_lr > c.optim.lr)
     throw ConfigError("config error: optim.min_lr must not exceed optim.lr");
   for (size_t i = 0; i < c.stages.size(); ++i) {

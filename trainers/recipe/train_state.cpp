@@ -31,30 +31,67 @@ void fsync_file(const fs::path& p) {
 
 }  // namespace
 
+// The optimizer archive through an AtomicFile. torch::save(opt, path) writes with PyTorchStreamWriter, whose
+// destructor finishes the zip and throws when the disk is full: an exception from a destructor, so the process
+// aborts (exit 134) and leaves the file half-written. Here the writer callback never fails: it keeps the first
+// error, drops the rest, and the error is thrown once the archive is done.
+static void save_optimizer(torch::optim::Optimizer& opt, const std::string& path) {
+  util::AtomicFile file(path);
+  std::string error;
+  torch::serialize::OutputArchive archive;
+  opt.save(archive);
+  archive.save_to([&](const void* data, size_t n) -> size_t {
+    if (error.empty()) {
+      try {
+        file.write(data, n);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+    }
+    return n;
+  });
+  if (!error.empty()) throw std::runtime_error(error);
+  file.commit();
+}
+
 void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, torch::optim::Optimizer* opt,
                      const TrainState& st, const std::string& resolved_config, int64_t keep_last) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
-  fs::create_directories(root);
   const fs::path final_dir = root / step_name(st.global_step);
   const fs::path tmp = root / (".tmp-" + step_name(st.global_step) + "-" + std::to_string(::getpid()));
-  // Partial directories of a killed earlier writer (one trainer owns a run directory).
-  for (auto& e : fs::directory_iterator(root))
-    if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
-  fs::create_directories(tmp);
+  try {
+    fs::create_directories(root);
+    // Partial directories of a killed earlier writer (one trainer owns a run directory).
+    for (auto& e : fs::directory_iterator(root))
+      if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
+    fs::create_directories(tmp);
 
-  write_checkpoint_tensors((tmp / "model.safetensors").string(), module_state_dict(model));
-  if (opt) torch::save(*opt, (tmp / "optimizer.pt").string());
-  auto rng = at::detail::getDefaultCPUGenerator().get_state();
-  write_checkpoint_tensors((tmp / "rng.safetensors").string(), {{"cpu", rng}});
-  json j = {{"stage", st.stage},           {"stage_step", st.stage_step}, {"global_step", st.global_step},
-            {"stage_total", st.stage_total}, {"stage_done", st.stage_done},
-            {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}, {"global_batch", st.global_batch},
-                      {"grad_accum", st.grad_accum}}}};
-  if (!st.ref_identity.empty()) j["ref_identity"] = st.ref_identity;
-  util::write_file_atomic((tmp / "config.yaml").string(), resolved_config);
-  util::write_file_atomic((tmp / "state.json").string(), j.dump(2) + "\n");  // written last: marks completeness
-  for (auto& e : fs::directory_iterator(tmp)) fsync_file(e.path());
-  util::fsync_dir(tmp.string());
+    write_checkpoint_tensors((tmp / "model.safetensors").string(), module_state_dict(model));
+    if (opt) save_optimizer(*opt, (tmp / "optimizer.pt").string());
+    auto rng = at::detail::getDefaultCPUGenerator().get_state();
+    write_checkpoint_tensors((tmp / "rng.safetensors").string(), {{"cpu", rng}});
+    json j = {{"stage", st.stage},           {"stage_step", st.stage_step}, {"global_step", st.global_step},
+              {"stage_total", st.stage_total}, {"stage_done", st.stage_done},
+              {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}, {"global_batch", st.global_batch},
+                        {"grad_accum", st.grad_accum}}}};
+    if (!st.ref_identity.empty()) j["ref_identity"] = st.ref_identity;
+    util::write_file_atomic((tmp / "config.yaml").string(), resolved_config);
+    util::write_file_atomic((tmp / "state.json").string(), j.dump(2) + "\n");  // written last: marks completeness
+    for (auto& e : fs::directory_iterator(tmp)) fsync_file(e.path());
+    util::fsync_dir(tmp.string());
+  } catch (const std::exception& e) {
+    // Disk full, quota, permissions: remove the partial directory (nothing half-written stays for a later run to
+    // trip on) and say which checkpoint a resume would use. The checkpoints already written are untouched.
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    const auto last = latest_checkpoint(run_dir);
+    throw std::runtime_error("cannot write checkpoint " + final_dir.string() + ": " + msg + "; " +
+                             (last ? "the last complete checkpoint, " + *last + ", is intact"
+                                   : std::string("no earlier checkpoint exists")) +
+                             " (free space in " + root.string() + " or set run.output_dir elsewhere)");
+  }
   if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run of the same step replaces it
   fs::rename(tmp, final_dir);
   util::fsync_dir(root.string());
@@ -90,17 +127,38 @@ TrainState read_train_state(const std::string& dir) {
   } catch (const json::exception& e) {
     throw std::runtime_error(path.string() + ": unreadable: " + e.what());
   }
+  // Each field checked by name and type: a hand-edited or corrupt state.json says which field is wrong.
+  auto field = [&](const json& obj, const char* key, const std::string& shown) -> const json& {
+    if (!obj.is_object() || !obj.contains(key))
+      throw std::runtime_error(path.string() + ": missing field '" + shown + "' (not a complete checkpoint?)");
+    return obj.at(key);
+  };
+  auto integer = [&](const json& obj, const char* key, const std::string& shown) {
+    const json& v = field(obj, key, shown);
+    if (!v.is_number_integer() || v.get<int64_t>() < 0)
+      throw std::runtime_error(path.string() + ": field '" + shown + "' must be a non-negative integer, got " + v.dump());
+    return v.get<int64_t>();
+  };
   TrainState st;
-  st.stage = j.at("stage");
-  st.stage_step = j.at("stage_step");
-  st.global_step = j.at("global_step");
-  st.stage_total = j.at("stage_total");
-  st.stage_done = j.at("stage_done");
-  st.data.epoch = j.at("data").at("epoch");
-  st.data.batch = j.at("data").at("batch");
-  st.global_batch = j.at("data").value("global_batch", int64_t{0});
-  st.grad_accum = j.at("data").value("grad_accum", int64_t{0});
-  st.ref_identity = j.value("ref_identity", std::string());
+  st.stage = integer(j, "stage", "stage");
+  st.stage_step = integer(j, "stage_step", "stage_step");
+  st.global_step = integer(j, "global_step", "global_step");
+  st.stage_total = integer(j, "stage_total", "stage_total");
+  const json& done = field(j, "stage_done", "stage_done");
+  if (!done.is_boolean())
+    throw std::runtime_error(path.string() + ": field 'stage_done' must be true or false, got " + done.dump());
+  st.stage_done = done.get<bool>();
+  const json& d = field(j, "data", "data");
+  st.data.epoch = integer(d, "epoch", "data.epoch");
+  st.data.batch = integer(d, "batch", "data.batch");
+  // Written since the batch geometry is checked on resume; absent (0) in older checkpoints.
+  st.global_batch = d.contains("global_batch") ? integer(d, "global_batch", "data.global_batch") : 0;
+  st.grad_accum = d.contains("grad_accum") ? integer(d, "grad_accum", "data.grad_accum") : 0;
+  if (j.contains("ref_identity")) {
+    if (!j["ref_identity"].is_string())
+      throw std::runtime_error(path.string() + ": field 'ref_identity' must be a string, got " + j["ref_identity"].dump());
+    st.ref_identity = j["ref_identity"].get<std::string>();
+  }
   return st;
 }
 
@@ -118,7 +176,14 @@ void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& 
   if (!fs::exists(p))
     throw std::runtime_error(p.string() + " is missing: this checkpoint cannot resume its stage exactly (a fresh AdamW "
                              "would silently change the run); resume from another checkpoint");
-  torch::load(opt, p.string());
+  try {
+    torch::load(opt, p.string());
+  } catch (const std::exception& e) {  // miniz / unpickler messages name neither the file nor the remedy
+    std::string why = e.what();
+    why = why.substr(0, why.find('\n'));
+    throw std::runtime_error(p.string() + ": cannot read the optimizer state (truncated or corrupt: " + why +
+                             "); resume from an earlier checkpoint with --resume <run>/checkpoints/step-N");
+  }
 }
 
 }  // namespace phantom::train

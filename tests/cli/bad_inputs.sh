@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Bad inputs and faults, made here at test time, each run through the real binary. For every case: the exit code,
+# the place the message must name (file:line, key, flag or sample), no hang (each run has a time limit), and
+# nothing else changed in the working tree of the test (a snapshot of every path, size and mtime before and
+# after; a case may name the paths it is allowed to touch). docs/reliability.md lists the guarantees.
+set -u
+PHANTOM="$1"; SRC="$2"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+work="$tmp/work"; mkdir -p "$work"
+fail=0 cases=0
+
+snapshot() {  # every path under $work with size and mtime, minus those matching the allowed regex $1
+  (cd "$work" && find . -mindepth 1 -printf '%p %s %T@\n' | sort | grep -Ev "^\./($1)" || true)
+}
+
+# run_case <name> <rc> <regex> <allowed-change regex, or '-'> <command...>
+run_case() {
+  local name="$1" want="$2" re="$3" allow="$4"; shift 4
+  [ "$allow" = "-" ] && allow='$^'
+  cases=$((cases + 1))
+  snapshot "$allow" >"$tmp/before"
+  timeout 600 "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  snapshot "$allow" >"$tmp/after"
+  local problem=""
+  [ "$rc" = 124 ] && problem="hung (killed after 600 s)"
+  [ -z "$problem" ] && [ "$rc" != "$want" ] && problem="exit code $rc, expected $want"
+  [ -z "$problem" ] && ! grep -Eq -- "$re" "$tmp/err" "$tmp/out" && problem="message does not match /$re/"
+  [ -z "$problem" ] && grep -Eq "Segmentation|Floating point|Aborted|terminate called|c10::Error|stack trace" \
+    "$tmp/err" && problem="crash output"
+  [ -z "$problem" ] && ! diff -q "$tmp/before" "$tmp/after" >/dev/null && problem="other files changed: $(diff "$tmp/before" "$tmp/after" | head -5 | tr '\n' ' ')"
+  if [ -n "$problem" ]; then
+    echo "FAIL: $name: $problem"; echo "  stderr: $(head -c 600 "$tmp/err")"; echo "  stdout tail: $(tail -c 400 "$tmp/out")"
+    fail=1
+  else
+    echo "ok: $name -> $(grep -Eh -m1 -- "$re" "$tmp/err" "$tmp/out" | head -1 | cut -c1-220)"
+  fi
+}
+
+# ---- inputs: the demo data (16 samples), a tiny recipe, HF config.json variants --------------------------------
+"$SRC/.venv/bin/python" "$SRC/scripts/make_demo_data.py" --out "$work/data" --train 16 --val 4 --test 4 >/dev/null || exit 1
+D="$work/data"
+train=(train --config "$SRC/configs/demo.yaml" run.output_dir="$work/runs" data.train="$D/train.jsonl" data.val=""
+       data.image_root="$D" data.tokenizer="$D/tokenizer.json" validation.benchmark="" log.tensorboard=false
+       model.llm.num_layers=1 model.vision.num_layers=1)
+yaml() { printf '%s\n' "base: $SRC/configs/demo.yaml" "$@" >"$work/bad.yaml"; }
+
+# ---- configs and flags ------------------------------------------------------------------------------------------
+yaml "optim:" "  lr: 1.0e-4" "  lr: 2.0e-4"
+run_case "YAML duplicate key" 2 "duplicate key 'lr' \(.*bad\.yaml:4; first at .*bad\.yaml:3\)" - \
+  "$PHANTOM" config --config "$work/bad.yaml"
+yaml "data:" "  batch_size: 2" "optim:" "  lr: 1.0e-4" "data:" "  batch_size: 4"
+run_case "YAML duplicate section" 2 "duplicate key 'data' \(.*bad\.yaml:6; first at .*bad\.yaml:2\)" - \
+  "$PHANTOM" config --config "$work/bad.yaml"
+yaml "run:" "  seed: 010"
+run_case "YAML seed 010 (octal-looking)" 2 "run\.seed: expected a decimal integer.*got '010' \(.*bad\.yaml:3\)" - \
+  "$PHANTOM" config --config "$work/bad.yaml"
+yaml "run:" "  seed: 0x10"
+run_case "YAML seed 0x10" 2 "run\.seed: expected a decimal integer.*got '0x10' \(.*bad\.yaml:3\)" - \
+  "$PHANTOM" config --config "$work/bad.yaml"
+yaml "? [a, b]" ": 1"
+run_case "YAML non-scalar key" 2 "a key must be a plain name.*bad\.yaml:2" - "$PHANTOM" config --config "$work/bad.yaml"
+yaml "stages: []"
+run_case "stages: []" 2 "stages: empty" - "$PHANTOM" train --config "$work/bad.yaml" run.output_dir="$work/runs"
+run_case "--max-steps -1" 2 "--max-steps: expected an integer >= 0, got -1" - "$PHANTOM" "${train[@]}" --max-steps -1
+run_case "--max-steps abc" 2 "--max-steps: expected a decimal integer, got 'abc'" - "$PHANTOM" "${train[@]}" --max-steps abc
+run_case "--max-steps 0x10" 2 "--max-steps: expected a decimal integer, got '0x10'" - "$PHANTOM" "${train[@]}" --max-steps 0x10
+run_case "run.threads=100000" 2 "run\.threads: 100000 threads is more than 4 per core" - \
+  "$PHANTOM" "${train[@]}" run.threads=100000 --dry-run
+run_case "data.num_workers=100000" 2 "data\.num_workers: 100000 threads is more than 4 per core" - \
+  "$PHANTOM" "${train[@]}" data.num_workers=100000 --dry-run
+run_case "generate --threads 100000" 2 "--threads: 100000 threads is more than 4 per core" - \
+  "$PHANTOM" generate --model "$work/nope" --prompt hi --threads 100000
+run_case "generate --do-sample --temperature 0" 2 "--do-sample with --temperature 0 divides the logits by zero" - \
+  "$PHANTOM" generate --model "$work/nope" --prompt hi --do-sample --temperature 0
+run_case "generate --num-beams abc" 2 "--num-beams: expected a decimal integer, got 'abc'" - \
+  "$PHANTOM" generate --model "$work/nope" --prompt hi --num-beams abc
+run_case "generate --top-k 010" 2 "--top-k: expected a decimal integer, got '010'" - \
+  "$PHANTOM" generate --model "$work/nope" --prompt hi --top-k 010
+run_case "data.train missing: no run directory" 2 "data\.train: file not found: .*nope\.jsonl" - \
+  "$PHANTOM" "${train[@]}" data.train="$work/nope.jsonl"
+mkfifo "$work/fifo.jsonl"
+run_case "data.train is a FIFO" 2 "data\.train: .*fifo\.jsonl: is a FIFO" - "$PHANTOM" "${train[@]}" data.train="$work/fifo.jsonl"
+mkfifo "$work/fifo.yaml"
+run_case "config file is a FIFO" 2 "cannot read config file .*fifo\.yaml: is a FIFO" - "$PHANTOM" config --config "$work/fifo.yaml"
+
+# ---- HF config.json of model.path: validated before any module is built (and before the run directory) --------
+hf() {  # hf <name> <python expression editing dict c (the llm part) / v (vision)>
+  mkdir -p "$work/hf/$1"
+  "$SRC/.venv/bin/python" - "$work/hf/$1/config.json" "$2" <<'PY'
+import json, sys
+c = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 128, "intermediate_size": 384,
+     "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1024,
+     "rms_norm_eps": 1e-6, "max_position_embeddings": 512}
+v = {"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 1, "num_attention_heads": 4,
+     "patch_size": 7, "image_size": 56}
+exec(sys.argv[2])
+json.dump({"architectures": ["PhantomForCausalLM"], "llm_config": c, "vision_config": v, "downsample_ratio": 0.5},
+          open(sys.argv[1], "w"))
+PY
+}
+for spec in "heads0|c['num_attention_heads'] = 0|'num_attention_heads' must be >= 1, got 0" \
+            "kv0|c['num_key_value_heads'] = 0|'num_key_value_heads' must be >= 1, got 0" \
+            "patch0|v['patch_size'] = 0|vision_config: key 'patch_size' must be >= 1, got 0" \
+            "layers-2|c['num_hidden_layers'] = -2|'num_hidden_layers' must be >= 1, got -2" \
+            "eps-small|c['rms_norm_eps'] = 'small'|key 'rms_norm_eps' must be a number, got \"small\"" \
+            "heads3|c['num_attention_heads'] = 3|hidden_size \(128\) must be a multiple of num_attention_heads \(3\)" \
+            "huge-layers|c['num_hidden_layers'] = 10**9|llm\.num_layers \(1000000000\) must be in \[1, 1024\]"; do
+  IFS='|' read -r name edit msg <<<"$spec"
+  hf "$name" "$edit"
+  run_case "train: config.json $name" 1 "config\.json.*$msg" - "$PHANTOM" "${train[@]}" model.path="$work/hf/$name"
+  run_case "generate: config.json $name" 1 "config\.json.*$msg" - \
+    "$PHANTOM" generate --model "$work/hf/$name" --tokenizer "$D/tokenizer.json" --prompt hi
+done
+
+# ---- annotations and images: file:line, skippable under on_error: skip -----------------------------------------
+line1=$(head -1 "$D/train.jsonl")
+printf '[\n%s,\n%s,\n]\n' "$line1" "$line1" >"$work/trailing.json"
+run_case "JSON array trailing comma" 1 "trailing\.json:4: trailing comma before '\]'" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/trailing.json"
+printf '[\n%s\n%s\n]\n' "$line1" "$line1" >"$work/missing.json"
+run_case "JSON array missing comma" 1 "missing\.json:3: missing comma between array elements" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/missing.json"
+conv='{"id": "c1", "conversations": [{"from": 1, "value": "hi"}, {"from": "gpt", "value": "yo"}]}'
+printf '%s\n%s\n' "$conv" "$conv" >"$work/conv.jsonl"
+run_case "conversation \"from\": 1" 1 "conv\.jsonl:1: malformed turn \('from' must be a string, got 1\)" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" data.format=conversations --file "$work/conv.jsonl"
+printf '{"set": {"root": 5, "annotation": "conv.jsonl"}}\n' >"$work/meta.json"
+run_case "InternVL meta root: 5" 1 "meta\.json: dataset 'set': 'root' must be a path string, got 5" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" data.format=internvl_meta --file "$work/meta.json"
+# images that are not regular files, and a decompression bomb: bad samples named by file:line, skipped under skip
+mkfifo "$work/data/fifo.png"; ln -s loop2.png "$work/data/loop1.png"; ln -s loop1.png "$work/data/loop2.png"
+"$SRC/.venv/bin/python" - "$work/data/bomb.png" <<'PY'
+import struct, sys, zlib
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+row = b"\0" + b"\0" * 20000 * 3
+comp = zlib.compressobj(9); data = b"".join(comp.compress(row) for _ in range(200)) + comp.flush()
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+PY
+q() { printf '{"id": "%s", "image": "%s", "question": "<image> What is it?", "chosen": "A shoe.", "rejected": "A bag."}\n' "$1" "$2"; }
+mapfile -t good < <(grep -o '"images/train/[0-9]*\.png"' "$D/train.jsonl" | tr -d '"' | head -7)
+{ q ok0 "${good[0]}"; q fifo fifo.png; q loop loop1.png; q bomb bomb.png
+  for i in 1 2 3 4 5 6; do q "ok$i" "${good[$i]}"; done; } >"$work/imgs.jsonl"
+run_case "data check: FIFO image named, not a hang" 1 "imgs\.jsonl:2: unreadable image \(.*fifo\.png: is a FIFO" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
+run_case "data check: symlink loop named" 1 "imgs\.jsonl:3: unreadable image \(.*loop1\.png: symlink loop" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
+run_case "data check: decompression bomb refused" 1 "imgs\.jsonl:4.*bomb\.png: image too large: 20000x20000 = 400000000 pixels, over the limit of 89478485" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
+run_case "PHANTOM_MAX_IMAGE_PIXELS sets the cap" 1 "imgs\.jsonl:1.*$(basename "${good[0]}"): image too large: 28x28 = 784 pixels, over the limit of 500" - \
+  env PHANTOM_MAX_IMAGE_PIXELS=500 "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
+run_case "PHANTOM_MAX_IMAGE_PIXELS malformed" 1 "PHANTOM_MAX_IMAGE_PIXELS='1e6': expected a non-negative decimal integer" - \
+  env PHANTOM_MAX_IMAGE_PIXELS=1e6 "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/imgs.jsonl"
+run_case "train, on_error: fail: FIFO image stops the run at its line" 1 "imgs\.jsonl:2: unreadable image .*is a FIFO" 'runs' \
+  "$PHANTOM" "${train[@]}" run.name=fifo data.train="$work/imgs.jsonl" stages.0.max_steps=1
+run_case "train, on_error: skip: the bad images are skipped" 0 "2 skipped: 2 unreadable image" 'runs' \
+  "$PHANTOM" "${train[@]}" run.name=skip data.train="$work/imgs.jsonl" data.on_error=skip data.batch_size=2 \
+  stages.0.max_steps=1 --max-steps 1
+for i in $(seq 1 1100); do echo '{"id": "x", "question": "q", "chosen": "", "rejected": "r"}'; done >"$work/many.jsonl"
+run_case "data check says its list was cut" 1 "list cut: 1000 of 1100 problems shown" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/many.jsonl"
+
+# ---- checkpoints: a disk that fills up, a truncated optimizer.pt, a state.json of the wrong type ---------------
+cat >"$tmp/small_disk.sh" <<'SH'
+#!/usr/bin/env bash
+# Files over 300 KiB fail with EFBIG, as writes fail with ENOSPC on a full disk.
+trap '' XFSZ; ulimit -f 300; exec "$@"
+SH
+run_case "disk full while checkpointing" 1 "cannot write checkpoint .*step-000001: .*File too large; no earlier checkpoint exists" 'runs' \
+  bash "$tmp/small_disk.sh" "$PHANTOM" "${train[@]}" run.name=full --max-steps 1
+left=$(find "$work/runs/full" -name '.tmp-*' -o -name '*.tmp.*' | head -3)
+[ -z "$left" ] || { echo "FAIL: disk full left temporaries: $left"; fail=1; }
+"$PHANTOM" "${train[@]}" run.name=good --max-steps 1 >"$tmp/good.log" 2>&1 || { echo "FAIL: a good 1-step run"; tail -5 "$tmp/good.log"; fail=1; }
+ck=$(ls -d "$work"/runs/good/checkpoints/step-* | tail -1)
+cp -r "$work/runs/good" "$work/runs/trunc"; cp -r "$work/runs/good" "$work/runs/state"
+tck="$work/runs/trunc/checkpoints/$(basename "$ck")"
+truncate -s $(( $(stat -c %s "$tck/optimizer.pt") / 2 )) "$tck/optimizer.pt"
+run_case "truncated optimizer.pt" 1 "trunc/checkpoints/step-[0-9]+/optimizer\.pt: cannot read the optimizer state" \
+  'runs/trunc( |/(config\.yaml|metrics\.jsonl|tb|\.lock))' "$PHANTOM" "${train[@]}" run.name=trunc --resume
+sck="$work/runs/state/checkpoints/$(basename "$ck")"
+sed -i 's/"stage": 0/"stage": "zero"/' "$sck/state.json"
+run_case "state.json of the wrong type" 1 "state/checkpoints/step-[0-9]+/state\.json: field 'stage' must be a non-negative integer, got \"zero\"" \
+  'runs/state( |/(config\.yaml|metrics\.jsonl|tb|\.lock))' "$PHANTOM" "${train[@]}" run.name=state --resume
+
+echo "$cases cases"
+exit $fail

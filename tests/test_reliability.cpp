@@ -1,0 +1,265 @@
+// Reliability of the input paths (docs/reliability.md): strict numbers, YAML structure, files that are not
+// regular files, JSON arrays, the decompression-bomb cap, model-config validation before modules are built, and
+// checkpoint writes that fail cleanly when the disk fills up. The CLI side is tests/cli/bad_inputs.sh; the
+// fuzz pass is tests/fuzz.
+#include "tests/test_pch.h"
+#include "phantom/model/config_checks.h"
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "data/annotations.h"
+#include "data/images/image.h"
+#include "data/images/image_limits.h"
+#include "phantom/io/hf_config.h"
+#include "phantom/model/model.h"
+#include "phantom/util/config.h"
+#include "phantom/util/files.h"
+#include "phantom/util/parse.h"
+#include "tests/helpers.h"
+#include "tests/tiny.h"
+#include "trainers/recipe/train_state.h"
+
+using namespace phantom;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+TEST_CASE("reliability: strict integers and numbers", "[reliability]") {
+  int64_t v = -7;
+  for (auto [text, want] : std::vector<std::pair<std::string, int64_t>>{
+           {"0", 0}, {"8", 8}, {"-12", -12}, {"+3", 3}, {"9223372036854775807", INT64_MAX}})
+    CHECK((util::parse_int(text, v) && v == want));
+  for (std::string bad : {"010", "0x10", "08", "-010", "12abc", "", "-", "1.5", "1e4", " 1", "1 ", "9223372036854775808",
+                          "0b1", "٣"})
+    CHECK_FALSE(util::parse_int(bad, v));
+  // configs accept integral exponent forms, not fractions or octal-looking mantissas
+  CHECK((util::parse_int("1e4", v, true) && v == 10000));
+  CHECK((util::parse_int("2.5e3", v, true) && v == 2500));
+  for (std::string bad : {"1.5", "2.5e0", "01e4", "0x1p4", "1e40"}) CHECK_FALSE(util::parse_int(bad, v, true));
+  double d = 0;
+  CHECK((util::parse_number("1e-5", d) && d == 1e-5));
+  CHECK((util::parse_number(".5", d) && d == 0.5));
+  for (std::string bad : {"inf", "nan", "0x1p3", "1e999", "abc", "1.0.0", ""}) CHECK_FALSE(util::parse_number(bad, d));
+}
+
+TEST_CASE("reliability: YAML duplicate keys, octal-looking integers and odd keys are errors with file:line",
+          "[reliability]") {
+  test::TempDir t;
+  auto load = [&](const std::string& text) {
+    const std::string p = t.file("c.yaml", text);
+    train::RunConfig c;
+    config::load(c, p, {});
+    return c;
+  };
+  CHECK_THROWS_WITH(load("optim:\n  lr: 1.0e-4\n  lr: 2.0e-4\n"),
+                    Contains("duplicate key 'lr'") && Contains("c.yaml:3; first at") && Contains("c.yaml:2"));
+  CHECK_THROWS_WITH(load("data:\n  batch_size: 2\ndata:\n  batch_size: 4\n"), Contains("duplicate key 'data'"));
+  CHECK_THROWS_WITH(load("run:\n  seed: 010\n"), Contains("run.seed: expected a decimal integer") && Contains("c.yaml:2"));
+  CHECK_THROWS_WITH(load("run:\n  seed: 0x10\n"), Contains("got '0x10'"));
+  CHECK_THROWS_WITH(load("? [a]\n: 1\n"), Contains("a key must be a plain name"));
+  CHECK_THROWS_WITH(load("a: &x [1, 2]\nb: *x\nc: [*x, *x]\n"), Contains("unknown key"));  // aliases still read
+  CHECK(load("run:\n  seed: 10\n").run.seed == 10);
+  CHECK(load("stages:\n  - {name: a, trainable: ['.*'], max_steps: 1e4}\n").stages[0].max_steps == 10000);
+  CHECK_THROWS_WITH(train::load_run_config(t.file("e.yaml", "stages: []\n"), {}), Contains("stages: empty"));
+}
+
+TEST_CASE("reliability: FIFOs, directories and symlink loops are refused without blocking", "[reliability]") {
+  test::TempDir t;
+  const std::string fifo = t.str("pipe.png"), loop = t.str("loop.png");
+  REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+  fs::create_symlink("loop2.png", loop);
+  fs::create_symlink("loop.png", t.str("loop2.png"));
+  CHECK_THAT(util::file_problem(fifo), Contains("FIFO"));
+  CHECK_THAT(util::file_problem(loop), Contains("symlink loop"));
+  CHECK_THAT(util::file_problem(t.str()), Contains("directory"));
+  CHECK(util::file_problem(t.str("nope")) == "not found");
+  CHECK(util::file_problem(t.file("ok.txt", "x")).empty());
+  // the image loader returns at once with the file named (opened O_NONBLOCK, refused by fstat)
+  CHECK_THROWS_WITH(data::load_image(fifo), Contains(fifo + ": is a FIFO"));
+  CHECK_THROWS_WITH(data::load_image(loop), Contains(loop + ": cannot open (symlink loop"));
+  // annotations: such an image is a bad sample at its file:line, dropped under on_error: skip
+  const std::string ann = t.file("a.jsonl",
+                                 "{\"question\": \"<image> q\", \"chosen\": \"a\", \"rejected\": \"b\", \"image\": \"pipe.png\"}\n"
+                                 "{\"question\": \"<image> q\", \"chosen\": \"a\", \"rejected\": \"b\", \"image\": \"loop.png\"}\n"
+                                 "{\"question\": \"q\", \"chosen\": \"a\", \"rejected\": \"b\"}\n");
+  data::DataConfig cfg;
+  cfg.image_root = t.str();
+  data::SkipCounts skipped;
+  CHECK_THROWS_WITH(data::read_annotations(ann, cfg, skipped), Contains("a.jsonl:1: unreadable image") && Contains("FIFO"));
+  cfg.on_error = "skip";
+  CHECK(data::read_annotations(ann, cfg, skipped).size() == 1);
+  CHECK(skipped.by_reason["unreadable image"] == 2);
+  CHECK_THAT(skipped.examples.at(1), Contains("a.jsonl:2") && Contains("symlink loop"));
+  // an annotation file that is a FIFO
+  CHECK_THROWS_WITH(data::read_annotations(fifo, cfg, skipped), Contains("is a FIFO"));
+}
+
+TEST_CASE("reliability: JSON arrays need exactly one comma between elements; type errors name file:line",
+          "[reliability]") {
+  auto split = [](const std::string& text) { return data::split_json_array(text, "f.json"); };
+  CHECK(split("[{\"a\": 1}, {\"b\": [1, 2]}, 3]").size() == 3);
+  CHECK(split("[]").empty());
+  CHECK_THROWS_WITH(split("[\n{\"a\": 1},\n]"), Contains("f.json:3: trailing comma"));
+  CHECK_THROWS_WITH(split("[\n{\"a\": 1}\n{\"a\": 2}]"), Contains("f.json:3: missing comma"));
+  CHECK_THROWS_WITH(split("[{\"a\": 1},, {}]"), Contains("two commas"));
+  CHECK_THROWS_WITH(split("[, {}]"), Contains("comma before the first element"));
+  CHECK_THROWS_WITH(split("[{}] x"), Contains("unexpected text after"));
+  CHECK_THROWS_WITH(split("[{\"a\": \"\\"), Contains("unterminated"));
+  test::TempDir t;
+  data::DataConfig cfg;
+  cfg.format = "conversations";
+  data::SkipCounts skipped;
+  const std::string f = t.file("c.jsonl", "{\"conversations\": [{\"from\": 1, \"value\": \"hi\"}, {\"from\": \"gpt\", \"value\": \"yo\"}]}\n");
+  CHECK_THROWS_WITH(data::read_annotations(f, cfg, skipped), Contains("c.jsonl:1: malformed turn ('from' must be a string, got 1)"));
+  cfg.format = "internvl_meta";
+  const std::string m = t.file("m.json", "{\"set\": {\"root\": 5, \"annotation\": \"c.jsonl\"}}");
+  CHECK_THROWS_WITH(data::read_annotations(m, cfg, skipped), Contains("m.json: dataset 'set': 'root' must be a path string, got 5"));
+}
+
+TEST_CASE("reliability: decompression bombs are refused from the header, the cap is configurable", "[reliability]") {
+  // A PNG signature + IHDR declaring 20000 x 20000 and nothing else: refused before any decoding.
+  std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
+  for (uint32_t x : {20000u, 20000u}) png += std::string{char(x >> 24), char(x >> 16), char(x >> 8), char(x)};
+  png += std::string("\x08\x02\0\0\0\0\0\0\0", 9);
+  CHECK_THROWS_WITH(data::decode_image(reinterpret_cast<const uint8_t*>(png.data()), png.size(), "bomb.png"),
+                    Contains("bomb.png: image too large: 20000x20000 = 400000000 pixels, over the limit of 89478485"));
+  cv::Mat m(30, 40, CV_8UC3, cv::Scalar(1, 2, 3));
+  for (const char* ext : {".png", ".jpg", ".bmp", ".webp"}) {
+    INFO(ext);
+    std::vector<uint8_t> buf;
+    REQUIRE(cv::imencode(ext, m, buf));
+    data::set_max_image_pixels(1199);
+    CHECK_THROWS_WITH(data::decode_image(buf.data(), buf.size(), "x"), Contains("40x30 = 1200 pixels, over the limit of 1199"));
+    data::set_max_image_pixels(1200);
+    CHECK(data::decode_image(buf.data(), buf.size(), "x").width == 40);
+  }
+  data::set_max_image_pixels(data::kDefaultMaxImagePixels);
+}
+
+TEST_CASE("reliability: model configs are validated before any module is built", "[reliability]") {
+  ModelConfig c = test::tiny_vlm_config();
+  CHECK(model_config_problem(c).empty());
+  auto problem = [&](auto edit) {
+    ModelConfig x = test::tiny_vlm_config();
+    edit(x);
+    return model_config_problem(x);
+  };
+  CHECK_THAT(problem([](ModelConfig& x) { x.llm.num_heads = 0; }), Contains("llm.num_heads (0)"));
+  CHECK_THAT(problem([](ModelConfig& x) { x.llm.num_kv_heads = 0; }), Contains("llm.num_kv_heads (0)"));
+  CHECK_THAT(problem([](ModelConfig& x) { x.vision.patch_size = 0; }), Contains("vision.patch_size (0)"));
+  CHECK_THAT(problem([](ModelConfig& x) { x.llm.num_layers = -2; }), Contains("llm.num_layers (-2)"));
+  CHECK_THAT(problem([](ModelConfig& x) { x.llm.num_heads = 3; }), Contains("multiple of llm.num_heads (3)"));
+  CHECK_THAT(problem([](ModelConfig& x) { x.downsample_ratio = 0.3; }), Contains("whole cells"));
+  // the YAML path: run_config's validation
+  test::TempDir y;
+  CHECK_THROWS_WITH(train::load_run_config(y.file("m.yaml", "model:\n  llm:\n    num_layers: 5000\n"), {}),
+                    Contains("config error: model.llm.num_layers (5000) must be in [1, 1024]"));
+  // HF config.json: the key as the file spells it
+  test::TempDir t;
+  auto hf = [&](const std::string& llm) {
+    t.file("m/config.json", "{\"llm_config\": {\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 32, "
+                            "\"intermediate_size\": 64, \"num_hidden_layers\": 1, \"vocab_size\": 64, " + llm + "}, "
+                            "\"vision_config\": {\"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1, "
+                            "\"num_attention_heads\": 2, \"patch_size\": 7, \"image_size\": 28}}");
+    ModelConfig mc;
+    read_hf_config(t.str("m"), mc);
+    return mc;
+  };
+  CHECK(hf("\"num_attention_heads\": 4").llm.num_heads == 4);
+  CHECK_THROWS_WITH(hf("\"num_attention_heads\": 0"), Contains("config.json llm_config: key 'num_attention_heads' must be >= 1, got 0"));
+  CHECK_THROWS_WITH(hf("\"num_attention_heads\": 4, \"num_key_value_heads\": 0"), Contains("'num_key_value_heads' must be >= 1"));
+  CHECK_THROWS_WITH(hf("\"num_attention_heads\": 4, \"rms_norm_eps\": \"small\""),
+                    Contains("key 'rms_norm_eps' must be a number, got \"small\""));
+  CHECK_THROWS_WITH(hf("\"num_attention_heads\": 4.5"), Contains("'num_attention_heads' must be an integer"));
+}
+
+namespace {
+// Files over `bytes` fail with EFBIG while alive, as they would with ENOSPC on a full disk.
+struct FileSizeLimit {
+  rlimit old{};
+  void (*old_handler)(int);
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &old);
+    old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit r = old;
+    r.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &r);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+  }
+};
+}  // namespace
+
+TEST_CASE("reliability: a checkpoint that does not fit fails cleanly, the previous one stays intact", "[reliability]") {
+  test::TempDir t;
+  torch::manual_seed(0);
+  torch::nn::Linear model(64, 64);  // 16.6 kB of tensors
+  auto opt = torch::optim::AdamW(model->parameters());
+  model(torch::randn({2, 64})).sum().backward();
+  opt.step();
+  train::TrainState st;
+  st.global_step = 1;
+  train::save_checkpoint(t.str(), *model, &opt, st, "x: 1\n", 5);
+  const std::string first = t.str("checkpoints/step-000001");
+  REQUIRE(train::latest_checkpoint(t.str()) == first);
+  auto listing = [&] {
+    std::vector<std::string> names;
+    for (auto& e : fs::recursive_directory_iterator(t.str("checkpoints")))
+      names.push_back(e.path().string() + " " + (e.is_regular_file() ? std::to_string(e.file_size()) : "dir"));
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  const auto before = listing();
+  st.global_step = 2;
+  for (rlim_t limit : {rlim_t(4000), rlim_t(20000), rlim_t(40000)}) {  // fails in model, optimizer, then later
+    INFO(limit);
+    std::string msg;
+    {
+      FileSizeLimit small(limit);
+      try {
+        train::save_checkpoint(t.str(), *model, &opt, st, "x: 1\n", 5);
+      } catch (const std::runtime_error& e) {
+        msg = e.what();
+      }
+    }
+    if (msg.empty()) continue;  // large enough after all: then the checkpoint must be complete (checked below)
+    CHECK_THAT(msg, Contains("cannot write checkpoint") && Contains("step-000002") && Contains("File too large") &&
+                        Contains("the last complete checkpoint, " + first + ", is intact"));
+    CHECK(listing() == before);  // no .tmp-step directory, no *.tmp.* file, step-000001 untouched
+  }
+  // and step 1 still resumes
+  torch::nn::Linear again(64, 64);
+  train::load_checkpoint_model(first, *again);
+  CHECK(torch::equal(again->weight, model->weight));
+  auto opt2 = torch::optim::AdamW(again->parameters());
+  train::load_checkpoint_optimizer(first, opt2);
+}
+
+TEST_CASE("reliability: a truncated optimizer.pt or a state.json of the wrong type names the file", "[reliability]") {
+  test::TempDir t;
+  torch::nn::Linear model(8, 8);
+  auto opt = torch::optim::AdamW(model->parameters());
+  model(torch::randn({2, 8})).sum().backward();
+  opt.step();
+  train::TrainState st;
+  st.global_step = 3;
+  train::save_checkpoint(t.str(), *model, &opt, st, "x: 1\n", 5);
+  const std::string ck = t.str("checkpoints/step-000003");
+  fs::resize_file(ck + "/optimizer.pt", fs::file_size(ck + "/optimizer.pt") / 2);
+  auto opt2 = torch::optim::AdamW(model->parameters());
+  CHECK_THROWS_WITH(train::load_checkpoint_optimizer(ck, opt2),
+                    Contains(ck + "/optimizer.pt: cannot read the optimizer state (truncated or corrupt"));
+  std::ofstream(ck + "/state.json") << "{\"stage\": \"zero\", \"stage_step\": 0}";
+  CHECK_THROWS_WITH(train::read_train_state(ck), Contains("state.json: field 'stage' must be a non-negative integer, got \"zero\""));
+  std::ofstream(ck + "/state.json") << "{\"stage\": 0, \"stage_step\": 0, \"global_step\": 3, \"stage_total\": 4}";
+  CHECK_THROWS_WITH(train::read_train_state(ck), Contains("missing field 'stage_done'"));
+}
