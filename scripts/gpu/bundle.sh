@@ -7,7 +7,8 @@
 #
 # Without --binary, builds build/phantom first (setup + cmake --build). DIR gets:
 #   bin/phantom    the binary, symbols stripped
-#   lib/           its non-torch, non-glibc shared libraries (libstdc++ included: the GPU machine's may be older)
+#   lib/           its non-torch, non-glibc shared libraries
+#   lib/compat/    libstdc++ and libgcc_s, for a machine whose own are older than the binary needs
 #   phantom        the launcher: finds torch through Python, checks versions, puts lib/ and torch's dirs first
 #   manifest.txt   commit, torch version, glibc needed, every file with its size
 # Fails when DIR is over --max-mib (default 60) MiB, or when a library is missing.
@@ -44,7 +45,7 @@ if grep -q 'not found' <<<"$deps"; then
 fi
 GLIBC_RE='^(linux-vdso\.so|ld-linux-x86-64\.so|libc\.so|libm\.so|libpthread\.so|libdl\.so|librt\.so|libresolv\.so|libutil\.so)'
 rm -rf "$OUT"
-mkdir -p "$OUT/bin" "$OUT/lib"
+mkdir -p "$OUT/bin" "$OUT/lib/compat"
 carried=() torch_libs=0
 while read -r name arrow path _; do
   [ "$arrow" = "=>" ] || continue  # the loader and vdso lines have no "=>"
@@ -52,6 +53,9 @@ while read -r name arrow path _; do
     torch_libs=$((torch_libs + 1))
   elif [[ "$name" =~ $GLIBC_RE ]]; then
     :
+  elif [[ "$name" =~ ^(libstdc\+\+|libgcc_s)\.so ]]; then
+    cp -L "$path" "$OUT/lib/compat/$name"  # used only where the machine's own is too old (launcher.sh)
+    carried+=("$name")
   else
     cp -L "$path" "$OUT/lib/$name"
     carried+=("$name")
@@ -63,15 +67,22 @@ cp "$ROOT/scripts/gpu/launcher.sh" "$OUT/phantom"
 chmod +x "$OUT/phantom"
 
 torch_version=$("$PY" -c 'import torch; print(torch.__version__)')
-glibc_needed=$(objdump -T "$OUT/bin/phantom" "$OUT"/lib/* 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' |
-               sort -uV | tail -1)
+# Newest symbol versions needed: of glibc by the binary and lib/, of libstdc++ by the same, and of glibc by the
+# carried libstdc++ itself (Debian 12's needs glibc 2.36, newer than the rest: so it is used only when needed).
+newest() { objdump -T "$@" 2>/dev/null | grep -o "$PATTERN[0-9.]*" | sed "s/$PATTERN//" | sort -uV | tail -1; }
+PATTERN=GLIBC_ glibc_needed=$(newest "$OUT/bin/phantom" "$OUT"/lib/*.so*)
+PATTERN=GLIBCXX_ glibcxx_needed=$(newest "$OUT/bin/phantom" "$OUT"/lib/*.so*)
+PATTERN=CXXABI_ cxxabi_needed=$(newest "$OUT/bin/phantom" "$OUT"/lib/*.so*)
+PATTERN=GLIBC_ compat_glibc=$(newest "$OUT"/lib/compat/*)
 echo "$torch_version" >"$OUT/torch-version"
 echo "$glibc_needed" >"$OUT/glibc-version"
+printf 'GLIBCXX_%s CXXABI_%s %s\n' "$glibcxx_needed" "$cxxabi_needed" "$compat_glibc" >"$OUT/lib/compat/needs"
 bytes=$(du -sb "$OUT" | cut -f1)
 mib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
 {
   echo "phantom GPU bundle, made $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "torch $torch_version (found at run time, not carried: $torch_libs libraries), glibc >= $glibc_needed"
+  echo "libstdc++ with GLIBCXX_$glibcxx_needed and CXXABI_$cxxabi_needed: the machine's, else lib/compat (needs glibc >= $compat_glibc)"
   echo "total $mib MiB ($bytes bytes), limit $MAX_MIB MiB"
   (cd "$OUT" && find . -type f -printf '%s %p\n' | sort -rn | awk '{ printf "%10.2f MiB  %s\n", $1 / 1048576, $2 }')
 } >"$OUT/manifest.txt"

@@ -7,16 +7,17 @@
 # Without CUDA it is a dry run: every part that can run on the CPU does (shrunk), the rest print
 # "skipped: no CUDA". Exit status: non-zero when a check failed.
 #
-#   scripts/gpu/check.sh [--bundle build/gpu-bundle] [--log DIR]
+#   scripts/gpu/check.sh [--bundle build/gpu-bundle] [--log DIR] [-- gpucheck options, e.g. --layers 8]
 #   PHANTOM_PYTHON=/path/to/venv/bin/python scripts/gpu/check.sh ...   # the venv with torch (default: python3)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-BUNDLE="$ROOT/build/gpu-bundle" LOG=""
+BUNDLE="$ROOT/build/gpu-bundle" LOG="" GPUCHECK_ARGS=()
 while (($#)); do
   case "$1" in
+    --) shift; GPUCHECK_ARGS=("$@"); break ;;
     --bundle) BUNDLE="$2"; shift 2 ;;
     --log) LOG="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -31,13 +32,13 @@ say() { echo "== $*"; }
 
 say "machine"
 if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; fi
-echo "glibc $(getconf GNU_LIBC_VERSION | awk '{print $2}'), bundle: $(sed -n 3p "$BUNDLE/manifest.txt")"
+echo "glibc $(getconf GNU_LIBC_VERSION | awk '{print $2}'), bundle: $(grep '^total' "$BUNDLE/manifest.txt")"
 cuda=$("$PHANTOM_PYTHON" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null) || {
   echo "error: $PHANTOM_PYTHON cannot import torch (set PHANTOM_PYTHON)" >&2; exit 2; }
 "$P" info || { echo "error: the bundled phantom does not start (see above)" >&2; exit 1; }
 
 say "phantom gpucheck"
-timeout 420 "$P" gpucheck 2>&1 | tee "$LOG/gpucheck.log"
+timeout 420 "$P" gpucheck "${GPUCHECK_ARGS[@]}" 2>&1 | tee "$LOG/gpucheck.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 say "our step vs PyTorch eager (scripts/bench/model_ref.py), plain decoder"

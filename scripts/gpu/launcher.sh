@@ -19,8 +19,22 @@ if [ "$(printf '%s\n%s\n' "$need" "$glibc" | sort -V | head -1)" != "$need" ]; t
   echo "error: this machine has glibc $glibc, the bundle needs >= $need (built on Debian 12)" >&2
   exit 1
 fi
+# The machine's libstdc++ when it has the symbol versions we need (the bundled one needs a newer glibc).
+read -r want_cxx want_abi compat_glibc <"$HERE/lib/compat/needs"
+libdirs="$HERE/lib"
+host_cxx="${PHANTOM_HOST_LIBSTDCXX:-}"  # (tests point it elsewhere to exercise lib/compat)
+[ -n "$host_cxx" ] || for f in /lib/x86_64-linux-gnu/libstdc++.so.6 /usr/lib/x86_64-linux-gnu/libstdc++.so.6 /usr/lib64/libstdc++.so.6; do
+  [ -e "$f" ] && { host_cxx="$f"; break; }
+done
+if [ -z "$host_cxx" ] || ! grep -q "$want_cxx" "$host_cxx" || ! grep -q "$want_abi" "$host_cxx"; then
+  if [ "$(printf '%s\n%s\n' "$compat_glibc" "$glibc" | sort -V | head -1)" != "$compat_glibc" ]; then
+    echo "error: this machine's libstdc++ lacks $want_cxx and its glibc $glibc is older than the $compat_glibc the bundled one needs" >&2
+    exit 1
+  fi
+  libdirs="$HERE/lib:$HERE/lib/compat"
+fi
 # torch/lib, then the wheel's CUDA, cuDNN and NCCL libraries (site-packages/nvidia/*/lib), after our own lib/.
 site=$(dirname "$torch_dir")
 nvidia=$(find "$site/nvidia" -mindepth 2 -maxdepth 2 -type d -name lib 2>/dev/null | sort | tr '\n' ':')
-export LD_LIBRARY_PATH="$HERE/lib:$torch_dir/lib:$nvidia${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$libdirs:$torch_dir/lib:$nvidia${LD_LIBRARY_PATH:-}"
 exec "$HERE/bin/phantom" "$@"

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <string>
 
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 
 #include "trainers/cli/commands.h"
