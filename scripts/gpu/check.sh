@@ -33,8 +33,10 @@ say() { echo "== $*"; }
 say "machine"
 if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; fi
 echo "glibc $(getconf GNU_LIBC_VERSION | awk '{print $2}'), bundle: $(grep '^total' "$BUNDLE/manifest.txt")"
-cuda=$("$PHANTOM_PYTHON" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null) || {
+found=$("$PHANTOM_PYTHON" -c 'import os, torch; print(int(torch.cuda.is_available()), torch.__version__, os.path.dirname(torch.__file__))' 2>/dev/null) || {
   echo "error: $PHANTOM_PYTHON cannot import torch (set PHANTOM_PYTHON)" >&2; exit 2; }
+read -r cuda PHANTOM_TORCH_VERSION PHANTOM_TORCH_DIR <<<"$found"
+export PHANTOM_TORCH_VERSION PHANTOM_TORCH_DIR  # the launcher then needs no Python
 "$P" info || { echo "error: the bundled phantom does not start (see above)" >&2; exit 1; }
 
 say "phantom gpucheck"

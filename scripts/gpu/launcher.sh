@@ -2,13 +2,18 @@
 # The launcher of a GPU bundle (copied to DIR/phantom by scripts/gpu/bundle.sh): runs DIR/bin/phantom with the
 # bundled libraries and the LibTorch of a Python venv. Arguments go to phantom unchanged.
 #   PHANTOM_PYTHON   the Python whose torch to use (default: python3 on PATH)
+#   PHANTOM_TORCH_DIR, PHANTOM_TORCH_VERSION   torch's package directory and version, instead of asking Python
 #   PHANTOM_TORCH_MISMATCH_OK=1   run even when that torch is not the version the bundle was built against
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PY="${PHANTOM_PYTHON:-python3}"
-found=$("$PY" -c 'import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))' 2>/dev/null) || {
-  echo "error: $PY cannot import torch; set PHANTOM_PYTHON to the venv's python" >&2; exit 1; }
-version=$(sed -n 1p <<<"$found") torch_dir=$(sed -n 2p <<<"$found")
+if [ -n "${PHANTOM_TORCH_DIR:-}" ] && [ -n "${PHANTOM_TORCH_VERSION:-}" ]; then  # given by check.sh: one import
+  version="$PHANTOM_TORCH_VERSION" torch_dir="$PHANTOM_TORCH_DIR"
+else
+  found=$("$PY" -c 'import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))' 2>/dev/null) || {
+    echo "error: $PY cannot import torch; set PHANTOM_PYTHON to the venv's python" >&2; exit 1; }
+  version=$(sed -n 1p <<<"$found") torch_dir=$(sed -n 2p <<<"$found")
+fi
 want=$(cat "$HERE/torch-version")
 if [ "$version" != "$want" ] && [ "${PHANTOM_TORCH_MISMATCH_OK:-}" != 1 ]; then
   echo "error: $PY has torch $version, the bundle was built against $want (C++ ABI); set PHANTOM_TORCH_MISMATCH_OK=1 to try anyway" >&2
