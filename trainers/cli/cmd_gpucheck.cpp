@@ -19,8 +19,8 @@
 #include "trainers/cli/step_timing.h"
 #include "phantom/model/runtime.h"
 #include "trainers/recipe/losses.h"
+#include "trainers/recipe/metrics.h"
 #include "trainers/recipe/optim.h"
-#include "trainers/recipe/trainer.h"
 
 namespace phantom::train {
 // trainers/distributed/nccl.cpp (kept out of distributed.h: its callers are the World and this check).
@@ -262,7 +262,8 @@ void step_7b(Report& r, const c10::Device& dev, int64_t layers, int64_t seq, int
                        ", " + std::to_string(l.num_layers) + " layers, " + fmt_num("%.2fB params", n_params / 1e9) +
                        ", batch " + std::to_string(batch) + " x " + std::to_string(seq) + ": " +
                        fmt_num("%.1f ms/step", t.ms) + ", " + fmt_num("%.0f tokens/s", t.tokens / (t.ms / 1e3)) +
-                       ", " + fmt_num("%.2f TFLOP/s", tflops);
+                       ", " + fmt_num("%.2f TFLOP/s", tflops) + ", peak memory " +
+                       fmt_num("%.1f GiB", peak_memory_gb(dev));
   if (cuda) {
     const double mfu = tflops / peak_tflops;
     detail += ", MFU " + fmt_num("%.1f%%", 100 * mfu) + " of " + fmt_num("%.0f", peak_tflops) +
