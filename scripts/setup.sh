@@ -26,7 +26,8 @@ APT_PACKAGES=(
   build-essential        # g++
   cmake ninja-build      # build
   ccache lld             # compiler cache, fast linker
-  libopencv-dev          # image decode / resize (data/)
+  libjpeg62-turbo-dev libpng-dev libwebp-dev  # image decoding (data/images): the libraries PIL decodes with
+  libopencv-dev          # tests only: encodes test images, compares its resize with ours (the framework has no OpenCV)
   libyaml-cpp-dev        # configs
   libspdlog-dev          # logging
   catch2                 # tests (Catch2 v2, single header)

@@ -2,7 +2,7 @@
 // RGB like PIL's `Image.open(p).convert('RGB')`, InternVL's dynamic tiling with PIL's bicubic resampling,
 // ImageNet normalisation. See docs/images.md for the decisions and the measured differences against PIL.
 //
-//   image_decode.cpp   decoding (OpenCV), channel/bit-depth conversion, errors
+//   image_decode.cpp   decoding (codec_*.cpp: libjpeg-turbo, libpng, libwebp, BMP), conversion to RGB, errors
 //   image_resize.cpp   PIL's resampling (bicubic), byte-exact
 //   image.cpp          tile grid, dynamic_preprocess, normalisation, multi-image concatenation
 #pragma once
@@ -30,7 +30,7 @@ struct RgbImage {
 };
 
 // ---- decoding (image_decode.cpp) -------------------------------------------------------------------------------
-// JPEG, PNG, WebP, BMP (whatever OpenCV's imgcodecs reads). Grayscale is replicated to RGB, alpha is dropped
+// JPEG, PNG, WebP, BMP. Grayscale is replicated to RGB, alpha is dropped
 // without compositing (as PIL's convert('RGB')), 16-bit samples keep their high byte. Errors are one-line
 // std::runtime_error naming the file: missing, empty, truncated or not an image.
 RgbImage load_image(const std::string& path);

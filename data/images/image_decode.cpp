@@ -1,4 +1,5 @@
-// Decoding to 8-bit RGB with OpenCV, converted the way PIL's `Image.open(p).convert('RGB')` converts.
+// Decoding to 8-bit RGB the way PIL's `Image.open(p).convert('RGB')` does: format by signature, one decoder per
+// format (codecs.h), then gray replicated and alpha dropped.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -9,9 +10,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-
+#include "data/images/codecs.h"
 #include "data/images/image.h"
 #include "data/images/image_limits.h"
 #include "phantom/util/files.h"
@@ -24,7 +23,7 @@ namespace {
   throw std::runtime_error(name + ": " + what);
 }
 
-// libjpeg decodes a truncated JPEG with a warning and grey fill, so OpenCV returns an image; PIL refuses it
+// libjpeg decodes a truncated JPEG with a warning and grey fill, so the decoder returns an image; PIL refuses it
 // ("image file is truncated"). Walk the markers of the main image and require its EOI, so such files fail here
 // too. Returns false when the stream ends before EOI. Bytes after EOI (appended previews, videos) are ignored.
 bool jpeg_is_complete(const uint8_t* d, size_t n) {
@@ -45,8 +44,7 @@ bool jpeg_is_complete(const uint8_t* d, size_t n) {
   return false;
 }
 
-// PIL decodes a PNG whose IEND chunk is missing (a common truncation that loses nothing); libpng, through
-// OpenCV, refuses it. True when the data is a PNG that does not end in IEND.
+// PIL decodes a PNG whose IEND chunk is missing (a common truncation that loses nothing); libpng refuses it. True when the data is a PNG that does not end in IEND.
 constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
 constexpr uint8_t kPngIend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};  // length, type, CRC
 bool png_lacks_iend(const uint8_t* d, size_t n) {
@@ -140,9 +138,8 @@ int64_t max_image_pixels() {
 
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name) {
   if (size == 0) fail(name, "empty image file (0 bytes)");
-  if (size > size_t(std::numeric_limits<int>::max())) fail(name, "image file too large (over 2 GiB)");
-  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF && !jpeg_is_complete(data, size))
-    fail(name, "truncated JPEG (no end-of-image marker)");
+  const bool jpeg = size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+  if (jpeg && !jpeg_is_complete(data, size)) fail(name, "truncated JPEG (no end-of-image marker)");
 
   // Decompression bombs: a 1 MB PNG can declare 20000x20000 pixels (1.2 GB decoded). Refuse from the header.
   if (uint64_t w = 0, h = 0; header_size(data, size, w, h)) check_pixels(name, w, h);
@@ -155,45 +152,33 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name)
     size = patched.size();
   }
 
-  cv::Mat m;
+  codecs::Samples m;
   try {
-    // IMREAD_UNCHANGED: keep alpha and 16-bit samples so the conversion below is ours (PIL's), and ignore EXIF
-    // orientation as PIL's Image.open does.
-    m = cv::imdecode(cv::Mat(1, int(size), CV_8U, const_cast<uint8_t*>(data)), cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& e) {  // e.g. more pixels than OpenCV's limit (CV_IO_MAX_IMAGE_PIXELS)
-    std::string why = e.err;
-    std::replace(why.begin(), why.end(), '\n', ' ');
-    fail(name, "cannot decode image (" + why + ")");
-  }
-  if (m.empty()) fail(name, "cannot decode image (corrupt, truncated, or not JPEG/PNG/WebP/BMP)");
-  check_pixels(name, uint64_t(m.cols), uint64_t(m.rows));  // formats whose header we do not read
-
-  // 16-bit samples: keep the high byte, as PIL does for 16-bit RGB(A) PNGs. (PIL clips 16-bit grayscale to 255
-  // instead, which whitens nearly every pixel; we deliberately do not copy that, see docs/images.md.)
-  if (m.depth() == CV_16U) {
-    cv::Mat m8(m.size(), CV_MAKETYPE(CV_8U, m.channels()));  // (convertTo would round, not take the high byte)
-    for (int y = 0; y < m.rows; ++y) {
-      const uint16_t* s = m.ptr<uint16_t>(y);
-      uint8_t* t = m8.ptr<uint8_t>(y);
-      for (int x = 0; x < m.cols * m.channels(); ++x) t[x] = uint8_t(s[x] >> 8);
+    if (jpeg) {
+      m = codecs::decode_jpeg(data, size);
+    } else if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) {
+      m = codecs::decode_png(data, size);
+    } else if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) {
+      m = codecs::decode_webp(data, size);
+    } else if (size >= 2 && data[0] == 'B' && data[1] == 'M') {
+      m = codecs::decode_bmp(data, size);
+    } else {
+      fail(name, "cannot decode image (not a JPEG, PNG, WebP or BMP file)");
     }
-    m = m8;
-  } else if (m.depth() != CV_8U) {
-    fail(name, "unsupported sample type (only 8- and 16-bit images)");
+  } catch (const codecs::DecodeError& e) {
+    fail(name, std::string("cannot decode image (") + e.what() + ")");
   }
+  check_pixels(name, uint64_t(m.width), uint64_t(m.height));  // in case the header was not read above
 
-  const int c = m.channels();
-  if (c != 1 && c != 2 && c != 3 && c != 4) fail(name, "unsupported channel count " + std::to_string(c));
-  RgbImage out(m.cols, m.rows);
-  for (int y = 0; y < m.rows; ++y) {
-    const uint8_t* s = m.ptr<uint8_t>(y);
-    uint8_t* t = out.row(y);
-    for (int x = 0; x < m.cols; ++x, s += c, t += 3) {
-      if (c <= 2) {  // gray (+ alpha): replicated, alpha dropped
-        t[0] = t[1] = t[2] = s[0];
-      } else {       // OpenCV's BGR(A) to RGB; alpha dropped without compositing, as convert('RGB')
-        t[0] = s[2], t[1] = s[1], t[2] = s[0];
-      }
+  const int c = m.channels;
+  RgbImage out(m.width, m.height);
+  const uint8_t* s = m.data.data();
+  uint8_t* t = out.pixels.data();
+  for (size_t i = 0, n = size_t(m.width) * size_t(m.height); i < n; ++i, s += c, t += 3) {
+    if (c <= 2) {  // gray (+ alpha): replicated, alpha dropped
+      t[0] = t[1] = t[2] = s[0];
+    } else {       // RGB(A): alpha dropped without compositing, as convert('RGB')
+      t[0] = s[0], t[1] = s[1], t[2] = s[2];
     }
   }
   return out;
@@ -212,3 +197,15 @@ RgbImage load_image(const std::string& path) {
 }
 
 }  // namespace phantom::data
+
+namespace phantom::data::codecs {
+
+void Samples::allocate(int w, int h, int c) {
+  constexpr int64_t kMaxPixels = int64_t(1) << 30;
+  if (w <= 0 || h <= 0 || int64_t(w) * int64_t(h) > kMaxPixels)
+    throw DecodeError("bad image size " + std::to_string(w) + "x" + std::to_string(h) + " (at most 2^30 pixels)");
+  width = w, height = h, channels = c;
+  data.assign(size_t(w) * size_t(h) * size_t(c), 0);
+}
+
+}  // namespace phantom::data::codecs

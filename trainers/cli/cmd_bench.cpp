@@ -10,6 +10,7 @@
 #include "data/collate.h"
 #include "phantom/io/checkpoint.h"
 #include "trainers/cli/commands.h"
+#include "trainers/cli/step_timing.h"
 #include "phantom/model/runtime.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/optim.h"
@@ -21,7 +22,7 @@ namespace phantom::cli {
 static const char* kBenchHelp =
     "usage: phantom bench model|decode|generate|po|train [--hidden 896 --layers 4 --heads 14 --kv-heads 2 --intermediate 4864\n"
     "                                   --vocab 151655 --seq 512 --batch 1 --steps 5 --warmup 2 --phantom gate]\n"
-    "  model:  training step (forward + backward + AdamW) of the decoder, tokens/s\n"
+    "  model:  training step (forward + backward + AdamW) of the decoder, tokens/s; --device cpu|cuda\n"
     "  decode: greedy decoding tokens/s with the KV cache and without (full recompute each step)\n"
     "  generate: batched generation tokens/s (--batch prompts of --seq tokens, --new-tokens each, --beams K,\n"
     "            no eos); --save DIR writes the model (HF format) and the generated ids for\n"
@@ -34,71 +35,6 @@ static const char* kBenchHelp =
 
 namespace {
 using Clock = std::chrono::steady_clock;
-
-// Text-only preference questions of `prompt` tokens with answers of `answer` tokens (random ids >= 10).
-std::vector<data::EncodedPreference> bench_questions(int64_t n, int64_t prompt, int64_t answer, int64_t rejected,
-                                                     int64_t vocab) {
-  std::vector<data::EncodedPreference> out;
-  auto ids = [&](int64_t k) {
-    auto t = torch::randint(10, vocab, {k}, torch::kInt64);
-    std::vector<int32_t> v(static_cast<size_t>(k));
-    for (int64_t i = 0; i < k; ++i) v[static_cast<size_t>(i)] = static_cast<int32_t>(t[i].item<int64_t>());
-    return v;
-  };
-  for (int64_t q = 0; q < n; ++q) {
-    data::EncodedPreference p;
-    p.prompt = ids(prompt);
-    for (int64_t a = 0; a <= rejected; ++a) p.answers.push_back(ids(answer));
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-struct StepTiming {
-  double ms = 0;
-  int64_t tokens = 0;      // real tokens of the batch
-  int64_t supervised = 0;  // rows through the LM head
-};
-
-// One optimiser step (forward in `ac`, backward, clip, AdamW, zero_grad), in milliseconds.
-double one_step(PhantomModelImpl& m, const data::Batch& b, const train::LossConfig& lc, torch::optim::Optimizer& opt,
-                const std::vector<at::Tensor>& params, const AutocastState& ac) {
-  const auto t0 = Clock::now();
-  train::LossOut out;
-  {
-    AutocastScope scope(ac);
-    out = train::batch_loss(m, b, lc, {b.num_sft_tokens, b.num_questions});
-  }
-  out.loss.backward();
-  torch::nn::utils::clip_grad_norm_(params, 1.0);
-  opt.step();
-  opt.zero_grad();
-  return 1e3 * std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Median step time of each batch, the batches interleaved round by round (after `warmup` rounds), so a slow
-// spell of a shared machine hits every layout alike.
-std::vector<StepTiming> time_interleaved(PhantomModelImpl& m, const std::vector<const data::Batch*>& batches,
-                                         const std::vector<train::LossConfig>& losses, torch::optim::Optimizer& opt,
-                                         const std::vector<at::Tensor>& params, const AutocastState& ac,
-                                         int64_t warmup, int64_t steps) {
-  std::vector<std::vector<double>> ms(batches.size());
-  for (int64_t r = 0; r < warmup + steps; ++r)
-    for (size_t i = 0; i < batches.size(); ++i) {
-      const double t = one_step(m, *batches[i], losses[i], opt, params, ac);
-      if (r >= warmup) ms[i].push_back(t);
-    }
-  std::vector<StepTiming> out;
-  for (size_t i = 0; i < batches.size(); ++i)
-    out.push_back({median(ms[i]), batches[i]->num_tokens, batches[i]->targets.target.numel()});
-  return out;
-}
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -115,7 +51,7 @@ int cmd_bench(int argc, char** argv) {
   Args a = parse_args(argc, argv, 3,
                       {"hidden", "layers", "heads", "kv-heads", "intermediate", "vocab", "seq", "batch", "steps", "warmup",
                        "phantom", "threads", "new-tokens", "beams", "save", "prompts", "answer", "rejected", "stage",
-                       "precision", "trainable"},
+                       "precision", "trainable", "device"},
                       {"help"});
   if (a.has("help") || argc < 3) {
     std::fputs(kBenchHelp, stdout);
@@ -135,29 +71,40 @@ int cmd_bench(int argc, char** argv) {
   const int64_t seq = std::stoll(a.get("seq", "512")), batch = std::stoll(a.get("batch", "1"));
   const int64_t steps = std::stoll(a.get("steps", "5")), warmup = std::stoll(a.get("warmup", "2"));
   if (what == "model") {
+    // --device cuda --precision bf16: the GPU comparison with scripts/bench/model_ref.py (scripts/gpu/check.sh).
+    const c10::Device dev = pick_device(a.get("device", "cpu"));
+    const auto ac = AutocastState::for_compute(pick_compute_dtype(a.get("precision", "fp32"), dev), dev);
     DecoderLM lm(c, parse_phantom_mode(a.get("phantom", "gate")), 1e-4);
+    lm->to(dev);
     std::vector<at::Tensor> params;
     for (auto& p : lm->parameters()) params.push_back(p);
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-5));
-    auto ids = torch::randint(0, c.vocab_size, {batch, seq});
+    auto ids = torch::randint(0, c.vocab_size, {batch, seq}).to(dev);
     double total = 0;
     for (int64_t s = 0; s < warmup + steps; ++s) {
+      sync(dev);
       const auto t0 = Clock::now();
-      DecoderInputs in;
-      in.embeds = lm->embed(ids);
-      auto logits = lm->forward(in);
-      auto loss = torch::nn::functional::cross_entropy(logits.view({-1, c.vocab_size}).narrow(0, 0, batch * seq - 1),
-                                                       ids.view({-1}).narrow(0, 1, batch * seq - 1));
+      at::Tensor loss;
+      {
+        AutocastScope scope(ac);
+        DecoderInputs in;
+        in.embeds = lm->embed(ids);
+        auto logits = lm->forward(in);
+        loss = torch::nn::functional::cross_entropy(
+            logits.view({-1, c.vocab_size}).narrow(0, 0, batch * seq - 1).to(torch::kFloat),
+            ids.view({-1}).narrow(0, 1, batch * seq - 1));
+      }
       loss.backward();
       opt.step();
       opt.zero_grad();
+      sync(dev);
       const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
       if (s >= warmup) total += dt;
     }
-    std::printf("train_step tokens/s %.1f  (%.1f ms/step, batch %lld x seq %lld, %lld layers, phantom %s)\n",
+    std::printf("train_step tokens/s %.1f  (%.1f ms/step, batch %lld x seq %lld, %lld layers, phantom %s, %s %s)\n",
                 static_cast<double>(batch * seq * steps) / total, 1e3 * total / static_cast<double>(steps),
                 static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(c.num_layers),
-                a.get("phantom", "gate").c_str());
+                a.get("phantom", "gate").c_str(), dev.str().c_str(), ac.enabled() ? "bf16" : "fp32");
     return 0;
   }
   if (what == "decode") {
@@ -266,7 +213,7 @@ int cmd_bench(int argc, char** argv) {
         auto b_shared = data::collate_preference(qs, {}, 0, true);
         auto b_naive = data::collate_preference(qs, {}, 0, false);
         auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{"sft"}, {"po"}, {"po"}}, *opt,
-                                  trainable.params, ac, warmup, steps);
+                                  trainable.params, ac, c10::Device(c10::kCPU), warmup, steps);
         const auto &t_sft = t[0], &t_shared = t[1], &t_naive = t[2];
         std::printf("po prompt %lld (median of %lld interleaved steps): sft %.1f ms (%lld tok), po shared %.1f ms (%lld tok), po naive %.1f ms (%lld tok) | "
                     "shared/sft %.2fx, naive/shared %.2fx\n",
@@ -289,7 +236,7 @@ int cmd_bench(int argc, char** argv) {
       for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
       b = data::collate_sft(sft, {}, 0);
     }
-    auto t = time_interleaved(*model, {&b}, {{step1 ? "po" : "sft"}}, *opt, trainable.params, ac, warmup, steps)[0];
+    auto t = time_interleaved(*model, {&b}, {{step1 ? "po" : "sft"}}, *opt, trainable.params, ac, c10::Device(c10::kCPU), warmup, steps)[0];
     auto [n_params, n_train] = count_parameters(*model);
     (void)n_train;
     const double secs = t.ms / 1e3;
