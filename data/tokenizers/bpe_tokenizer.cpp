@@ -5,12 +5,16 @@
 //     tokens (byte_fallback) or <unk> -> ids
 // Added tokens are split out first: those with normalized=false on the raw text, the others on the normalised text
 // (as tokenizers' AddedVocabulary does). Merging follows tokenizers' Word::merge_all (lowest rank, then leftmost).
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "data/tokenizers/hf_pipeline.h"
@@ -238,7 +242,8 @@ class BpeTokenizer : public Tokenizer {
     };
     for (int i = 0; i + 1 < static_cast<int>(sym.size()); ++i) push(i);
     while (!q.empty()) {
-      auto [rank, pos, new_id] = q.top();
+      const int pos = std::get<1>(q.top());
+      const int32_t new_id = std::get<2>(q.top());
       q.pop();
       Sym& s = sym[static_cast<size_t>(pos)];
       if (!s.alive || s.next < 0) continue;

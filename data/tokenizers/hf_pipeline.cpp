@@ -365,7 +365,7 @@ std::string Decoder::decode(std::vector<std::string> tokens) const {
       };
       for (auto& t : tokens) {
         unsigned v = 0;
-        if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::isxdigit(t[3]) && std::isxdigit(t[4])) {
+        if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::isxdigit(static_cast<unsigned char>(t[3])) && std::isxdigit(static_cast<unsigned char>(t[4]))) {
           v = static_cast<unsigned>(std::stoul(t.substr(3, 2), nullptr, 16));
           run += static_cast<char>(v), ++n;
         } else {

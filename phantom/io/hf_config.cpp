@@ -49,12 +49,14 @@ LlmConfig llm_config_from_json(const json& j, const std::string& where) {
   c.num_heads = require<int64_t>(j, "num_attention_heads", where);
   c.num_kv_heads = get<int64_t>(j, "num_key_value_heads", c.num_heads);
   c.vocab_size = require<int64_t>(j, "vocab_size", where);
-  c.max_position_embeddings = get<int64_t>(j, "max_position_embeddings", 4096);
-  c.rms_norm_eps = get<double>(j, "rms_norm_eps", 1e-6);
+  // Omitted InternLM2/Phi-3 keys take the defaults of the official InternLM2Config / Phi3Config.
+  const bool internlm2 = c.family == "internlm2", phi3 = c.family == "phi3";
+  c.max_position_embeddings = get<int64_t>(j, "max_position_embeddings", internlm2 ? 2048 : 4096);
+  c.rms_norm_eps = get<double>(j, "rms_norm_eps", phi3 ? 1e-5 : 1e-6);
   c.rope.theta = get<double>(j, "rope_theta", 10000.0);
   c.tie_word_embeddings = get<bool>(j, "tie_word_embeddings", c.family == "qwen2");
   if (c.family == "qwen2") c.attention_bias = true;
-  else if (c.family == "internlm2") c.attention_bias = get<bool>(j, "bias", false);
+  else if (internlm2) c.attention_bias = get<bool>(j, "bias", true);  // on wqkv and wo
   else c.attention_bias = get<bool>(j, "attention_bias", false);
   if (c.hidden_size % c.num_heads || c.num_heads % c.num_kv_heads)
     throw std::runtime_error(where + ": hidden_size/num_attention_heads/num_key_value_heads are inconsistent");
@@ -69,7 +71,7 @@ LlmConfig llm_config_from_json(const json& j, const std::string& where) {
     c.rope.short_factor = get<std::vector<double>>(*rs, "short_factor", {});
     c.rope.long_factor = get<std::vector<double>>(*rs, "long_factor", {});
   }
-  c.rope.original_max_position_embeddings = get<int64_t>(j, "original_max_position_embeddings", 0);
+  c.rope.original_max_position_embeddings = get<int64_t>(j, "original_max_position_embeddings", phi3 ? 4096 : 0);
   return c;
 }
 
