@@ -1,5 +1,6 @@
 #include "data/chat_template.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace phantom::data {
@@ -39,23 +40,6 @@ ImageTokens ImageTokens::from_tokenizer(const Tokenizer& tok, int64_t tokens_per
 
 static void append(std::vector<int32_t>& a, const std::vector<int32_t>& b) { a.insert(a.end(), b.begin(), b.end()); }
 
-std::vector<int32_t> SampleEncoder::text_with_images(const std::string& text, const std::vector<int64_t>& tiles,
-                                                     size_t* next_image) const {
-  std::vector<int32_t> ids;
-  size_t pos = 0;
-  while (true) {
-    const size_t p = text.find("<image>", pos);
-    append(ids, tok_.encode(text.substr(pos, p == std::string::npos ? std::string::npos : p - pos)));
-    if (p == std::string::npos) break;
-    if (*next_image >= tiles.size()) throw std::runtime_error("more <image> placeholders than images");
-    ids.push_back(img_.img_start);
-    ids.insert(ids.end(), static_cast<size_t>(img_.tokens_per_tile * tiles[(*next_image)++]), img_.img_context);
-    ids.push_back(img_.img_end);
-    pos = p + 7;
-  }
-  return ids;
-}
-
 void SampleEncoder::set_image_placement(const std::string& p) {
   if (!valid_image_placement(p))
     throw std::runtime_error("image placement '" + p + "' is unknown (expected prepend or prepend_newline)");
@@ -79,9 +63,30 @@ std::vector<int32_t> SampleEncoder::user_turn(const std::string& q, const std::v
     for (size_t i = 0; i < tiles.size(); ++i) pre += placement_ == "prepend_newline" ? "<image>\n" : "<image>";
     text = pre + text;
   }
-  std::vector<int32_t> ids = tok_.encode(tmpl_.user_start);
-  append(ids, text_with_images(text, tiles, next_image));
-  append(ids, tok_.encode(tmpl_.user_end + tmpl_.assistant_start));
+  // The turn is tokenised as one string with the image runs written out, as the official code tokenises its
+  // prompt: a tokenizer whose first segment alone gets a prefix space (Metaspace "first") or that joins "user\n"
+  // with the question (SentencePiece) gives the same ids only that way. The prompt is masked as a whole, so no
+  // boundary inside it matters for the labels.
+  const std::string start = tok_.id_to_token(img_.img_start), context = tok_.id_to_token(img_.img_context),
+                    end = tok_.id_to_token(img_.img_end);
+  std::string s = tmpl_.user_start;
+  int64_t want_context = 0;
+  for (size_t pos = 0;;) {
+    const size_t p = text.find("<image>", pos);
+    s.append(text, pos, p == std::string::npos ? std::string::npos : p - pos);
+    if (p == std::string::npos) break;
+    if (*next_image >= tiles.size()) throw std::runtime_error("more <image> placeholders than images");
+    const int64_t n = img_.tokens_per_tile * tiles[(*next_image)++];
+    s += start;
+    for (int64_t k = 0; k < n; ++k) s += context;
+    s += end;
+    want_context += n;
+    pos = p + 7;
+  }
+  s += tmpl_.user_end + tmpl_.assistant_start;
+  auto ids = tok_.encode(s);
+  if (std::count(ids.begin(), ids.end(), img_.img_context) != want_context)
+    throw std::runtime_error("the tokenizer does not keep '" + context + "' atomic: image token count differs");
   return ids;
 }
 

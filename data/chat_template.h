@@ -1,6 +1,7 @@
-// Chat templates (docs/paper.md, "Data") and the encoding of samples into token ids with label masks built by construction:
-// every segment (prompt text, image placeholders, answer) is tokenised on its own and the ids are concatenated,
-// so the supervised span is exactly the answer + end token, whatever the tokenizer does at boundaries.
+// Chat templates (docs/paper.md, "Data") and the encoding of samples into token ids with label masks built by construction: each user
+// turn (template, image runs, question) is tokenised as one string, exactly as the official Phantom code
+// tokenises its prompts, and each answer + end token on its own; the ids are concatenated, so the supervised
+// span is exactly the answer + end token, whatever the tokenizer does at boundaries.
 #pragma once
 
 #include <cstdint>
@@ -69,8 +70,6 @@ class SampleEncoder {
   const ImageTokens& image_tokens() const { return img_; }
 
  private:
-  std::vector<int32_t> text_with_images(const std::string& text, const std::vector<int64_t>& tiles,
-                                        size_t* next_image) const;
   std::vector<int32_t> user_turn(const std::string& q, const std::vector<int64_t>& tiles, size_t* next_image,
                                  bool first) const;
   const Tokenizer& tok_;

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/chat_template.h"
 #include "data/tokenizers/tokenizer.h"
 #include "tests/helpers.h"
 
@@ -73,12 +74,121 @@ TEST_CASE("tokenizers: byte-level BPE (Qwen2 layout) and SentencePiece equal the
   check_parity(*spm, f, "spm", "spm_decoded");
 }
 
+namespace {
+
+// The golden ids of tokenizers/tools/tokenizer_families.py: one directory per family, AutoTokenizer as reference.
+struct Families {
+  TempDir dir;
+  std::vector<std::string> texts;
+  nlohmann::json expected, prompts;
+  Families() {
+    const std::string cmd = std::string(PHANTOM_PYTHON) + " " + phantom::test::source_path("tests/tools/tokenizer_families.py") +
+                            " " + dir.str() + " > " + dir.str("ref.log") + " 2>&1";
+    if (std::system(cmd.c_str()) != 0) {
+      std::ifstream log(dir.str("ref.log"));
+      FAIL("tokenizer_families.py failed: " << std::string(std::istreambuf_iterator<char>(log), {}));
+    }
+    texts = nlohmann::json::parse(std::ifstream(dir.str("texts.json"))).get<std::vector<std::string>>();
+    expected = nlohmann::json::parse(std::ifstream(dir.str("expected.json")));
+    prompts = nlohmann::json::parse(std::ifstream(dir.str("prompts.json")));
+  }
+  static Families& get() {
+    static Families f;
+    return f;
+  }
+};
+
+void check_family(const std::string& family, const std::string& path_in_dir, const char* kind) {
+  auto& f = Families::get();
+  auto tok = phantom::data::load_tokenizer(f.dir.str(path_in_dir));
+  INFO(family << ": " << tok->describe());
+  CHECK(tok->describe().find(kind) != std::string::npos);
+  const auto& ids = f.expected[family]["ids"];
+  const auto& decoded = f.expected[family]["decoded"];
+  size_t bad_ids = 0, bad_text = 0;
+  for (size_t i = 0; i < f.texts.size(); ++i) {
+    const auto got = tok->encode(f.texts[i]);
+    const auto want = ids[i].get<std::vector<int32_t>>();
+    if (got != want && ++bad_ids <= 3) {
+      INFO("text " << i << ": '" << f.texts[i].substr(0, 160) << "'");
+      CHECK(got == want);
+    }
+    const auto text = tok->decode(want);
+    if (text != decoded[i].get<std::string>() && ++bad_text <= 3) {
+      INFO("decode of text " << i << ": '" << f.texts[i].substr(0, 160) << "'");
+      CHECK(text == decoded[i].get<std::string>());
+    }
+  }
+  CHECK(bad_ids == 0);
+  CHECK(bad_text == 0);
+  // Evaluation prompts through the chat template, images included: the official code tokenises the whole string.
+  const auto tmpl = phantom::data::ChatTemplate::by_name(family == "phi3" || family == "llama" ? "phi3" : "chatml");
+  const phantom::data::SampleEncoder enc(*tok, tmpl, phantom::data::ImageTokens::from_tokenizer(*tok, 4));
+  for (auto& p : f.prompts) {
+    INFO("prompt '" << p["text"][family].get<std::string>().substr(0, 200) << "'");
+    CHECK(enc.prompt(p["question"].get<std::string>(), p["tiles"].get<std::vector<int64_t>>()) ==
+          p["ids"][family].get<std::vector<int32_t>>());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("tokenizers: every family's tokenizer gives AutoTokenizer's ids, decodes and prompt ids") {
+  REQUIRE(Families::get().texts.size() > 1000);
+  SECTION("Qwen2: byte-level BPE tokenizer.json") { check_family("qwen2", "qwen2", "byte-level BPE"); }
+  SECTION("Phi-3: Llama-style tokenizer.json (Prepend/Replace normaliser, byte fallback, rstrip chat tokens)") {
+    check_family("phi3", "phi3", "tokenizer.json: BPE with byte fallback");
+  }
+  SECTION("Llama, legacy=False: Metaspace prepend_scheme first; lstrip, single_word, normalized added tokens") {
+    check_family("llama", "llama", "Metaspace(first)");
+  }
+  SECTION("InternLM2: tokenizer.model through the slow InternLM2Tokenizer (chosen over a tokenizer.json)") {
+    auto& f = Families::get();
+    // A converted tokenizer.json next to it does not change the choice: the official class reads tokenizer.model.
+    std::filesystem::copy_file(f.dir.str("internlm2_fast/tokenizer.json"), f.dir.str("internlm2/tokenizer.json"),
+                               std::filesystem::copy_options::overwrite_existing);
+    check_family("internlm2", "internlm2", "tokenizer.model: SentencePiece");
+  }
+  SECTION("InternLM2 exported by LlamaTokenizerFast: tokenizer.json alone") {
+    check_family("internlm2_fast", "internlm2_fast", "tokenizer.json: BPE with byte fallback");
+  }
+}
+
+TEST_CASE("tokenizers: added-token strip rules and byte fallback, golden values") {
+  auto& f = Families::get();
+  auto phi = phantom::data::load_tokenizer(f.dir.str("phi3"));
+  const int32_t user = *phi->token_to_id("<|user|>"), end = *phi->token_to_id("<|end|>"),
+                assistant = *phi->token_to_id("<|assistant|>");
+  // rstrip: the whitespace after <|user|> and <|assistant|> is swallowed, never encoded as ▁ or <0x0A>.
+  CHECK(phi->encode("<|user|>\n") == std::vector<int32_t>{user});
+  CHECK(phi->encode("<|end|><|assistant|>\n \n") == std::vector<int32_t>{end, assistant});
+  CHECK(phi->encode("<|user|>\nhi") == phi->encode("<|user|>hi"));
+  // Byte fallback: a character outside the vocabulary becomes its UTF-8 bytes as <0xNN> tokens.
+  const auto ids = phi->encode("\xe4\xb8\x80");  // U+4E00, not in the tiny vocabulary
+  std::vector<std::string> pieces;
+  for (auto id : ids) pieces.push_back(phi->id_to_token(id));
+  CHECK(pieces == std::vector<std::string>{"\xe2\x96\x81", "<0xE4>", "<0xB8>", "<0x80>"});
+  CHECK(phi->decode(ids) == "\xe4\xb8\x80");
+  CHECK(phi->decode(phi->encode("<|user|>\nHello world<|end|>"), /*skip_special=*/true) == "Hello world");
+}
+
 TEST_CASE("tokenizers: bad files give clear errors") {
   TempDir t;
   CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.str("nope.json")), Catch::Contains("tokenizer not found"));
   CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.file("tokenizer.json", "{not json")), Catch::Contains("invalid JSON"));
   CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.file("a/tokenizer.json", R"({"model": {"type": "Unigram"}})")),
                     Catch::Contains("model.type 'Unigram' is not supported"));
+  const std::string vocab = R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": [])";
+  CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.file("c/tokenizer.json", "{" + vocab + R"(}, "normalizer": {"type": "Lowercase"}})")),
+                    Catch::Contains("c/tokenizer.json: normalizer 'Lowercase' is not supported"));
+  CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.file("d/tokenizer.json", "{" + vocab + R"(}, "pre_tokenizer": {"type": "Whitespace"}})")),
+                    Catch::Contains("d/tokenizer.json: pre-tokenizer 'Whitespace' is not supported"));
+  CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.file("e/tokenizer.json", "{" + vocab + R"(}, "decoder": {"type": "WordPiece"}})")),
+                    Catch::Contains("e/tokenizer.json: decoder 'WordPiece' is not supported"));
+  CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.file("f/tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}})")),
+                    Catch::Contains("f/tokenizer.json: merge 'a b' uses a token missing from the vocabulary"));
+  CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.file("g/tokenizer.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<unk>"}})")),
+                    Catch::Contains("g/tokenizer.json: unk_token '<unk>' is not in the vocabulary"));
   CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.file("b/tokenizer.model", "garbage")),
                     Catch::Contains("cannot load SentencePiece model"));
   std::filesystem::create_directories(t.str("empty"));

@@ -1,19 +1,23 @@
-// Byte-level BPE from a Hugging Face tokenizer.json, as Qwen2 (and GPT-2) use it:
-//   added tokens split out atomically -> NFC normaliser (ICU) -> pre-tokenizer regex (PCRE2, Unicode) ->
-//   bytes mapped to GPT-2's printable alphabet -> BPE merges by rank -> vocabulary ids.
-// Decoding maps the alphabet back to bytes.
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-#include <unicode/normalizer2.h>
-#include <unicode/unistr.h>
-
+// BPE from a Hugging Face tokenizer.json, the two flavours the Phantom backbones ship:
+//   byte-level (Qwen2):   NFC -> Split regex -> bytes as GPT-2's printable alphabet -> merges -> ids
+//   SentencePiece-style (Phi-3, Llama, InternLM2 via LlamaTokenizerFast): Prepend ▁ + Replace ' ' -> ▁ (or a
+//     Metaspace pre-tokenizer) -> merges over characters, a character outside the vocabulary as its <0xNN> byte
+//     tokens (byte_fallback) or <unk> -> ids
+// Added tokens are split out first: those with normalized=false on the raw text, the others on the normalised text
+// (as tokenizers' AddedVocabulary does). Merging follows tokenizers' Word::merge_all (lowest rank, then leftmost).
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <queue>
+#include <set>
+#include <tuple>
 #include <unordered_map>
 
+#include "data/tokenizers/hf_pipeline.h"
 #include "data/tokenizers/tokenizer.h"
 
 namespace phantom::data {
@@ -21,79 +25,10 @@ using nlohmann::json;
 
 namespace {
 
-// GPT-2's byte <-> printable unicode mapping (bytes that are printable map to themselves).
-struct ByteAlphabet {
-  std::string to_utf8[256];
-  std::unordered_map<std::string, uint8_t> from_utf8;
-  ByteAlphabet() {
-    int n = 0;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-      const int cp = printable ? b : 256 + n++;
-      std::string s;
-      icu::UnicodeString(static_cast<UChar32>(cp)).toUTF8String(s);
-      to_utf8[b] = s;
-      from_utf8[s] = static_cast<uint8_t>(b);
-    }
+struct PairHash {
+  size_t operator()(const std::pair<int32_t, int32_t>& p) const {
+    return std::hash<uint64_t>()((static_cast<uint64_t>(static_cast<uint32_t>(p.first)) << 32) | static_cast<uint32_t>(p.second));
   }
-};
-const ByteAlphabet& alphabet() {
-  static const ByteAlphabet a;
-  return a;
-}
-
-// UTF-8 characters of a string (the BPE symbols start as single characters of the byte alphabet).
-std::vector<std::string> utf8_chars(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
-    out.push_back(s.substr(i, n));
-    i += n;
-  }
-  return out;
-}
-
-const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-class Regex {
- public:
-  Regex(const std::string& pattern, const std::string& file) {
-    int err = 0;
-    PCRE2_SIZE off = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &err,
-                          &off, nullptr);
-    if (!code_) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message(err, msg, sizeof msg);
-      throw std::runtime_error(file + ": pre-tokenizer regex does not compile at offset " + std::to_string(off) + ": " +
-                               reinterpret_cast<char*>(msg));
-    }
-    pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);  // best effort: falls back to the interpreter
-  }
-  ~Regex() { pcre2_code_free(code_); }
-  // "Isolated" split: every match and every gap between matches becomes a piece.
-  std::vector<std::string> split(const std::string& s) const {
-    std::vector<std::string> out;
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(code_, nullptr);
-    size_t pos = 0, last = 0;
-    while (pos <= s.size()) {
-      int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md, nullptr);
-      if (rc < 0) break;
-      PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-      if (ov[0] > last) out.push_back(s.substr(last, ov[0] - last));
-      if (ov[1] > ov[0]) out.push_back(s.substr(ov[0], ov[1] - ov[0]));
-      last = ov[1];
-      pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
-      while (pos < s.size() && (static_cast<unsigned char>(s[pos]) & 0xC0) == 0x80) ++pos;  // stay on a char start
-    }
-    if (last < s.size()) out.push_back(s.substr(last));
-    pcre2_match_data_free(md);
-    return out;
-  }
-
- private:
-  pcre2_code* code_ = nullptr;
 };
 
 class BpeTokenizer : public Tokenizer {
@@ -107,202 +42,238 @@ class BpeTokenizer : public Tokenizer {
     } catch (const json::exception& e) {
       throw std::runtime_error(path + ": invalid JSON: " + e.what());
     }
-    const json& model = j.value("model", json::object());
-    if (model.value("type", "") != "BPE")
-      throw std::runtime_error(path + ": model.type '" + model.value("type", "") + "' is not supported (byte-level BPE only)");
-    if (model.value("byte_fallback", false)) throw std::runtime_error(path + ": BPE byte_fallback is not supported");
-    ignore_merges_ = model.value("ignore_merges", false);
-    for (auto& [tok, id] : model.at("vocab").items()) {
-      vocab_[tok] = id.get<int32_t>();
-      max_id_ = std::max(max_id_, id.get<int32_t>());
+    try {
+      read(j);
+    } catch (const json::exception& e) {
+      throw std::runtime_error(path + ": unexpected tokenizer.json layout: " + e.what());
     }
-    int rank = 0;
-    for (auto& m : model.at("merges")) {
-      std::string a, b;
-      if (m.is_string()) {
-        const std::string s = m.get<std::string>();
-        const auto sp = s.find(' ', 1);
-        if (sp == std::string::npos) throw std::runtime_error(path + ": malformed merge '" + s + "'");
-        a = s.substr(0, sp), b = s.substr(sp + 1);
-      } else {
-        a = m.at(0).get<std::string>(), b = m.at(1).get<std::string>();
-      }
-      ranks_[a + '\x01' + b] = rank++;
-    }
-    for (auto& t : j.value("added_tokens", json::array())) {
-      const std::string content = t.at("content").get<std::string>();
-      const int32_t id = t.at("id").get<int32_t>();
-      matcher_.add(content, id);
-      added_[id] = content;
-      if (t.value("special", false)) special_.insert(id);
-      max_id_ = std::max(max_id_, id);
-    }
-    read_normalizer(j.value("normalizer", json()));
-    read_pre_tokenizer(j.value("pre_tokenizer", json()));
-    if (!byte_level_) throw std::runtime_error(path + ": only byte-level BPE is supported (no ByteLevel pre-tokenizer)");
-    for (auto& [tok, id] : vocab_) id_to_tok_[id] = tok;
   }
 
   std::vector<int32_t> encode(const std::string& text) const override {
     std::vector<int32_t> ids;
-    for (auto& piece : matcher_.split(text)) {
-      if (piece.special_id >= 0) {
-        ids.push_back(piece.special_id);
+    for (auto& raw : raw_added_.split(text)) {
+      if (raw.special_id >= 0) {
+        ids.push_back(raw.special_id);
         continue;
       }
-      std::string s = nfc_ ? normalize(piece.text) : piece.text;
-      std::vector<std::string> words;
-      if (regexes_.empty()) words.push_back(s);
-      else {
-        words.push_back(s);
-        for (auto& re : regexes_) {
-          std::vector<std::string> next;
-          for (auto& w : words)
-            for (auto& p : re->split(w)) next.push_back(std::move(p));
-          words = std::move(next);
+      const std::string norm = normalizer_.apply(raw.text);
+      for (auto& seg : normalized_added_.split(norm)) {
+        if (seg.special_id >= 0) {
+          ids.push_back(seg.special_id);
+          continue;
         }
+        for (auto& w : pre_.apply(seg.text, raw.offset == 0 && seg.offset == 0)) encode_word(w, ids);
       }
-      for (auto& w : words) encode_word(w, ids);
     }
     return ids;
   }
 
   std::string decode(const std::vector<int32_t>& ids, bool skip_special) const override {
-    std::string out, symbols;
-    auto flush = [&] {
-      for (auto& c : utf8_chars(symbols)) {
-        auto it = alphabet().from_utf8.find(c);
-        out += it != alphabet().from_utf8.end() ? std::string(1, static_cast<char>(it->second)) : c;
-      }
-      symbols.clear();
-    };
+    std::vector<std::string> tokens;
+    tokens.reserve(ids.size());
     for (auto id : ids) {
       auto a = added_.find(id);
       if (a != added_.end()) {
-        flush();
-        if (!(skip_special && special_.count(id))) out += a->second;
+        if (!(skip_special && a->second.special)) tokens.push_back(a->second.content);
         continue;
       }
-      auto it = id_to_tok_.find(id);
       // An id past the tokenizer (a padded embedding row) decodes to nothing, as HF's fast tokenizers do.
-      if (it == id_to_tok_.end()) continue;
-      symbols += it->second;
+      if (id < 0 || static_cast<size_t>(id) >= id_to_tok_.size() || !has_id_[static_cast<size_t>(id)]) continue;
+      tokens.push_back(id_to_tok_[static_cast<size_t>(id)]);
     }
-    flush();
-    return out;
+    return decoder_.decode(std::move(tokens));
   }
 
   std::optional<int32_t> token_to_id(const std::string& token) const override {
-    for (auto& [id, content] : added_)
-      if (content == token) return id;
+    for (auto& [id, t] : added_)
+      if (t.content == token) return id;
     auto it = vocab_.find(token);
     if (it == vocab_.end()) return std::nullopt;
     return it->second;
   }
   std::string id_to_token(int32_t id) const override {
     auto a = added_.find(id);
-    if (a != added_.end()) return a->second;
-    auto it = id_to_tok_.find(id);
-    return it == id_to_tok_.end() ? "" : it->second;
+    if (a != added_.end()) return a->second.content;
+    return id >= 0 && static_cast<size_t>(id) < id_to_tok_.size() ? id_to_tok_[static_cast<size_t>(id)] : "";
   }
   int64_t vocab_size() const override { return max_id_ + 1; }
+  std::string describe() const override {
+    return path_ + " (tokenizer.json: " + std::string(pre_.byte_level() ? "byte-level BPE" : "BPE") +
+           (byte_fallback_ ? " with byte fallback" : "") + "; normalizer " + normalizer_.describe() +
+           ", pre-tokenizer " + pre_.describe() + ", decoder " + decoder_.describe() + "; " +
+           std::to_string(vocab_.size()) + " tokens, " + std::to_string(added_.size()) + " added)";
+  }
 
  private:
-  void read_normalizer(const json& n) {
-    if (n.is_null()) return;
-    const std::string type = n.value("type", "");
-    if (type == "NFC") nfc_ = true;
-    else if (type == "Sequence") {
-      for (auto& x : n.at("normalizers")) read_normalizer(x);
-    } else {
-      throw std::runtime_error(path_ + ": normalizer '" + type + "' is not supported (NFC only)");
+  void read(const json& j) {
+    const json& model = j.value("model", json::object());
+    if (model.value("type", "BPE") != "BPE")
+      throw std::runtime_error(path_ + ": model.type '" + model.value("type", "") + "' is not supported (BPE only)");
+    for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
+      if (model.contains(k) && !model[k].is_null() && !model[k].get<std::string>().empty())
+        throw std::runtime_error(path_ + ": BPE " + k + " is not supported");
+    if (model.contains("dropout") && !model["dropout"].is_null() && model["dropout"].get<double>() > 0)
+      throw std::runtime_error(path_ + ": BPE dropout is not supported (tokenisation would not be deterministic)");
+    byte_fallback_ = model.value("byte_fallback", false);
+    fuse_unk_ = model.value("fuse_unk", false);
+    ignore_merges_ = model.value("ignore_merges", false);
+    for (auto& [tok, id] : model.at("vocab").items()) {
+      const int32_t i = id.get<int32_t>();
+      vocab_[tok] = i;
+      max_id_ = std::max(max_id_, i);
     }
-  }
-  void read_pre_tokenizer(const json& p) {
-    if (p.is_null()) throw std::runtime_error(path_ + ": no pre_tokenizer (a byte-level BPE needs ByteLevel)");
-    const std::string type = p.value("type", "");
-    if (type == "Sequence") {
-      for (auto& x : p.at("pretokenizers")) read_pre_tokenizer(x);
-    } else if (type == "Split") {
-      const std::string behavior = p.value("behavior", "");
-      if (behavior != "Isolated" || p.value("invert", false))
-        throw std::runtime_error(path_ + ": Split pre-tokenizer with behavior '" + behavior + "' is not supported");
-      const json& pat = p.at("pattern");
-      std::string re = pat.contains("Regex") ? pat["Regex"].get<std::string>() : pat.at("String").get<std::string>();
-      regexes_.push_back(std::make_shared<Regex>(re, path_));
-    } else if (type == "ByteLevel") {
-      byte_level_ = true;
-      if (p.value("add_prefix_space", false))
-        throw std::runtime_error(path_ + ": ByteLevel add_prefix_space is not supported");
-      if (p.value("use_regex", true)) regexes_.push_back(std::make_shared<Regex>(kGpt2Regex, path_));
-    } else {
-      throw std::runtime_error(path_ + ": pre-tokenizer '" + type + "' is not supported");
+    id_to_tok_.resize(static_cast<size_t>(max_id_ + 1));
+    has_id_.assign(static_cast<size_t>(max_id_ + 1), false);
+    for (auto& [tok, id] : vocab_) id_to_tok_[static_cast<size_t>(id)] = tok, has_id_[static_cast<size_t>(id)] = true;
+    if (model.contains("unk_token") && model["unk_token"].is_string()) {
+      auto it = vocab_.find(model["unk_token"].get<std::string>());
+      if (it == vocab_.end())
+        throw std::runtime_error(path_ + ": unk_token '" + model["unk_token"].get<std::string>() + "' is not in the vocabulary");
+      unk_ = it->second;
+    }
+    if (byte_fallback_)
+      for (int b = 0; b < 256; ++b) {
+        char name[8];
+        std::snprintf(name, sizeof name, "<0x%02X>", b);
+        auto it = vocab_.find(name);
+        byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
+      }
+    int32_t rank = 0;
+    for (auto& m : model.at("merges")) {
+      std::string a, b;
+      if (m.is_string()) {
+        const std::string s = m.get<std::string>();
+        const auto sp = s.find(' ', 1);
+        if (sp == std::string::npos) throw std::runtime_error(path_ + ": malformed merge '" + s + "'");
+        a = s.substr(0, sp), b = s.substr(sp + 1);
+      } else {
+        a = m.at(0).get<std::string>(), b = m.at(1).get<std::string>();
+      }
+      auto ia = vocab_.find(a), ib = vocab_.find(b), ic = vocab_.find(a + b);
+      if (ia == vocab_.end() || ib == vocab_.end() || ic == vocab_.end())
+        throw std::runtime_error(path_ + ": merge '" + a + " " + b + "' uses a token missing from the vocabulary");
+      merges_.emplace(std::make_pair(ia->second, ib->second), std::make_pair(rank++, ic->second));
+    }
+    normalizer_ = hf::Normalizer(j.value("normalizer", json()), path_);
+    pre_ = hf::PreTokenizer(j.value("pre_tokenizer", json()), path_);
+    decoder_ = hf::Decoder(j.value("decoder", json()), path_);
+    for (auto& t : j.value("added_tokens", json::array())) {
+      AddedToken a;
+      a.content = t.at("content").get<std::string>();
+      a.id = t.at("id").get<int32_t>();
+      a.special = t.value("special", false);
+      a.lstrip = t.value("lstrip", false);
+      a.rstrip = t.value("rstrip", false);
+      a.single_word = t.value("single_word", false);
+      a.normalized = t.value("normalized", !a.special);
+      // A normalised added token is looked for in normalised text, in its normalised form.
+      if (a.normalized) normalized_added_.add(a, normalizer_.apply(a.content));
+      else raw_added_.add(a);
+      added_[a.id] = a;
+      max_id_ = std::max(max_id_, a.id);
     }
   }
 
-  static std::string normalize(const std::string& s) {
-    UErrorCode err = U_ZERO_ERROR;
-    const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(err);
-    icu::UnicodeString u = icu::UnicodeString::fromUTF8(s);
-    if (U_FAILURE(err) || nfc->isNormalized(u, err)) return s;
-    err = U_ZERO_ERROR;
-    icu::UnicodeString n = nfc->normalize(u, err);
-    std::string out;
-    n.toUTF8String(out);
-    return out;
-  }
-
+  // One pre-tokenised word -> ids: characters (bytes for byte-level), then merges by rank.
   void encode_word(const std::string& word, std::vector<int32_t>& ids) const {
-    std::string mapped;
-    for (unsigned char c : word) mapped += alphabet().to_utf8[c];
-    {
+    if (word.empty()) return;
+    std::string w;
+    if (pre_.byte_level())
+      for (unsigned char c : word) w += hf::byte_to_unicode(c);
+    else
+      w = word;
+    const bool cacheable = w.size() < 256;
+    if (cacheable) {
       std::lock_guard<std::mutex> lock(cache_mu_);
-      auto it = cache_.find(mapped);
+      auto it = cache_.find(w);
       if (it != cache_.end()) {
         ids.insert(ids.end(), it->second.begin(), it->second.end());
         return;
       }
     }
     std::vector<int32_t> out;
-    auto direct = vocab_.find(mapped);
-    if (ignore_merges_ && direct != vocab_.end()) {
-      out.push_back(direct->second);
-    } else {
-      // Greedy BPE: merge the adjacent pair of lowest rank until none is mergeable.
-      std::vector<std::string> sym = utf8_chars(mapped);
-      while (sym.size() > 1) {
-        int best = -1;
-        size_t at = 0;
-        for (size_t i = 0; i + 1 < sym.size(); ++i) {
-          auto r = ranks_.find(sym[i] + '\x01' + sym[i + 1]);
-          if (r != ranks_.end() && (best < 0 || r->second < best)) best = r->second, at = i;
-        }
-        if (best < 0) break;
-        sym[at] += sym[at + 1];
-        sym.erase(sym.begin() + static_cast<long>(at) + 1);
-      }
-      for (auto& s : sym) {
-        auto v = vocab_.find(s);
-        if (v == vocab_.end()) throw std::runtime_error(path_ + ": symbol '" + s + "' is not in the vocabulary");
-        out.push_back(v->second);
-      }
-    }
+    auto direct = vocab_.find(w);
+    if (ignore_merges_ && direct != vocab_.end()) out.push_back(direct->second);
+    else merge(w, out);
     ids.insert(ids.end(), out.begin(), out.end());
+    if (!cacheable) return;
     std::lock_guard<std::mutex> lock(cache_mu_);
     if (cache_.size() > 200000) cache_.clear();
-    cache_.emplace(mapped, std::move(out));
+    cache_.emplace(w, std::move(out));
+  }
+
+  void merge(const std::string& w, std::vector<int32_t>& out) const {
+    struct Sym {
+      int32_t id;
+      int prev, next;
+      bool alive;
+    };
+    std::vector<Sym> sym;
+    bool last_unk = false;
+    for (size_t i = 0, n = 0; i < w.size(); i += n) {
+      n = utf8_len(static_cast<unsigned char>(w[i]));
+      auto it = vocab_.find(w.substr(i, n));
+      std::vector<int32_t> ids;
+      if (it != vocab_.end()) {
+        ids.push_back(it->second);
+      } else if (byte_fallback_) {
+        for (size_t k = 0; k < n && i + k < w.size(); ++k) ids.push_back(byte_ids_[static_cast<unsigned char>(w[i + k])]);
+        if (std::find(ids.begin(), ids.end(), -1) != ids.end()) ids.clear();  // some byte token missing: unk
+      }
+      if (ids.empty()) {
+        if (unk_ < 0) continue;  // no unk token: the character is dropped (as tokenizers does)
+        if (fuse_unk_ && last_unk) continue;
+        ids.push_back(unk_);
+        last_unk = true;
+      } else {
+        last_unk = false;
+      }
+      for (auto id : ids) sym.push_back({id, static_cast<int>(sym.size()) - 1, static_cast<int>(sym.size()) + 1, true});
+    }
+    if (sym.empty()) return;
+    sym.back().next = -1;
+    // (rank, position, new id): lowest rank first, then leftmost.
+    using Cand = std::tuple<int32_t, int, int32_t>;
+    std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> q;
+    auto push = [&](int pos) {
+      if (pos < 0 || sym[static_cast<size_t>(pos)].next < 0) return;
+      auto m = merges_.find({sym[static_cast<size_t>(pos)].id, sym[static_cast<size_t>(sym[static_cast<size_t>(pos)].next)].id});
+      if (m != merges_.end()) q.emplace(m->second.first, pos, m->second.second);
+    };
+    for (int i = 0; i + 1 < static_cast<int>(sym.size()); ++i) push(i);
+    while (!q.empty()) {
+      const int pos = std::get<1>(q.top());
+      const int32_t new_id = std::get<2>(q.top());
+      q.pop();
+      Sym& s = sym[static_cast<size_t>(pos)];
+      if (!s.alive || s.next < 0) continue;
+      Sym& r = sym[static_cast<size_t>(s.next)];
+      auto m = merges_.find({s.id, r.id});
+      if (m == merges_.end() || m->second.second != new_id) continue;  // stale entry
+      s.id = new_id;
+      r.alive = false;
+      s.next = r.next;
+      if (s.next >= 0) sym[static_cast<size_t>(s.next)].prev = pos;
+      push(s.prev);
+      push(pos);
+    }
+    for (auto& s : sym)
+      if (s.alive) out.push_back(s.id);
   }
 
   std::string path_;
   std::unordered_map<std::string, int32_t> vocab_;
-  std::unordered_map<int32_t, std::string> id_to_tok_;
-  std::unordered_map<std::string, int> ranks_;
-  std::map<int32_t, std::string> added_;
-  std::set<int32_t> special_;
-  AddedTokenMatcher matcher_;
-  std::vector<std::shared_ptr<Regex>> regexes_;
-  bool nfc_ = false, byte_level_ = false, ignore_merges_ = false;
-  int32_t max_id_ = -1;
+  std::vector<std::string> id_to_tok_;
+  std::vector<bool> has_id_;
+  std::unordered_map<std::pair<int32_t, int32_t>, std::pair<int32_t, int32_t>, PairHash> merges_;  // -> (rank, new id)
+  std::map<int32_t, AddedToken> added_;
+  AddedTokenMatcher raw_added_, normalized_added_;
+  hf::Normalizer normalizer_;
+  hf::PreTokenizer pre_;
+  hf::Decoder decoder_;
+  bool byte_fallback_ = false, fuse_unk_ = false, ignore_merges_ = false;
+  int32_t unk_ = -1, max_id_ = -1;
+  int32_t byte_ids_[256] = {};
   mutable std::mutex cache_mu_;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };

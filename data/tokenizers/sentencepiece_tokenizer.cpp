@@ -1,9 +1,12 @@
-// SentencePiece tokenizers (InternLM2, Phi-3) through the sentencepiece library. Added special tokens are split
-// out first and every plain segment is encoded on its own, as HF's slow LlamaTokenizer does with legacy=True
-// (each segment gets SentencePiece's dummy-prefix space when the model asks for one).
+// SentencePiece tokenizers (a tokenizer.model: InternLM2's official tokenizer, slow Llama/Phi-3) through the
+// sentencepiece library. Added tokens are split out first (with their lstrip/rstrip/single_word rules) and every
+// plain segment is encoded on its own, as HF's slow tokenizers do (InternLM2Tokenizer, LlamaTokenizer with
+// legacy=True): each segment gets SentencePiece's dummy-prefix space when the model asks for one.
 #include <sentencepiece_processor.h>
 
 #include <map>
+#include <set>
+#include <stdexcept>
 
 #include "data/tokenizers/tokenizer.h"
 
@@ -13,13 +16,13 @@ namespace {
 
 class SentencePieceTokenizer : public Tokenizer {
  public:
-  SentencePieceTokenizer(const std::string& path, const std::vector<std::pair<std::string, int32_t>>& added)
-      : path_(path) {
+  SentencePieceTokenizer(const std::string& path, const std::vector<AddedToken>& added) : path_(path) {
     const auto status = sp_.Load(path);
     if (!status.ok()) throw std::runtime_error(path + ": cannot load SentencePiece model: " + status.ToString());
-    for (auto& [content, id] : added) {
-      matcher_.add(content, id);
-      added_[id] = content;
+    for (auto& t : added) {
+      matcher_.add(t);
+      added_[t.id] = t.content;
+      if (t.special) special_.insert(t.id);
     }
     // Control pieces of the model (other than BOS/EOS/UNK) are matched atomically too; user-defined pieces
     // already are by SentencePiece itself.
@@ -27,7 +30,7 @@ class SentencePieceTokenizer : public Tokenizer {
       if (sp_.IsControl(i)) {
         const std::string piece = sp_.IdToPiece(i);
         if (!piece.empty() && !added_.count(i) && piece != "<s>" && piece != "</s>" && piece != "<unk>")
-          matcher_.add(piece, i), added_[i] = piece;
+          matcher_.add(AddedToken{piece, i, true}), added_[i] = piece, special_.insert(i);
       }
   }
 
@@ -60,7 +63,7 @@ class SentencePieceTokenizer : public Tokenizer {
       auto a = added_.find(id);
       if (a != added_.end()) {
         flush();
-        if (!skip_special) out += a->second;
+        if (!(skip_special && special_.count(id))) out += a->second;
       } else if (id >= 0 && id < sp_.GetPieceSize()) {  // ids past the model (padded rows) decode to nothing
         run.push_back(id);
       }
@@ -81,6 +84,10 @@ class SentencePieceTokenizer : public Tokenizer {
     if (a != added_.end()) return a->second;
     return id >= 0 && id < sp_.GetPieceSize() ? sp_.IdToPiece(id) : "";
   }
+  std::string describe() const override {
+    return path_ + " (tokenizer.model: SentencePiece " + std::to_string(sp_.GetPieceSize()) + " pieces, " +
+           std::to_string(added_.size()) + " added tokens)";
+  }
   int64_t vocab_size() const override {
     int64_t n = sp_.GetPieceSize();
     for (auto& kv : added_) n = std::max<int64_t>(n, kv.first + 1);
@@ -92,12 +99,12 @@ class SentencePieceTokenizer : public Tokenizer {
   sentencepiece::SentencePieceProcessor sp_;
   AddedTokenMatcher matcher_;
   std::map<int32_t, std::string> added_;
+  std::set<int32_t> special_;
 };
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path,
-                                                        const std::vector<std::pair<std::string, int32_t>>& added) {
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path, const std::vector<AddedToken>& added) {
   return std::make_unique<SentencePieceTokenizer>(path, added);
 }
 

@@ -1,70 +1,82 @@
 #include "data/tokenizers/tokenizer.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "phantom/util/log.h"
+
 namespace phantom::data {
 namespace fs = std::filesystem;
+using nlohmann::json;
 
-void AddedTokenMatcher::add(const std::string& content, int32_t id) {
-  if (content.empty()) return;
-  tokens_.emplace_back(content, id);
-  std::stable_sort(tokens_.begin(), tokens_.end(), [](auto& a, auto& b) { return a.first.size() > b.first.size(); });
-  for (auto& v : by_first_byte_) v.clear();
-  for (size_t i = 0; i < tokens_.size(); ++i)
-    by_first_byte_[static_cast<unsigned char>(tokens_[i].first[0])].push_back(i);
+namespace {
+
+json read_json_or_null(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) return json();
+  auto j = json::parse(in, nullptr, false);
+  if (j.is_discarded()) throw std::runtime_error(p.string() + ": invalid JSON");
+  return j;
 }
 
-std::vector<Piece> AddedTokenMatcher::split(const std::string& text) const {
-  std::vector<Piece> out;
-  size_t start = 0, i = 0;
-  while (i < text.size()) {
-    const std::pair<std::string, int32_t>* hit = nullptr;
-    for (size_t k : by_first_byte_[static_cast<unsigned char>(text[i])])  // longest first
-      if (text.compare(i, tokens_[k].first.size(), tokens_[k].first) == 0) {
-        hit = &tokens_[k];
-        break;
-      }
-    if (!hit) {
-      ++i;
-      continue;
-    }
-    if (i > start) out.push_back({text.substr(start, i - start), -1});
-    out.push_back({hit->first, hit->second});
-    i += hit->first.size();
-    start = i;
+AddedToken added_token_from_json(const json& t, int32_t id) {
+  AddedToken a;
+  a.id = id;
+  if (t.is_string()) {
+    a.content = t.get<std::string>();
+    return a;
   }
-  if (start < text.size()) out.push_back({text.substr(start), -1});
-  return out;
+  a.content = t.value("content", "");
+  a.special = t.value("special", false);
+  a.lstrip = t.value("lstrip", false);
+  a.rstrip = t.value("rstrip", false);
+  a.single_word = t.value("single_word", false);
+  a.normalized = t.value("normalized", false);
+  return a;
 }
+
+// Added tokens of a slow tokenizer: tokenizer_config.json's added_tokens_decoder (with their strip rules) and
+// added_tokens.json (plain strings).
+std::vector<AddedToken> slow_added_tokens(const fs::path& dir) {
+  std::vector<AddedToken> added;
+  const json cfg = read_json_or_null(dir / "tokenizer_config.json");
+  if (cfg.is_object() && cfg.contains("added_tokens_decoder"))
+    for (auto& [id, t] : cfg["added_tokens_decoder"].items()) added.push_back(added_token_from_json(t, std::stoi(id)));
+  const json extra = read_json_or_null(dir / "added_tokens.json");
+  if (extra.is_object())
+    for (auto& [content, id] : extra.items()) {
+      bool known = false;
+      for (auto& a : added) known |= a.content == content;
+      if (!known) added.push_back(added_token_from_json(json(content), id.get<int32_t>()));
+    }
+  return added;
+}
+
+std::unique_ptr<Tokenizer> logged(std::unique_ptr<Tokenizer> t) {
+  log::info("tokenizer: " + t->describe());
+  return t;
+}
+
+}  // namespace
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   fs::path p(path);
   if (!fs::exists(p)) throw std::runtime_error("tokenizer not found: " + path);
   if (fs::is_directory(p)) {
-    if (fs::exists(p / "tokenizer.json")) return load_bpe_tokenizer((p / "tokenizer.json").string());
-    if (fs::exists(p / "tokenizer.model")) {
-      // Added tokens of slow tokenizers live in tokenizer_config.json (added_tokens_decoder) or added_tokens.json.
-      std::vector<std::pair<std::string, int32_t>> added;
-      if (std::ifstream in(p / "tokenizer_config.json"); in) {
-        auto j = nlohmann::json::parse(in, nullptr, false);
-        if (j.is_object() && j.contains("added_tokens_decoder"))
-          for (auto& [id, t] : j["added_tokens_decoder"].items())
-            added.emplace_back(t.value("content", ""), std::stoi(id));
-      }
-      if (std::ifstream in(p / "added_tokens.json"); in) {
-        auto j = nlohmann::json::parse(in, nullptr, false);
-        if (j.is_object())
-          for (auto& [content, id] : j.items()) added.emplace_back(content, id.get<int32_t>());
-      }
-      return load_sentencepiece_tokenizer((p / "tokenizer.model").string(), added);
-    }
+    const bool has_json = fs::exists(p / "tokenizer.json"), has_model = fs::exists(p / "tokenizer.model");
+    const json cfg = read_json_or_null(p / "tokenizer_config.json");
+    const std::string cls = cfg.is_object() ? cfg.value("tokenizer_class", "") : "";
+    // InternLM2's official tokenizer class is slow-only: it encodes with tokenizer.model even when a converted
+    // tokenizer.json sits next to it.
+    const bool slow_only = cls == "InternLM2Tokenizer";
+    if (has_json && !(slow_only && has_model)) return logged(load_bpe_tokenizer((p / "tokenizer.json").string()));
+    if (has_model)
+      return logged(load_sentencepiece_tokenizer((p / "tokenizer.model").string(), slow_added_tokens(p)));
     throw std::runtime_error(path + ": no tokenizer.json or tokenizer.model in the directory");
   }
-  if (p.extension() == ".json") return load_bpe_tokenizer(path);
-  if (p.extension() == ".model") return load_sentencepiece_tokenizer(path, {});
+  if (p.extension() == ".json") return logged(load_bpe_tokenizer(path));
+  if (p.extension() == ".model") return logged(load_sentencepiece_tokenizer(path, slow_added_tokens(p.parent_path())));
   throw std::runtime_error(path + ": unknown tokenizer file (expected tokenizer.json or tokenizer.model)");
 }
 

@@ -161,8 +161,11 @@ void read_vision_config(const json& v, const std::string& where, VisionConfig& c
 LlmConfig llm_config_from_json(const json& j, const std::string& where) {
   LlmConfig c;
   c.family = family_of(j, where);
-  // Qwen2Config's defaults for omitted keys (Qwen2-7B's shape); the other families' files must give the shape.
-  const bool qwen = c.family == "qwen2";
+  // Omitted keys take the defaults of the class that wrote the file: Qwen2Config's (Qwen2-7B's shape; the other
+  // families' files must give the shape), InternLM2Config's, Phi3Config's, LlamaConfig's (transformers' InternVL
+  // stores InternLM2 backbones as Llama).
+  const bool qwen = c.family == "qwen2", phi3 = c.family == "phi3", internlm2 = c.family == "internlm2";
+  const bool as_llama = get<std::string>(j, "model_type", "", where) == "llama";
   auto shape = [&](const char* key, int64_t qwen2_default) {
     return positive(qwen ? get<int64_t>(j, key, qwen2_default, where) : require<int64_t>(j, key, where), key, where);
   };
@@ -172,14 +175,16 @@ LlmConfig llm_config_from_json(const json& j, const std::string& where) {
   c.num_heads = shape("num_attention_heads", 32);
   c.num_kv_heads = positive(get<int64_t>(j, "num_key_value_heads", qwen ? 32 : c.num_heads, where), "num_key_value_heads", where);
   c.vocab_size = shape("vocab_size", 151936);
-  c.max_position_embeddings = get<int64_t>(j, "max_position_embeddings", qwen ? 32768 : 4096, where);
-  c.rms_norm_eps = get<double>(j, "rms_norm_eps", 1e-6, where);
+  c.max_position_embeddings =
+      get<int64_t>(j, "max_position_embeddings", qwen ? 32768 : (internlm2 && !as_llama) ? 2048 : 4096, where);
+  c.rms_norm_eps = get<double>(j, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, where);
   c.rope.theta = get<double>(j, "rope_theta", 10000.0, where);
   // Qwen2Config, Phi3Config and InternLM2Config all default to an untied head (Qwen2-0.5B says true explicitly).
   c.tie_word_embeddings = get<bool>(j, "tie_word_embeddings", false, where);
   c.eos_token_ids = eos_ids(j, where);
   if (c.family == "qwen2") c.attention_bias = true;
-  else if (c.family == "internlm2") c.attention_bias = get<bool>(j, "bias", get<bool>(j, "attention_bias", false, where), where);
+  else if (internlm2)  // InternLM2Config: bias on wqkv and wo, true unless said; LlamaConfig: attention_bias false
+    c.attention_bias = get<bool>(j, "bias", get<bool>(j, "attention_bias", !as_llama, where), where);
   else c.attention_bias = get<bool>(j, "attention_bias", false, where);
   if (c.hidden_size % c.num_heads || c.num_heads % c.num_kv_heads)
     throw std::runtime_error(where + ": hidden_size (" + std::to_string(c.hidden_size) +
@@ -196,7 +201,7 @@ LlmConfig llm_config_from_json(const json& j, const std::string& where) {
     c.rope.short_factor = get<std::vector<double>>(*rs, "short_factor", {}, where);
     c.rope.long_factor = get<std::vector<double>>(*rs, "long_factor", {}, where);
   }
-  c.rope.original_max_position_embeddings = get<int64_t>(j, "original_max_position_embeddings", 0, where);
+  c.rope.original_max_position_embeddings = get<int64_t>(j, "original_max_position_embeddings", phi3 ? 4096 : 0, where);
   return c;
 }
 

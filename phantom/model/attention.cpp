@@ -57,7 +57,8 @@ DecoderAttentionImpl::DecoderAttentionImpl(const LlmConfig& cfg, PhantomMode mod
   const int64_t C = cfg.hidden_size, D = head_dim;
   qkv_proj = register_module(
       "qkv_proj", Linear(C, (num_heads + 2 * num_kv_heads) * D, cfg.attention_bias));
-  o_proj = register_module("o_proj", Linear(num_heads * D, C, false));
+  // InternLM2's `bias` covers wo as well as wqkv; Qwen2's q/k/v bias does not reach o_proj.
+  o_proj = register_module("o_proj", Linear(num_heads * D, C, cfg.family == "internlm2" && cfg.attention_bias));
   if (mode != PhantomMode::off) {
     xattn_query_phantom = register_module("xattn_query_phantom", XAttention(D));
     xattn_key_phantom = register_module("xattn_key_phantom", XAttention(D));

@@ -17,7 +17,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) { return rms_norm(x, weight, eps); }
 
 Rope::Rope(const LlmConfig& cfg, int64_t head_dim)
-    : cfg_(cfg.rope), dim_(head_dim), max_pos_(cfg.max_position_embeddings) {
+    : cfg_(cfg.rope), dim_(head_dim), max_pos_(cfg.max_position_embeddings), longest_(cfg.max_position_embeddings) {
   if (cfg_.type == "longrope") {
     const size_t half = static_cast<size_t>(head_dim / 2);
     if (cfg_.short_factor.size() != half || cfg_.long_factor.size() != half)
@@ -30,11 +30,17 @@ at::Tensor Rope::inv_freq_for(int64_t seq_len, double* attention_scale) const {
   auto exponent = torch::arange(0, dim_, 2, torch::kInt64).to(torch::kFloat) / static_cast<double>(dim_);
   double base = cfg_.theta;
   *attention_scale = 1.0;
-  if (cfg_.type == "dynamic" && seq_len > max_pos_) {
-    // NTK-aware base growth (HF _compute_dynamic_ntk_parameters).
-    const double f = cfg_.factor;
-    base = base * std::pow(f * static_cast<double>(seq_len) / static_cast<double>(max_pos_) - (f - 1.0),
-                           static_cast<double>(dim_) / static_cast<double>(dim_ - 2));
+  if (cfg_.type == "dynamic") {
+    int64_t longest = longest_.load();
+    while (seq_len > longest && !longest_.compare_exchange_weak(longest, seq_len)) {
+    }
+    longest = std::max(longest, seq_len);
+    if (longest > max_pos_) {
+      // NTK-aware base growth from the longest sequence seen (the official InternLM2 _set_cos_sin_cache).
+      const double f = cfg_.factor;
+      base = base * std::pow(f * static_cast<double>(longest) / static_cast<double>(max_pos_) - (f - 1.0),
+                             static_cast<double>(dim_) / static_cast<double>(dim_ - 2));
+    }
   }
   auto denom = torch::pow(torch::tensor(base, torch::kFloat), exponent);
   if (cfg_.type == "longrope") {

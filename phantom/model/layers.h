@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
+
 #include "phantom/model/lora.h"
 #include "phantom/model/model_config.h"
 
@@ -23,12 +25,20 @@ TORCH_MODULE(RMSNorm);
 
 // Rotary position embedding for the variants the Phantom backbones use: default, linear, dynamic NTK, longrope.
 // cos/sin are computed from explicit position ids (B, L) so left padding and restarted positions just work.
+//
+// Dynamic NTK is stateful, as the official InternLM2 rotary cache is: the scaled base follows the longest
+// sequence this module has seen (never less than max_position_embeddings) and is kept afterwards, so a shorter
+// sequence after a long one still uses the long one's base. The state is per model object and not saved in
+// checkpoints (it only matters past max_position_embeddings).
 class Rope {
  public:
   Rope(const LlmConfig& cfg, int64_t head_dim);
+  Rope(const Rope& o) : cfg_(o.cfg_), dim_(o.dim_), max_pos_(o.max_pos_), longest_(o.longest_.load()) {}
   // Returns cos, sin of shape (B, L, 1, D) in `dtype`. `seq_len` (max position + 1 in the whole sequence, cache
   // included) selects the dynamic-NTK base and the longrope short/long factors, as HF does.
   std::pair<at::Tensor, at::Tensor> cos_sin(const at::Tensor& positions, int64_t seq_len, c10::ScalarType dtype) const;
+  // Dynamic NTK: the sequence length the base is computed from (the longest seen, at least max_position_embeddings).
+  int64_t dynamic_length() const { return longest_.load(); }
   // x (B, L, H, D) rotated with the half-split convention (rotate_half), as every HF Llama-family model.
   static at::Tensor apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
@@ -37,6 +47,7 @@ class Rope {
   RopeConfig cfg_;
   int64_t dim_;
   int64_t max_pos_;
+  mutable std::atomic<int64_t> longest_;  // dynamic NTK: the official cache's max_seq_len_cached
 };
 
 // Exact (erf) GELU, as torch.nn.functional.gelu's default.

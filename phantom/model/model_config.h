@@ -73,7 +73,7 @@ struct LlmConfig {
   int64_t vocab_size = 151655;
   int64_t max_position_embeddings = 32768;
   double rms_norm_eps = 1e-6;
-  bool attention_bias = true;          // q/k/v bias (Qwen2)
+  bool attention_bias = true;          // q/k/v bias (Qwen2); InternLM2's `bias`: wqkv and wo
   bool tie_word_embeddings = true;     // LM head shares the embedding matrix
   RopeConfig rope;
   std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id (generation stops there); not a YAML key

@@ -236,6 +236,9 @@ int cmd_generate(int argc, char** argv) {
     counts.push_back(px.back().size(0));
   }
   auto ids = l.enc->prompt(q.prompt, counts);
+  std::string id_list;
+  for (auto id : ids) id_list += std::to_string(id) + " ";
+  log::debug("prompt ids ({}): {}", ids.size(), id_list);
   torch::NoGradGuard ng;
   l.model->eval();
   const auto dev = l.model->language_model->body->parameters().front().device();
