@@ -36,13 +36,19 @@ enum class Bench {
   MathVista,       // MathVista testmini (GPT judge)
   MMVet,           // MM-Vet (GPT judge)
   LLaVAW,          // LLaVA-Bench in-the-wild (GPT judge)
+  // Sets beyond the paper's main table that Phantom's own evaluation code covers (readers_extended.cpp):
+  MathVerse,       // MathVerse testmini (+ text-only), GPT judge
+  SEED2Plus,       // SEED-Bench-2-Plus (text-rich: charts, maps, webs)
+  CVBench,         // CV-Bench (2D and 3D)
+  MMVet2,          // MM-Vet-v2 (several images per question), GPT judge
 };
 
 // "mmbench", "mmstar", "sqa", "ai2d", "seed", "pope", "mme", "chartqa", "hallusionbench", "mathvista", "mmvet",
-// "llavaw" (a few aliases such as "mm-vet", "llava-w", "scienceqa" are accepted by bench_from_name).
+// "llavaw", "mathverse", "seed2plus", "cvbench", "mmvet2" (a few aliases such as "mm-vet", "llava-w", "scienceqa",
+// "seed-2-plus", "mm-vet-v2" are accepted by bench_from_name).
 std::string bench_name(Bench b);
 Bench bench_from_name(const std::string& name);
-// Whether the benchmark is scored by an external GPT judge (MathVista, MM-Vet, LLaVA-W).
+// Whether the benchmark is scored by an external GPT judge (MathVista, MathVerse, MM-Vet, MM-Vet-v2, LLaVA-W).
 bool bench_is_judged(Bench b);
 
 // One image of an item: a file on disk, or encoded bytes (base64-decoded from a TSV). Decoded only on demand so
@@ -58,7 +64,7 @@ struct BenchItem {
   std::string id;                    // the benchmark's own question id (MMBench index, POPE question_id, ...)
   std::string question;              // question text as published (no hint, no options, no suffix)
   std::vector<std::string> options;  // option texts; options[i] is letter 'A' + i
-  std::vector<BenchImage> images;    // zero (text-only HallusionBench rows) or one
+  std::vector<BenchImage> images;    // zero (text-only rows), one, or several (MM-Vet-v2: laid side by side)
   std::string answer;                // ground truth: a letter, "yes"/"no", a ChartQA label, a judge reference
   std::string category;              // what per-category accuracy groups by
   std::map<std::string, std::string> extra;  // benchmark-specific fields (hint, split, set_id, raw JSON, ...)
@@ -98,7 +104,12 @@ ReadResult read_hallusionbench(const std::string& json, const ReadOptions& opt =
 ReadResult read_mathvista(const std::string& json, const ReadOptions& opt = {});
 ReadResult read_mmvet(const std::string& json, const ReadOptions& opt = {});
 ReadResult read_llavaw(const std::string& questions_jsonl, const ReadOptions& opt = {});
-// Dispatch by benchmark; `files` is one path except for POPE and ChartQA (one per split).
+// readers_extended.cpp: MathVerse takes testmini.json and optionally testmini_text_only.json.
+ReadResult read_mathverse(const std::vector<std::string>& json_files, const ReadOptions& opt = {});
+ReadResult read_seed2plus(const std::string& json, const ReadOptions& opt = {});
+ReadResult read_cvbench(const std::string& test_jsonl, const ReadOptions& opt = {});
+ReadResult read_mmvet2(const std::string& json, const ReadOptions& opt = {});
+// Dispatch by benchmark; `files` is one path except for POPE and ChartQA (one per split) and MathVerse.
 ReadResult read_benchmark(Bench b, const std::vector<std::string>& files, const ReadOptions& opt = {});
 
 // ---- prompts (bench_prompts.cpp) -------------------------------------------------------------------------------
@@ -108,7 +119,7 @@ inline constexpr const char* kYesNoSuffix = "\nPlease answer yes or no.";
 
 struct BenchPrompt {
   std::string text;        // the user turn: "<image>" + question (+ options, suffix); no chat template
-  int64_t max_new_tokens;  // 5 for MC and yes/no sets, 512 MathVista, 1024 MM-Vet / LLaVA-W
+  int64_t max_new_tokens;  // 5 for MC and yes/no sets, 512 MathVista / MathVerse, 1024 MM-Vet(-v2) / LLaVA-W
 };
 BenchPrompt build_prompt(Bench b, const BenchItem& item);
 int64_t max_new_tokens(Bench b);
@@ -175,8 +186,9 @@ std::set<std::string> answered_ids(const std::string& results_path);
 std::string summary_markdown(const std::vector<BenchReport>& reports);
 void write_summary(const std::string& path, const std::vector<BenchReport>& reports);
 
-// MMBench (test) upload: a TSV with index, question, A..E, answer (when known), prediction (the extracted letter,
-// else the raw response), category, l2-category. The server wants .xlsx; docs/evaluation.md says how to convert.
+// MMBench / MMBench-CN (test) upload: index, question, hint, A..E, answer (when known), prediction (the extracted
+// letter, else the raw response), category, l2-category. A path ending in ".xlsx" is written as the spreadsheet the
+// OpenCompass server takes (xlsx.h), anything else as a TSV.
 void write_mmbench_submission(const std::string& path, const std::vector<BenchItem>& items,
                               const std::map<std::string, std::string>& responses);
 
@@ -196,16 +208,17 @@ void write_judge_input(Bench b, const std::string& path, const std::vector<Bench
 std::map<std::string, double> read_judge_scores(Bench b, const std::string& path,
                                                 const std::vector<BenchItem>& items = {});
 
-// Runs an external judge: `command` with {input} and {output} replaced by the (shell-quoted) paths, through
-// /bin/sh. A non-zero exit or a missing output file is a one-line error; otherwise the scores are read back
+// Runs an external judge: `command` with {input}, {output} and {data} (the benchmark's first input file, for judges
+// that need the questions and references) replaced by the shell-quoted paths, through /bin/sh. A non-zero exit or a missing output file is a one-line error; otherwise the scores are read back
 // with read_judge_scores and merged into the report's metrics as "judge/<name>".
 struct JudgeCommand {
-  std::string command;  // e.g. "python mmvet_judge.py --results {input} --out {output}"
+  std::string command;  // e.g. "python scripts/judge.py mmvet --input {input} --output {output} --data {data}"
+  std::string data;     // what {data} stands for
   std::map<std::string, double> run(Bench b, const std::string& input, const std::string& output,
                                     const std::vector<BenchItem>& items = {}) const;
 };
 // Merges judge scores into a report and sets its headline to the benchmark's main judge number when present
-// (MathVista "average/accuracy", MM-Vet "total", LLaVA-W "all", or "overall").
+// (MathVista "average/accuracy", MathVerse / MM-Vet "total", LLaVA-W "all", or "overall").
 void merge_judge_scores(BenchReport& report, const std::map<std::string, double>& scores);
 
 }  // namespace phantom::eval

@@ -19,6 +19,9 @@ const NameEntry kNames[] = {
     {Bench::HallusionBench, "hallusionbench"}, {Bench::HallusionBench, "hallb"},
     {Bench::MathVista, "mathvista"},   {Bench::MMVet, "mmvet"},          {Bench::MMVet, "mm-vet"},
     {Bench::LLaVAW, "llavaw"},         {Bench::LLaVAW, "llava-w"},       {Bench::LLaVAW, "llava_wild"},
+    {Bench::MathVerse, "mathverse"},   {Bench::SEED2Plus, "seed2plus"},  {Bench::SEED2Plus, "seed-2-plus"},
+    {Bench::CVBench, "cvbench"},       {Bench::CVBench, "cv-bench"},     {Bench::MMVet2, "mmvet2"},
+    {Bench::MMVet2, "mm-vet-v2"},      {Bench::MMVet2, "mmvet-v2"},
 };
 
 // "A. text\nB. text" (SPEC §6: options as "A. text" lines joined by "\n").
@@ -46,12 +49,16 @@ Bench bench_from_name(const std::string& name) {
   throw std::runtime_error("unknown benchmark '" + name + "' (known: " + known + ")");
 }
 
-bool bench_is_judged(Bench b) { return b == Bench::MathVista || b == Bench::MMVet || b == Bench::LLaVAW; }
+bool bench_is_judged(Bench b) {
+  return b == Bench::MathVista || b == Bench::MathVerse || b == Bench::MMVet || b == Bench::MMVet2 || b == Bench::LLaVAW;
+}
 
 int64_t max_new_tokens(Bench b) {
   switch (b) {
-    case Bench::MathVista: return 512;
+    case Bench::MathVista:
+    case Bench::MathVerse: return 512;
     case Bench::MMVet:
+    case Bench::MMVet2:
     case Bench::LLaVAW: return 1024;
     default: return 5;  // multiple-choice and yes/no sets (ChartQA's short answers too, as Phantom)
   }
@@ -63,7 +70,8 @@ BenchPrompt build_prompt(Bench b, const BenchItem& it) {
     case Bench::MMBench:
     case Bench::ScienceQA:
     case Bench::AI2D:
-    case Bench::SEED: {
+    case Bench::SEED:
+    case Bench::SEED2Plus: {
       // The hint goes first, as Phantom's loader does for MMBench and ScienceQA ("\n".join([hint, question, ...]));
       // an empty hint is left out rather than leaving an empty first line.
       auto h = it.extra.find("hint");
@@ -78,6 +86,9 @@ BenchPrompt build_prompt(Bench b, const BenchItem& it) {
         body += "\n" + options_block(it.options);
       body += kMultipleChoiceSuffix;
       break;
+    case Bench::CVBench:  // CV-Bench's published "prompt" already lists its choices as "(A) ..." lines
+      body = it.question + kMultipleChoiceSuffix;
+      break;
     case Bench::POPE:
     case Bench::ChartQA:
       body = it.question + kShortAnswerSuffix;
@@ -90,6 +101,8 @@ BenchPrompt build_prompt(Bench b, const BenchItem& it) {
     case Bench::MathVista:  // the published "query" carries MathVista's own hint and choices
     case Bench::MMVet:
     case Bench::LLaVAW:
+    case Bench::MathVerse:  // the published "query_wo" (question, choices and MathVerse's instruction)
+    case Bench::MMVet2:     // the question with its <IMG> markers removed
       body = it.question;
       break;
   }

@@ -382,6 +382,29 @@ BenchReport score_chartqa(const std::string& name, const std::vector<BenchItem>&
   return r;
 }
 
+// CV-Bench's score (as its authors and Phantom compute it): accuracy per source, 2D = mean of ADE20K and COCO,
+// 3D = Omni3D, overall = mean of 2D and 3D. Sources absent from the file are left out of the means.
+BenchReport score_cvbench(const std::string& name, const std::vector<BenchItem>& items,
+                          const std::map<std::string, std::string>& responses) {
+  BenchReport r = score_choice(Bench::CVBench, name, items, responses);  // accuracy/<source> per category
+  auto mean_of = [&](std::initializer_list<const char*> keys) -> std::optional<double> {
+    double sum = 0;
+    int n = 0;
+    for (const char* k : keys)
+      if (auto it = r.metrics.find(std::string("accuracy/") + k); it != r.metrics.end()) sum += it->second, ++n;
+    if (n == 0) return std::nullopt;
+    return sum / n;
+  };
+  const auto d2 = mean_of({"ADE20K", "COCO"}), d3 = mean_of({"Omni3D"});
+  if (d2) r.metrics["2d_accuracy"] = *d2;
+  if (d3) r.metrics["3d_accuracy"] = *d3;
+  if (d2 || d3) {
+    r.metrics["cvbench_accuracy"] = d2 && d3 ? (*d2 + *d3) / 2 : d2 ? *d2 : *d3;
+    r.headline = "cvbench_accuracy";
+  }
+  return r;
+}
+
 }  // namespace
 
 BenchReport score_benchmark(Bench b, const std::string& name, const std::vector<BenchItem>& items,
@@ -391,13 +414,17 @@ BenchReport score_benchmark(Bench b, const std::string& name, const std::vector<
     case Bench::MMStar:
     case Bench::ScienceQA:
     case Bench::AI2D:
-    case Bench::SEED: return score_choice(b, name, items, responses);
+    case Bench::SEED:
+    case Bench::SEED2Plus: return score_choice(b, name, items, responses);
+    case Bench::CVBench: return score_cvbench(name, items, responses);
     case Bench::POPE: return score_pope(name, items, responses);
     case Bench::MME: return score_mme(name, items, responses);
     case Bench::ChartQA: return score_chartqa(name, items, responses);
     case Bench::HallusionBench: return score_hallusion(name, items, responses);
     case Bench::MathVista:
+    case Bench::MathVerse:
     case Bench::MMVet:
+    case Bench::MMVet2:
     case Bench::LLaVAW: return start_report(b, name, items, responses);  // scored by the judge
   }
   throw std::runtime_error("unknown benchmark");
