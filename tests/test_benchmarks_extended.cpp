@@ -82,7 +82,7 @@ TEST_CASE("bench ext: MathVerse testmini + text-only: ids, query_wo prompt, judg
   CHECK(build_prompt(Bench::MathVerse, r.items[0]).max_new_tokens == 512);
   CHECK(bench_is_judged(Bench::MathVerse));
   CHECK_THROWS_WITH(read_mathverse({main_file, text_file}),
-                    Catch::Matchers::ContainsSubstring("testmini.json") && Catch::Matchers::ContainsSubstring("3"));
+                    Catch::Contains("testmini.json") && Catch::Contains("3"));
 
   const std::string in = d.str("judge_in.json");
   write_judge_input(Bench::MathVerse, in, r.items, {{"1", "B"}, {"2", "A"}, {"4", "The answer is B"}});
@@ -98,7 +98,7 @@ TEST_CASE("bench ext: MathVerse testmini + text-only: ids, query_wo prompt, judg
   auto rep = score_benchmark(Bench::MathVerse, "mathverse", r.items, {{"1", "B"}});
   merge_judge_scores(rep, read_judge_scores(Bench::MathVerse, out));
   CHECK(rep.headline == "judge/total");
-  CHECK(rep.metrics["judge/total"] == Catch::Approx(66.6));
+  CHECK(rep.metrics["judge/total"] == Approx(66.6));
   CHECK(rep.missing == 2);
 }
 
@@ -127,10 +127,10 @@ TEST_CASE("bench ext: SEED-Bench-2-Plus: choice_A..D, image types, letter accura
         "choices directly.");
   // q1 right, q2 wrong (A for B), q3 right ("C."), q4 missing: 2/4 = 50; chart 1/2 = 50, map 100, web 0.
   const auto rep = score_benchmark(Bench::SEED2Plus, "seed2plus", r.items, {{"q1", "A"}, {"q2", "A"}, {"q3", "C."}});
-  CHECK(rep.metrics.at("accuracy") == Catch::Approx(50.0));
-  CHECK(rep.metrics.at("accuracy/chart") == Catch::Approx(50.0));
-  CHECK(rep.metrics.at("accuracy/map") == Catch::Approx(100.0));
-  CHECK(rep.metrics.at("accuracy/web") == Catch::Approx(0.0));
+  CHECK(rep.metrics.at("accuracy") == Approx(50.0));
+  CHECK(rep.metrics.at("accuracy/chart") == Approx(50.0));
+  CHECK(rep.metrics.at("accuracy/map") == Approx(100.0));
+  CHECK(rep.metrics.at("accuracy/web") == Approx(0.0));
   CHECK(rep.missing == 1);
   // A plain list (the form Phantom's loader iterates) reads the same.
   const std::string list = d.file("list.json", json::array({q("q1", "text_rich/1.png", "chart", "A")}).dump());
@@ -176,12 +176,12 @@ TEST_CASE("bench ext: CV-Bench: (A) answers, per-source accuracy, 2D/3D means") 
   // Overall (2D + 3D) / 2 = 62.5 (not the plain 3/5 = 60).
   const auto rep = score_benchmark(Bench::CVBench, "cvbench", r.items,
                                    {{"0", "(A)"}, {"1", "A"}, {"2", "C"}, {"3", "B"}, {"4", "(B) 2"}});
-  CHECK(rep.metrics.at("accuracy/ADE20K") == Catch::Approx(50.0));
-  CHECK(rep.metrics.at("accuracy/COCO") == Catch::Approx(100.0));
-  CHECK(rep.metrics.at("2d_accuracy") == Catch::Approx(75.0));
-  CHECK(rep.metrics.at("3d_accuracy") == Catch::Approx(50.0));
-  CHECK(rep.metrics.at("cvbench_accuracy") == Catch::Approx(62.5));
-  CHECK(rep.metrics.at("accuracy") == Catch::Approx(60.0));
+  CHECK(rep.metrics.at("accuracy/ADE20K") == Approx(50.0));
+  CHECK(rep.metrics.at("accuracy/COCO") == Approx(100.0));
+  CHECK(rep.metrics.at("2d_accuracy") == Approx(75.0));
+  CHECK(rep.metrics.at("3d_accuracy") == Approx(50.0));
+  CHECK(rep.metrics.at("cvbench_accuracy") == Approx(62.5));
+  CHECK(rep.metrics.at("accuracy") == Approx(60.0));
   CHECK(rep.headline == "cvbench_accuracy");
 }
 
@@ -210,9 +210,9 @@ TEST_CASE("bench ext: MM-Vet-v2: <IMG> markers become images, grade files per ca
   const std::string g =
       d.file("grades.json", R"({"v2_0": {"score": [1.0]}, "v2_1": {"score": [0.5], "content": ["0.5"]}})");
   const auto s = read_judge_scores(Bench::MMVet2, g, r.items);
-  CHECK(s.at("total") == Catch::Approx(75.0));
-  CHECK(s.at("cap/rec") == Catch::Approx(75.0));
-  CHECK(s.at("cap/spat") == Catch::Approx(100.0));
+  CHECK(s.at("total") == Approx(75.0));
+  CHECK(s.at("cap/rec") == Approx(75.0));
+  CHECK(s.at("cap/spat") == Approx(100.0));
   const std::string in = d.str("in.json");
   write_judge_input(Bench::MMVet2, in, r.items, {{"v2_0", "the first one"}});
   CHECK(json::parse(slurp(in)) == json{{"v2_0", "the first one"}, {"v2_1", ""}});
@@ -224,11 +224,11 @@ TEST_CASE("bench ext: judge command {data} is the benchmark file, shell-quoted")
   const std::string in = d.file("in.json", "{}");
   JudgeCommand j{"cp {data} {output} && test -f {input}", data};
   // The command copies the data file (an empty object) to the output: no scores, which is an error naming it.
-  CHECK_THROWS_WITH(j.run(Bench::MMVet, in, d.str("out.json")), Catch::Matchers::ContainsSubstring("out.json"));
+  CHECK_THROWS_WITH(j.run(Bench::MMVet, in, d.str("out.json")), Catch::Contains("out.json"));
   JudgeCommand j2{"printf '{\"total\": 12.5}' > {output}; test -f {data}", data};
-  CHECK(j2.run(Bench::MMVet, in, d.str("out2.json")).at("total") == Catch::Approx(12.5));
+  CHECK(j2.run(Bench::MMVet, in, d.str("out2.json")).at("total") == Approx(12.5));
   JudgeCommand j3{"true {input} {output} {data}", ""};
-  CHECK_THROWS_WITH(j3.run(Bench::MMVet, in, d.str("o.json")), Catch::Matchers::ContainsSubstring("{data}"));
+  CHECK_THROWS_WITH(j3.run(Bench::MMVet, in, d.str("o.json")), Catch::Contains("{data}"));
 }
 
 TEST_CASE("bench ext: xlsx writer: a stored zip with the five SpreadsheetML parts and inline strings") {
@@ -286,7 +286,7 @@ TEST_CASE("bench ext: summary beside the paper: column order, paper row, differe
   CHECK(t.find("| difference | -3.2 | - | - | - | - | - | +57 | - | - | - | -5.5 | - | - | - | - | - | - |") !=
         std::string::npos);
   CHECK(comparison_markdown({d.str("r")}, "").find("Phantom-7B (paper)") != std::string::npos);
-  CHECK_THROWS_WITH(comparison_markdown({d.str("r")}, "13b"), Catch::Matchers::ContainsSubstring("0.5b, 1.8b"));
-  CHECK_THROWS_WITH(comparison_markdown({d.str("nope")}, "7b"), Catch::Matchers::ContainsSubstring("nope"));
+  CHECK_THROWS_WITH(comparison_markdown({d.str("r")}, "13b"), Catch::Contains("0.5b, 1.8b"));
+  CHECK_THROWS_WITH(comparison_markdown({d.str("nope")}, "7b"), Catch::Contains("nope"));
   CHECK(paper_row("phantom-7b").values[6] == 2126);
 }
