@@ -193,9 +193,9 @@ TEST_CASE("bench ext: MM-Vet-v2: <IMG> markers become images, grade files per ca
       "mm-vet-v2.json",
       json{{"v2_0", {{"question", "Compare <IMG>a.png<IMG> with <IMG>b.jpg<IMG>. Which is larger?"},
                      {"answer", "the first"}, {"capability", {"rec", "spat"}}}},
-           {"v2_1", {{"question", "<IMG>a.png<IMG>What colour?"}, {"answer", "green"}, {"capability", {"rec"}}}},
-           {"v2_2", {{"question", "No image here"}, {"answer", "x"}, {"capability", {"rec"}}}},
-           {"v2_3", {{"question", "<IMG>gone.png<IMG>?"}, {"answer", "x"}, {"capability", {"ocr"}}}}}
+           {"v2_1", {{"question", "<IMG>a.png<IMG>What colour?"}, {"answer", "green"}, {"capability", json::array({"rec"})}}},
+           {"v2_2", {{"question", "No image here"}, {"answer", "x"}, {"capability", json::array({"rec"})}}},
+           {"v2_3", {{"question", "<IMG>gone.png<IMG>?"}, {"answer", "x"}, {"capability", json::array({"ocr"})}}}}
           .dump());
   const auto r = read_mmvet2(f, skip());
   REQUIRE(r.items.size() == 2);
