@@ -41,10 +41,13 @@ enum class Bench {
   SEED2Plus,       // SEED-Bench-2-Plus (text-rich: charts, maps, webs)
   CVBench,         // CV-Bench (2D and 3D)
   MMVet2,          // MM-Vet-v2 (several images per question), GPT judge
+  // Published as Hugging Face parquet only: read from the JSONL that scripts/parquet_to_jsonl.py writes.
+  VisualWebBench,  // VisualWebBench (7 web tasks: captioning, OCR, QA, grounding, action prediction)
+  BLINK,           // BLINK (14 perception subtasks, 1-4 images per question)
 };
 
 // "mmbench", "mmstar", "sqa", "ai2d", "seed", "pope", "mme", "chartqa", "hallusionbench", "mathvista", "mmvet",
-// "llavaw", "mathverse", "seed2plus", "cvbench", "mmvet2" (a few aliases such as "mm-vet", "llava-w", "scienceqa",
+// "llavaw", "mathverse", "seed2plus", "cvbench", "mmvet2", "visualwebbench", "blink" (a few aliases such as "mm-vet", "llava-w", "scienceqa",
 // "seed-2-plus", "mm-vet-v2" are accepted by bench_from_name).
 std::string bench_name(Bench b);
 Bench bench_from_name(const std::string& name);
@@ -109,6 +112,9 @@ ReadResult read_mathverse(const std::vector<std::string>& json_files, const Read
 ReadResult read_seed2plus(const std::string& json, const ReadOptions& opt = {});
 ReadResult read_cvbench(const std::string& test_jsonl, const ReadOptions& opt = {});
 ReadResult read_mmvet2(const std::string& json, const ReadOptions& opt = {});
+// readers_converted.cpp: the data.jsonl of scripts/parquet_to_jsonl.py (image paths relative to its directory).
+ReadResult read_visualwebbench(const std::string& jsonl, const ReadOptions& opt = {});
+ReadResult read_blink(const std::string& jsonl, const ReadOptions& opt = {});
 // Dispatch by benchmark; `files` is one path except for POPE and ChartQA (one per split) and MathVerse.
 ReadResult read_benchmark(Bench b, const std::vector<std::string>& files, const ReadOptions& opt = {});
 
@@ -119,12 +125,29 @@ inline constexpr const char* kYesNoSuffix = "\nPlease answer yes or no.";
 
 struct BenchPrompt {
   std::string text;        // the user turn: "<image>" + question (+ options, suffix); no chat template
-  int64_t max_new_tokens;  // 5 for MC and yes/no sets, 512 MathVista / MathVerse, 1024 MM-Vet(-v2) / LLaVA-W
+  int64_t max_new_tokens;  // 5 for MC and yes/no sets, 512 MathVista / MathVerse / VisualWebBench, 1024 MM-Vet(-v2) / LLaVA-W
 };
 BenchPrompt build_prompt(Bench b, const BenchItem& item);
 int64_t max_new_tokens(Bench b);
 
 // ---- scoring (bench_scorers.cpp) -------------------------------------------------------------------------------
+// text_metrics.cpp: the scorers VisualWebBench and BLINK are evaluated with, as their published Python computes.
+// ROUGE F-scores (0..1) of the `rouge` package (1.0.1, default exclusive mode) for one hypothesis/reference pair:
+// sentences split at '.', words at single spaces, n-grams and LCS words as sets, F = 2PR / (P + R + 1e-8). nullopt
+// where the package raises (no sentence left in the hypothesis or the reference, e.g. "" or ".").
+struct RougeF {
+  double rouge_1 = 0, rouge_2 = 0, rouge_l = 0;
+};
+std::optional<RougeF> rouge_f(const std::string& hypothesis, const std::string& reference);
+// VisualWebBench's multiple-choice parse (choices A-H): a one-character answer upper-cased, "X." at the start, else
+// "(X)" or " X " after dropping ,.!?;:'" (the last occurrence when several); the 0-based index, or nullopt.
+std::optional<int> visualwebbench_choice(const std::string& response);
+// BLINK's parse: the first "(x)" with one word character inside gives x, else the whole response.
+std::string blink_choice(const std::string& response);
+// A Python list as str() prints it: numbers by repr (0.2, 1.0, 1e-05), strings quoted as repr quotes them.
+std::string py_list_repr(const std::vector<double>& values);
+std::string py_list_repr(const std::vector<std::string>& values);
+
 // The option a free-form answer picks: "B", "B.", "(B)", "B) text", "The answer is B", "Answer: B", or the text
 // of exactly one option. Returns the 0-based option index, or nullopt when none or several are named.
 std::optional<int> extract_option(const std::string& response, const std::vector<std::string>& options);

@@ -34,6 +34,8 @@ const std::vector<PaperColumn>& paper_columns() {
       {"SEED-2-Plus", "seed2plus", "accuracy", false},
       {"CV-Bench", "cvbench", "cvbench_accuracy", false},
       {"MM-Vet-v2", "mmvet2", "judge/total", false},
+      {"VisualWebBench", "visualwebbench", "average", false},
+      {"BLINK", "blink", "subtask_mean", false},
   };
   return c;
 }

@@ -13,6 +13,7 @@
 namespace phantom::eval {
 using io::lower;
 using io::trim;
+using io::json;
 
 // ---- option letters --------------------------------------------------------------------------------------------
 
@@ -405,6 +406,91 @@ BenchReport score_cvbench(const std::string& name, const std::vector<BenchItem>&
   return r;
 }
 
+// VisualWebBench as its authors score it, per task: ROUGE-1/2/L F (x100, averaged over items) for captioning and
+// both OCR tasks, the best ROUGE-1 F over the acceptable answers for WebQA, choice accuracy for the three grounding /
+// prediction tasks. "average" is the mean of the seven headline numbers (ROUGE-L, F1, accuracy) of the tasks read.
+BenchReport score_visualwebbench(const std::string& name, const std::vector<BenchItem>& items,
+                                 const std::map<std::string, std::string>& responses) {
+  BenchReport r = start_report(Bench::VisualWebBench, name, items, responses);
+  struct Sums {
+    double r1 = 0, r2 = 0, rl = 0, f1 = 0;
+    int64_t n = 0, scored = 0;
+    Tally choice;
+  };
+  std::map<std::string, Sums> by_task;
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto& x = r.items[i];
+    const std::string& task = items[i].category;
+    Sums& s = by_task[task];
+    ++s.n;
+    if (task == "element_ground" || task == "action_prediction" || task == "action_ground") {
+      const auto k = visualwebbench_choice(x.response);
+      x.prediction = k ? std::string(1, char('A' + *k)) : "";
+      x.correct = x.answered && x.prediction == x.answer;
+      s.choice.add(*x.correct);
+      continue;
+    }
+    // The official script replaces an empty answer by " " (and, for element OCR, a one-character one too).
+    std::string pred = x.response;
+    if (pred.empty() || (task == "element_ocr" && pred.size() == 1)) pred = " ";
+    x.prediction = pred;
+    if (task == "webqa") {
+      // An item the rouge package raises on is left out of the mean, as the official try/except does.
+      std::optional<double> best;
+      for (const auto& gold : json::parse(items[i].extra.at("answers")))
+        if (auto f = rouge_f(pred, gold.get<std::string>())) best = std::max(best.value_or(0.0), f->rouge_1);
+        else {
+          best.reset();
+          break;
+        }
+      if (best) s.f1 += *best, ++s.scored;
+      continue;
+    }
+    // Where the package would raise (e.g. an answer of only "."), the item scores 0.
+    if (auto f = rouge_f(pred, x.answer)) s.r1 += f->rouge_1, s.r2 += f->rouge_2, s.rl += f->rouge_l;
+    ++s.scored;
+  }
+  double sum = 0;
+  int tasks = 0;
+  for (const auto& [task, s] : by_task) {
+    double headline;
+    if (task == "webqa") {
+      headline = s.scored ? 100 * s.f1 / double(s.scored) : 0.0;
+      r.metrics[task + "/f1"] = headline;
+    } else if (s.choice.n) {
+      headline = s.choice.percent();
+      r.metrics[task + "/accuracy"] = headline;
+    } else {
+      const double n = double(s.scored);
+      r.metrics[task + "/rouge_1"] = 100 * s.r1 / n;
+      r.metrics[task + "/rouge_2"] = 100 * s.r2 / n;
+      headline = r.metrics[task + "/rouge_l"] = 100 * s.rl / n;
+    }
+    r.metrics[task + "/n"] = double(s.n);
+    sum += headline, ++tasks;
+  }
+  if (tasks) r.metrics["average"] = sum / tasks, r.headline = "average";
+  return r;
+}
+
+// BLINK as Phantom scores it: the first "(x)" of the answer (else the whole answer) against the letter; accuracy per
+// subtask, and the headline is their unweighted mean (over the subtasks read).
+BenchReport score_blink(const std::string& name, const std::vector<BenchItem>& items,
+                        const std::map<std::string, std::string>& responses) {
+  BenchReport r = start_report(Bench::BLINK, name, items, responses);
+  for (auto& x : r.items) {
+    x.prediction = blink_choice(x.response);
+    x.correct = x.answered && x.prediction == x.answer;
+  }
+  add_accuracy(r);  // accuracy (over all items) and accuracy/<subtask>
+  double sum = 0;
+  int n = 0;
+  for (const auto& [k, v] : r.metrics)
+    if (k.rfind("accuracy/", 0) == 0) sum += v, ++n;
+  if (n) r.metrics["subtask_mean"] = sum / n, r.headline = "subtask_mean";
+  return r;
+}
+
 }  // namespace
 
 BenchReport score_benchmark(Bench b, const std::string& name, const std::vector<BenchItem>& items,
@@ -417,6 +503,8 @@ BenchReport score_benchmark(Bench b, const std::string& name, const std::vector<
     case Bench::SEED:
     case Bench::SEED2Plus: return score_choice(b, name, items, responses);
     case Bench::CVBench: return score_cvbench(name, items, responses);
+    case Bench::VisualWebBench: return score_visualwebbench(name, items, responses);
+    case Bench::BLINK: return score_blink(name, items, responses);
     case Bench::POPE: return score_pope(name, items, responses);
     case Bench::MME: return score_mme(name, items, responses);
     case Bench::ChartQA: return score_chartqa(name, items, responses);
