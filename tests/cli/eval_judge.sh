@@ -3,7 +3,8 @@
 # server on 127.0.0.1 (started here), for MM-Vet, MathVista and LLaVA-W fixtures with known (injected) answers.
 # Checks: the scores merged into the results equal the hand-computed ones; a 503 is retried; a rerun sends no
 # request (per-item cache); an unreachable endpoint fails with one line naming it. Also: the MMBench-CN test
-# upload .xlsx read back by openpyxl equals the TSV, and `phantom eval --summary` against the paper's numbers.
+# upload .xlsx read back by openpyxl equals the TSV, `phantom eval --summary` against the paper's numbers, and
+# VisualWebBench + BLINK from parquet (scripts/parquet_to_jsonl.py) through `phantom eval` (multi-image items).
 set -u
 PHANTOM="$1"; SRC="$2"
 PY="$SRC/.venv/bin/python"
@@ -165,4 +166,24 @@ grep -q "^| Phantom-0.5B (paper) | 83.2 |" "$tmp/cmp.md" \
   && ok "summary table: paper row and differences" || { bad "summary table"; cat "$tmp/cmp.md"; }
 "$PHANTOM" eval --summary "$tmp/out" --size 2b >"$tmp/s2.out" 2>"$tmp/s2.err"
 [ $? -ne 0 ] && grep -q "unknown Phantom size '2b'" "$tmp/s2.err" && ok "bad size named" || { bad "bad size"; cat "$tmp/s2.err"; }
+# VisualWebBench and BLINK: parquet fixtures -> data.jsonl -> `phantom eval` on the tiny model (answers are noise;
+# checked: every item answered, the per-task / per-subtask metrics and headlines, and the summary's last columns).
+"$PY" "$SRC/tests/tools/parquet_sets.py" fixtures "$tmp/pq" && \
+  "$PY" "$SRC/scripts/parquet_to_jsonl.py" "$tmp/pq/VisualWebBench" --out "$tmp/vwb" >/dev/null && \
+  "$PY" "$SRC/scripts/parquet_to_jsonl.py" "$tmp/pq/BLINK" --out "$tmp/blink" >/dev/null || bad "parquet conversion"
+"$PHANTOM" eval "${E[@]}" --out "$tmp/out3" --benchmark visualwebbench,blink --skip-bad-rows \
+  --data "$tmp/vwb/data.jsonl,$tmp/blink/data.jsonl" >"$tmp/v.log" 2>&1 || { bad "visualwebbench/blink eval"; tail -5 "$tmp/v.log"; }
+"$PY" - "$tmp/out3" <<'PY' && ok "visualwebbench (10 items, 7 tasks) and blink (5 items, 2 subtasks) evaluated" || bad "vwb/blink results"
+import json, sys
+o = sys.argv[1]
+v, b = (json.load(open(f"{o}/{n}.json")) for n in ("visualwebbench", "blink"))
+assert v["headline"] == "average" and v["missing"] == 0 and len(v["items"]) == 10, (v["headline"], v["missing"])
+assert all(f"{t}/n" in v["metrics"] for t in ["web_caption", "heading_ocr", "webqa", "element_ocr", "element_ground",
+                                                "action_prediction", "action_ground"]), v["metrics"]
+assert b["headline"] == "subtask_mean" and b["missing"] == 0 and len(b["items"]) == 5, b
+assert {"accuracy/Art_Style", "accuracy/Counting"} <= set(b["metrics"]), b["metrics"]
+PY
+"$PHANTOM" eval --summary "$tmp/out3" --size 0.5b --out "$tmp/cmp3.md" >/dev/null 2>&1 \
+  && head -1 "$tmp/cmp3.md" | grep -q "| VisualWebBench\* | BLINK\* |$" && ok "summary: VisualWebBench and BLINK columns" \
+  || { bad "summary columns"; cat "$tmp/cmp3.md"; }
 exit $fail
