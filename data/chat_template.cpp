@@ -6,14 +6,21 @@ namespace phantom::data {
 
 ChatTemplate ChatTemplate::by_name(const std::string& name) {
   if (name == "chatml")
-    return {"chatml", "<|im_start|>user\n", "<|im_end|>", "<|im_start|>assistant\n", "<|im_end|>"};
-  if (name == "phi3") return {"phi3", "<|user|>\n", "<|end|>", "<|assistant|>\n", "<|end|>"};
+    return {"chatml", "<|im_start|>user\n", "<|im_end|>", "<|im_start|>assistant\n", "<|im_end|>", "<|endoftext|>"};
+  if (name == "phi3") return {"phi3", "<|user|>\n", "<|end|>", "<|assistant|>\n", "<|end|>", "<|endoftext|>"};
   throw std::runtime_error("unknown chat template '" + name + "' (expected chatml or phi3)");
 }
 
 ChatTemplate ChatTemplate::resolve(const std::string& setting, const std::string& family) {
   if (setting != "auto") return by_name(setting);
   return by_name(family == "phi3" ? "phi3" : "chatml");
+}
+
+int32_t ChatTemplate::pad_id(const Tokenizer& tok) const {
+  if (auto id = tok.token_to_id(pad_token)) return *id;
+  if (auto id = tok.token_to_id(assistant_end)) return *id;
+  throw std::runtime_error("the tokenizer has neither '" + pad_token + "' nor '" + assistant_end + "' (chat template " +
+                           name + ")");
 }
 
 ImageTokens ImageTokens::from_tokenizer(const Tokenizer& tok, int64_t tokens_per_tile) {

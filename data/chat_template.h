@@ -17,11 +17,14 @@ constexpr int32_t kIgnore = -100;  // label of a masked (unsupervised) position
 struct ChatTemplate {
   std::string name;
   std::string user_start, user_end, assistant_start, assistant_end;
+  std::string pad_token;  // fills padded positions (never attended to, never supervised)
   // chatml (Qwen2, InternLM2): <|im_start|>user\n{Q}<|im_end|><|im_start|>assistant\n{A}<|im_end|>
   // phi3:                      <|user|>\n{Q}<|end|><|assistant|>\n{A}<|end|>
   static ChatTemplate by_name(const std::string& name);
   // "auto" picks by backbone family: qwen2/internlm2 -> chatml, phi3 -> phi3.
   static ChatTemplate resolve(const std::string& setting, const std::string& family);
+  // The id of pad_token, or of assistant_end when the tokenizer lacks it (InternLM2 has no <|endoftext|>).
+  int32_t pad_id(const Tokenizer& tok) const;
 };
 
 // The ids that stand for images: <img> <IMG_CONTEXT>×(tokens_per_tile·tiles) </img>.

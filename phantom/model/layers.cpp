@@ -8,11 +8,13 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
 
-at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   auto h = x.to(torch::kFloat);
   h = h * torch::rsqrt(h.pow(2).mean(-1, true) + eps);
   return weight * h.to(x.scalar_type());
 }
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) { return rms_norm(x, weight, eps); }
 
 Rope::Rope(const LlmConfig& cfg, int64_t head_dim)
     : cfg_(cfg.rope), dim_(head_dim), max_pos_(cfg.max_position_embeddings) {
@@ -64,14 +66,6 @@ at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& cos, const at::Ten
   auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   auto rotated = torch::cat({-x2, x1}, -1);
   return x * cos + rotated * sin;
-}
-
-void init_linear_default(at::Tensor& weight, at::Tensor* bias) {
-  torch::NoGradGuard ng;
-  // kaiming_uniform_(a=sqrt(5)) == U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight, same bound for the bias.
-  const double bound = 1.0 / std::sqrt(static_cast<double>(weight.size(1)));
-  weight.uniform_(-bound, bound);
-  if (bias && bias->defined()) bias->uniform_(-bound, bound);
 }
 
 }  // namespace phantom

@@ -10,6 +10,9 @@
 namespace phantom {
 
 // y = w * x / sqrt(mean(x^2) + eps), computed in fp32 and cast back (as the HF Qwen2/InternLM2/Phi-3 code does).
+// RMSNorm as Qwen2/InternLM2/Phi-3 (and InternViT-6B) compute it: in fp32, scaled by `weight` in the input dtype.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
 struct RMSNormImpl : torch::nn::Module {
   RMSNormImpl(int64_t dim, double eps);
   at::Tensor forward(const at::Tensor& x);
@@ -38,8 +41,5 @@ class Rope {
 
 // Exact (erf) GELU, as torch.nn.functional.gelu's default.
 inline at::Tensor exact_gelu(const at::Tensor& x) { return torch::gelu(x); }
-
-// PyTorch's default nn.Linear initialisation (kaiming-uniform weight, uniform bias), from the global generator.
-void init_linear_default(at::Tensor& weight, at::Tensor* bias);
 
 }  // namespace phantom

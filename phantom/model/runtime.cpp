@@ -1,9 +1,14 @@
 #include "phantom/model/runtime.h"
 
+#include <sys/resource.h>
+
 #include <thread>
 
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
+#ifdef PHANTOM_HAS_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 
 namespace phantom {
@@ -80,6 +85,20 @@ std::string runtime_report() {
        std::to_string(torch::cuda::device_count()) + " device(s) visible\n";
   s += "  intra-op threads: " + std::to_string(torch::get_num_threads()) + "\n";
   return s;
+}
+
+double peak_memory_gb(const c10::Device& device) {
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+#ifdef PHANTOM_HAS_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return static_cast<double>(stats.allocated_bytes[0].peak) / kGiB;  // [0]: StatType::AGGREGATE
+  }
+#endif
+  (void)device;
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) * 1024.0 / kGiB;  // ru_maxrss is in KiB on Linux
 }
 
 }  // namespace phantom

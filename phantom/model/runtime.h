@@ -50,5 +50,8 @@ void seed_everything(uint64_t seed, bool deterministic = true);
 // One block of text: LibTorch version, CUDA/NCCL build and runtime availability, threads.
 std::string runtime_report();
 
+// Peak memory of this process on `device`, in GiB: the CUDA caching allocator's peak of allocated bytes on a GPU
+// (what torch.cuda.max_memory_allocated reports), the peak resident set size of the process on CPU.
+double peak_memory_gb(const c10::Device& device);
 
 }  // namespace phantom

@@ -12,10 +12,7 @@ VisionNormImpl::VisionNormImpl(const VisionConfig& cfg, int64_t dim)
 }
 
 at::Tensor VisionNormImpl::forward(const at::Tensor& x) {
-  if (!rms) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
-  auto h = x.to(torch::kFloat);
-  h = h * torch::rsqrt(h.pow(2).mean(-1, true) + eps);
-  return weight * h.to(x.scalar_type());
+  return rms ? rms_norm(x, weight, eps) : torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
 }
 
 VisionAttentionImpl::VisionAttentionImpl(const VisionConfig& cfg)

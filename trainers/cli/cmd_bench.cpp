@@ -1,6 +1,5 @@
 // phantom bench model|decode|po|train: timings of the model itself (training step, decoding) for
 // scripts/bench/model.sh, and of the trainer's steps (PO layouts, per-stage throughput) for scripts/bench/train.sh.
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,6 +13,7 @@
 #include "phantom/model/runtime.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/optim.h"
+#include "trainers/recipe/metrics.h"
 #include "trainers/recipe/trainer.h"
 
 namespace phantom::cli {
@@ -108,11 +108,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-double peak_rss_gb() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);
-}
 
 }  // namespace
 
@@ -302,7 +297,7 @@ int cmd_bench(int argc, char** argv) {
                 "peak RSS %.2f GB\n",
                 stage.c_str(), step1 ? "po" : "sft", precision.c_str(), static_cast<long long>(n_params),
                 static_cast<long long>(trainable.count), static_cast<long long>(t.tokens),
-                static_cast<double>(t.tokens) / secs, flops(t, b.input_ids.size(1)) / secs / 1e12, t.ms, peak_rss_gb());
+                static_cast<double>(t.tokens) / secs, flops(t, b.input_ids.size(1)) / secs / 1e12, t.ms, peak_memory_gb(c10::Device(c10::kCPU)));
     return 0;
   }
   throw UsageError("unknown bench '" + what + "' (model | decode | generate | po | train)");

@@ -63,7 +63,7 @@ static int data_bench(const Args& a) {
   if (samples.empty()) throw std::runtime_error("no usable samples in " + d.cfg.data.train + " (" + skipped.summary() + ")");
   const bool preference = a.get("loss", samples.front().is_preference() ? "po" : "sft") != "sft";
   std::mutex mu;
-  const int32_t pad_id = d.tok->token_to_id("<|endoftext|>").value_or(0);
+  const int32_t pad_id = d.enc->chat_template().pad_id(*d.tok);
   train::BatchMaker maker{d.cfg, samples, *d.enc, d.tiles, pad_id, preference, d.cfg.shared_prefix, &mu, &skipped};
   data::LoaderOptions lo;
   lo.global_batch = d.cfg.data.batch_size;

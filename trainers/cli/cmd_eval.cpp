@@ -12,6 +12,8 @@
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
 #include "phantom/util/atomic_file.h"
+#include "phantom/util/launch_env.h"
+#include "phantom/util/stop.h"
 #include "trainers/eval/paper_scores.h"
 #include "trainers/eval/run.h"
 
@@ -62,16 +64,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
     start = p + 1;
   }
   return out;
-}
-
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  try {
-    return std::stoi(v);
-  } catch (const std::exception&) {
-    throw UsageError(std::string("environment variable ") + name + "='" + v + "' is not an integer");
-  }
 }
 
 // POPE / ChartQA given as a folder: the split files it holds.
@@ -159,9 +151,9 @@ int cmd_eval(int argc, char** argv) {
                      " --data entries (one per benchmark, comma-separated)");
   std::vector<eval::Bench> benches;
   for (const auto& n : names) benches.push_back(eval::bench_from_name(n == "mc" ? "mmbench" : n));
-  const int rank = env_int("RANK", 0), world = env_int("WORLD_SIZE", 1);
-  if (world < 1 || rank < 0 || rank >= world)
-    throw UsageError("RANK=" + std::to_string(rank) + " is not in [0, WORLD_SIZE=" + std::to_string(world) + ")");
+  util::StopOnSignals signals;  // SIGINT/SIGTERM: stop after the current batch, its answers saved
+  const auto launch = util::launch_position();
+  const int rank = launch.rank, world = launch.world;
   log::init(rank, world);
 
   eval::RunOptions ro;

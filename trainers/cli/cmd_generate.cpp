@@ -14,6 +14,7 @@
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
+#include "phantom/util/launch_env.h"
 #include "trainers/eval/answer.h"
 
 namespace phantom::cli {
@@ -43,8 +44,7 @@ Loaded load_for_inference(const Args& a) {
   l.tok = data::load_tokenizer(tok_path);
   ModelConfig cfg;
   l.model = load_phantom(dir, cfg);
-  const char* local_rank = std::getenv("LOCAL_RANK");  // torchrun: one GPU per local rank
-  l.model->to(pick_device(a.get("device", "auto"), local_rank && *local_rank ? std::atoi(local_rank) : 0));
+  l.model->to(pick_device(a.get("device", "auto"), util::launch_position().local_rank));  // torchrun: a GPU per local rank
   if (l.model->image_token_index < 0) {
     auto id = l.tok->token_to_id(l.model->cfg.image_token);
     if (!id) throw std::runtime_error("the tokenizer has no " + l.model->cfg.image_token + " token");

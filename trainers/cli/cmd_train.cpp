@@ -6,7 +6,7 @@
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
-#include "trainers/distributed/distributed.h"
+#include "trainers/distributed/world.h"
 #include "trainers/recipe/run_config.h"
 #include "trainers/recipe/trainer.h"
 
@@ -29,13 +29,14 @@ int cmd_train(int argc, char** argv) {
   if (!a.positional.empty()) throw UsageError("unexpected argument '" + a.positional[0] + "' (overrides are key=value)");
   const std::string path = a.require("config");
   // Under torchrun: "[rank r/n]" on every line, and only rank 0 logs below warnings or writes files.
-  const auto launch = train::launch_env();
+  const auto launch = util::launch_env();
   const bool rank0 = !launch || launch->rank == 0;
   if (launch && launch->world > 1) log::init(launch->rank, launch->world, !rank0);
   train::RunConfig cfg = train::load_run_config(path, a.overrides);
   const std::string resolved = train::resolved_yaml(cfg, path, a.overrides);
   if (rank0) std::fputs(resolved.c_str(), stdout);
-  const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved)
+  std::unique_ptr<util::DirLock> lock;  // held until the process ends
+  const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved, lock)
                                 : (std::filesystem::path(cfg.run.output_dir) / cfg.run.name).string();
   log::info("run directory: {} (resolved config saved as config.yaml)", dir);
   const int threads = set_threads(cfg.run.threads);
@@ -61,7 +62,7 @@ int cmd_train(int argc, char** argv) {
     std::printf("  benchmark:    %.2f%% accuracy on %s (answers: %s/benchmark/benchmark.json)\n",
                 100 * result.last_metrics["benchmark/accuracy"], cfg.validation.benchmark.c_str(), dir.c_str());
   if (result.last_metrics.count("benchmark/open_accuracy"))
-    std::printf("  open questions: %.2f%% name the right item (answers: %s/benchmark_open.jsonl)\n",
+    std::printf("  open questions: %.2f%% name the right item (answers: %s/benchmark/benchmark_open.json)\n",
                 100 * result.last_metrics["benchmark/open_accuracy"], dir.c_str());
   return 0;
 }

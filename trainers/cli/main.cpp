@@ -9,6 +9,7 @@
 #include "trainers/cli/commands.h"
 #include "phantom/util/config.h"
 #include "phantom/util/log.h"
+#include "phantom/util/stop.h"
 
 namespace {
 
@@ -60,6 +61,9 @@ int main(int argc, char** argv) {
     } catch (const phantom::cli::UsageError& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
       return 2;
+    } catch (const phantom::util::Stopped& e) {  // SIGINT/SIGTERM honoured after saving what could be saved
+      std::fprintf(stderr, "stopped: %s\n", e.what());
+      return 1;
     } catch (const std::exception& e) {
       // Torch errors carry a multi-line backtrace; the first line is the message.
       std::string msg = e.what();

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "trainers/distributed/distributed.h"
+#include "trainers/distributed/world.h"
 
 #ifdef PHANTOM_HAS_CUDA
 #ifndef USE_C10D_NCCL

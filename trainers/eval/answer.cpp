@@ -1,6 +1,7 @@
 #include "trainers/eval/answer.h"
 
 #include "phantom/util/log.h"
+#include "phantom/util/stop.h"
 
 namespace phantom::eval {
 
@@ -61,6 +62,8 @@ std::vector<Answer> answer_questions(PhantomModelImpl& model, const data::Tokeni
       answers.push_back(std::move(a));
     }
     progress.update(static_cast<int64_t>(answers.size()));
+    if (util::stop_requested() && answers.size() < questions.size())
+      throw util::Stopped(fmt::format("answering stopped by a signal after {} of {} questions", answers.size(), questions.size()));
   }
   progress.finish();
   return answers;

@@ -1,12 +1,14 @@
-// The paper's benchmarks (SPEC §6) without the generation itself: readers for each benchmark's published files,
-// the prompts Phantom is evaluated with, the scorers, result files and the hook for GPT-judged benchmarks.
-// docs/evaluation.md describes every format read and every metric.
+// The paper's benchmarks without the generation itself: readers for each benchmark's published files, the prompts
+// Phantom is evaluated with (docs/paper.md, "Evaluation"), the scorers, result files and the hook for GPT-judged
+// benchmarks. docs/evaluation.md describes every format read and every metric.
 //
-//   bench_io.cpp        TSV / JSON / JSONL / base64 helpers, row-error collection (bench_io.h, internal)
-//   bench_readers.cpp   one reader per benchmark: files -> BenchItems (+ row errors)
-//   bench_prompts.cpp   BenchItem -> prompt text and max_new_tokens
-//   bench_scorers.cpp   option-letter extraction, accuracy, ChartQA, POPE, MME, HallusionBench
-//   bench_results.cpp   results JSON + summary Markdown (atomic), resume, MMBench submission, judge files + hook
+//   io.{h,cpp}      TSV / JSON / JSONL / base64 helpers, row-error collection (internal to the readers)
+//   readers.cpp     one reader per benchmark: files -> BenchItems (+ row errors)
+//   prompts.cpp     BenchItem -> prompt text and max_new_tokens
+//   scorers.cpp     option-letter extraction, accuracy, ChartQA, POPE, MME, HallusionBench
+//   results.cpp     results JSON + summary Markdown (atomic), resume, MMBench submission, judge files + hook
+//   answer.{h,cpp}  generation: prompts through the chat template, batched beam search (needs the model)
+//   run.{h,cpp}     a benchmark end to end: resumable rank shards, merge, scoring (`phantom eval`, the trainer)
 //
 // A run: items = read_benchmark(...); for each item not in answered_ids(results): generate(build_prompt(...));
 // report = score_benchmark(...); write_results(...); for judged sets also write_judge_input + JudgeCommand.
@@ -94,7 +96,7 @@ struct ReadResult {
   std::vector<RowError> errors;
 };
 
-// ---- readers (bench_readers.cpp); formats in docs/evaluation.md ------------------------------------------------
+// ---- readers (readers.cpp); formats in docs/evaluation.md ------------------------------------------------
 ReadResult read_mmbench(const std::string& tsv, const ReadOptions& opt = {});
 ReadResult read_mmstar(const std::string& tsv, const ReadOptions& opt = {});
 ReadResult read_scienceqa(const std::string& problems_json, const ReadOptions& opt = {});
@@ -118,7 +120,7 @@ ReadResult read_blink(const std::string& jsonl, const ReadOptions& opt = {});
 // Dispatch by benchmark; `files` is one path except for POPE and ChartQA (one per split) and MathVerse.
 ReadResult read_benchmark(Bench b, const std::vector<std::string>& files, const ReadOptions& opt = {});
 
-// ---- prompts (bench_prompts.cpp) -------------------------------------------------------------------------------
+// ---- prompts (prompts.cpp) -------------------------------------------------------------------------------
 inline constexpr const char* kMultipleChoiceSuffix = "\nAnswer with the option's letter from the given choices directly.";
 inline constexpr const char* kShortAnswerSuffix = "\nAnswer the question using a single word or phrase.";
 inline constexpr const char* kYesNoSuffix = "\nPlease answer yes or no.";
@@ -130,7 +132,7 @@ struct BenchPrompt {
 BenchPrompt build_prompt(Bench b, const BenchItem& item);
 int64_t max_new_tokens(Bench b);
 
-// ---- scoring (bench_scorers.cpp) -------------------------------------------------------------------------------
+// ---- scoring (scorers.cpp) -------------------------------------------------------------------------------
 // text_metrics.cpp: the scorers VisualWebBench and BLINK are evaluated with, as their published Python computes.
 // ROUGE F-scores (0..1) of the `rouge` package (1.0.1, default exclusive mode) for one hypothesis/reference pair:
 // sentences split at '.', words at single spaces, n-grams and LCS words as sets, F = 2PR / (P + R + 1e-8). nullopt
@@ -197,7 +199,7 @@ BenchReport score_benchmark(Bench b, const std::string& name, const std::vector<
 const std::vector<std::string>& mme_perception_categories();
 const std::vector<std::string>& mme_cognition_categories();
 
-// ---- results (bench_results.cpp) -------------------------------------------------------------------------------
+// ---- results (results.cpp) -------------------------------------------------------------------------------
 // <dir>/<name>.json: {benchmark, headline, metrics, missing, items: [{id, category, prompt, response, answer,
 // prediction, correct}]}, written atomically (tmp + fsync + rename).
 void write_results(const std::string& path, const BenchReport& report);

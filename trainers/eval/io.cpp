@@ -1,4 +1,4 @@
-// File formats of the benchmark readers and row-error collection (see bench_io.h).
+// File formats of the benchmark readers and row-error collection (io.h).
 #include "trainers/eval/io.h"
 
 #include <algorithm>

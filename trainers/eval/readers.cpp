@@ -1,4 +1,4 @@
-// One reader per benchmark: the published files -> BenchItems, with every bad row collected (bench_io.h).
+// One reader per benchmark: the published files -> BenchItems, with every bad row collected (io.h).
 // Formats, defaults for image roots and the choices made are documented in docs/evaluation.md.
 #include <algorithm>
 #include <cctype>

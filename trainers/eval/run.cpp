@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "phantom/util/atomic_file.h"
+#include "phantom/util/launch_env.h"
+#include "phantom/util/stop.h"
 #include "phantom/util/logf.h"
 #include "trainers/eval/run.h"
 
@@ -168,6 +170,13 @@ RunReport run_benchmark(PhantomModelImpl& model, const data::Tokenizer& tok, con
     }
     if (unflushed >= opt.flush_every) write_shard(mine_path, mine, name, opt.rank, opt.world), unflushed = 0;
     progress.update(static_cast<int64_t>(next));
+    if (util::stop_requested()) {  // SIGINT/SIGTERM: keep what is answered, a rerun continues from it
+      if (unflushed) write_shard(mine_path, mine, name, opt.rank, opt.world);
+      progress.finish();
+      throw util::Stopped(fmt::format("{}: stopped by a signal after {} of this rank's {} items; the answers are saved "
+                                      "in {} and the same command continues from them",
+                                      name, next, todo.size(), mine_path));
+    }
   }
   if (unflushed) write_shard(mine_path, mine, name, opt.rank, opt.world);
   progress.finish();
@@ -233,14 +242,14 @@ RunReport run_benchmark(PhantomModelImpl& model, const data::Tokenizer& tok, con
 BenchReport run_benchmark_file(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
                                const data::TileOptions& tiles, Bench b, const std::string& file, RunOptions opt) {
   // Under a launcher (torchrun sets RANK) only rank 0 evaluates: the run is fresh, so ranks cannot share its files.
-  if (const char* r = std::getenv("RANK"); r && *r && std::string(r) != "0") return {};
+  if (util::launch_position().rank != 0) return {};
   opt.fresh = true;
   return run_benchmark(model, tok, enc, tiles, b, read_benchmark(b, {file}).items, opt).report;
 }
 
 BenchReport run_open_questions(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
                                const data::TileOptions& tiles, const std::vector<BenchItem>& items, RunOptions opt) {
-  if (const char* r = std::getenv("RANK"); r && *r && std::string(r) != "0") return {};
+  if (util::launch_position().rank != 0) return {};
   const size_t n = opt.limit > 0 ? std::min(items.size(), static_cast<size_t>(opt.limit)) : items.size();
   std::vector<Question> questions;
   for (size_t i = 0; i < n; ++i) {

@@ -4,6 +4,10 @@
 #include <regex>
 #include <set>
 
+#include "phantom/util/logf.h"
+#include "trainers/distributed/zero.h"
+#include "trainers/recipe/train_state.h"
+
 namespace phantom::train {
 
 Trainable select_trainable(torch::nn::Module& model, const std::vector<std::string>& patterns) {
@@ -62,6 +66,93 @@ double lr_at(int64_t step, int64_t total, const OptimConfig& c) {
 
 void set_lr(torch::optim::Optimizer& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+}
+
+// ---- StageOptimizer ------------------------------------------------------------------------------------------------
+
+namespace {
+int64_t nbytes(const at::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0; }
+}  // namespace
+
+StageOptimizer::StageOptimizer(World* w, const Trainable& t, const OptimConfig& oc, const DistributedConfig& dc)
+    : w_(w), all_(t), oc_(oc), zero_(w ? dc.zero_level() : 0) {
+  if (zero_ == 0) {
+    opt_ = make_adamw(all_, oc_);
+  } else {
+    owner_ = partition_by_size(all_.params, w_->size());
+    Trainable mine;
+    for (size_t i = 0; i < all_.params.size(); ++i)
+      if (owner_[i] == w_->rank()) mine.names.push_back(all_.names[i]), mine.params.push_back(all_.params[i]), mine.count += all_.params[i].numel();
+    opt_ = make_adamw(mine, oc_);
+  }
+  if (w_) buckets_ = std::make_unique<GradientBuckets>(*w_, all_.params, all_.names, dc, zero_ == 2 ? owner_ : std::vector<int>{});
+}
+
+double StageOptimizer::clip_grad_norm(double max_norm) {
+  max_norm = max_norm > 0 ? max_norm : 1e30;
+  if (zero_ < 2) return torch::nn::utils::clip_grad_norm_(all_.params, max_norm);
+  return clip_owned_grad_norm(*w_, all_.params, owner_, max_norm);
+}
+
+void StageOptimizer::step(double lr) {
+  if (full_) full_->state().clear();  // the copy gathered for the last checkpoint
+  set_lr(*opt_, lr);
+  opt_->step();
+  if (zero_ >= 1) broadcast_from_owners(*w_, all_.params, owner_);
+  zero_grad();
+}
+
+void StageOptimizer::zero_grad() {
+  for (auto& p : all_.params)
+    if (p.grad().defined()) p.mutable_grad().reset();
+}
+
+torch::optim::Optimizer* StageOptimizer::checkpoint_state() {
+  if (zero_ == 0) return opt_.get();
+  if (w_->rank() == 0 && !full_) full_ = make_adamw(all_, oc_);
+  gather_adamw_state(*w_, all_.params, owner_, *opt_, full_.get());
+  if (w_->rank() != 0) return nullptr;
+  set_lr(*full_, static_cast<torch::optim::AdamWOptions&>(opt_->param_groups().at(0).options()).lr());
+  return full_.get();
+}
+
+void StageOptimizer::load(const std::string& ckpt_dir) {
+  if (zero_ == 0) return load_checkpoint_optimizer(ckpt_dir, *opt_);
+  auto full = make_adamw(all_, oc_);  // the full state, then only this rank's tensors are kept
+  load_checkpoint_optimizer(ckpt_dir, *full);
+  keep_owned_state(*full, *opt_, all_.params, owner_, w_->rank());
+}
+
+int64_t StageOptimizer::state_bytes() const {
+  int64_t bytes = 0;
+  for (auto& g : opt_->param_groups())
+    for (auto& p : g.params()) bytes += 2 * p.numel() * static_cast<int64_t>(p.element_size());
+  return bytes;
+}
+
+int64_t StageOptimizer::grad_bytes() const {
+  int64_t bytes = buckets_ ? buckets_->buffer_bytes() : 0;  // persistent below ZeRO-2
+  for (size_t i = 0; i < all_.params.size(); ++i)
+    if (zero_ < 2 || owner_[i] == w_->rank()) bytes += nbytes(all_.params[i]);
+  return bytes;
+}
+
+std::string StageOptimizer::memory_report() {
+  const double mb = 1024.0 * 1024.0;
+  if (!w_)
+    return fmt::format("AdamW state {:.2f} MB, gradients {:.2f} MB", static_cast<double>(state_bytes()) / mb,
+                       static_cast<double>(grad_bytes()) / mb);
+  const auto n = static_cast<size_t>(w_->size());
+  std::vector<int64_t> per(2 * n, 0);
+  per[static_cast<size_t>(w_->rank())] = state_bytes();
+  per[n + static_cast<size_t>(w_->rank())] = grad_bytes();
+  sum_over_ranks(w_, per);
+  const char* how[] = {"replicated", "ZeRO-1 sharded", "ZeRO-2 sharded"};
+  std::string s = fmt::format("AdamW state per rank ({}):", how[zero_]);
+  for (size_t r = 0; r < n; ++r) s += fmt::format(" {}={:.2f} MB", r, static_cast<double>(per[r]) / mb);
+  s += fmt::format("; gradients per rank after the reduction ({}, bucket buffers included):", zero_ == 2 ? how[2] : how[0]);
+  for (size_t r = 0; r < n; ++r) s += fmt::format(" {}={:.2f} MB", r, static_cast<double>(per[n + r]) / mb);
+  return s + "; " + buckets_->describe();
 }
 
 }  // namespace phantom::train

@@ -10,6 +10,7 @@
 #include "phantom/io/hf_config.h"
 #include "phantom/io/safetensors.h"
 #include "phantom/util/log.h"
+#include "phantom/util/stop.h"
 #include "trainers/recipe/losses.h"
 
 namespace phantom::train {
@@ -213,6 +214,12 @@ at::Tensor compute_ref_table(PhantomModelImpl& model, int64_t n, int64_t max_ans
     for (int64_t s = 0; s < seg.size(0); ++s)
       acc[si[q[s].item<int64_t>()].item<int64_t>()][a[s].item<int64_t>()] = seg[s].item<float>();
     bar.update(bi + 1);
+    if (util::stop_requested() && bi + 1 < n_batches) {
+      bar.finish();
+      if (was_training) model.train();
+      throw util::Stopped(fmt::format("reference log-probs: stopped by a signal after {} of {} batches (nothing cached; "
+                                      "--resume computes them again)", bi + 1, n_batches));
+    }
   }
   bar.finish();
   if (was_training) model.train();

@@ -65,11 +65,12 @@ std::string resolved_yaml(RunConfig& c, const std::string& path, const std::vect
   return config::to_yaml(c, header);
 }
 
-std::string prepare_run_dir(RunConfig& c, const std::string& resolved) {
+std::string prepare_run_dir(RunConfig& c, const std::string& resolved, std::unique_ptr<util::DirLock>& lock) {
   const fs::path dir = fs::path(c.run.output_dir) / c.run.name;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::runtime_error("cannot create run directory " + dir.string() + ": " + ec.message());
+  lock = std::make_unique<util::DirLock>(dir.string());  // before anything in it is written
   util::write_file_atomic((dir / "config.yaml").string(), resolved);
   return dir.string();
 }

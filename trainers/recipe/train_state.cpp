@@ -48,7 +48,8 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, torch
   write_checkpoint_tensors((tmp / "rng.safetensors").string(), {{"cpu", rng}});
   json j = {{"stage", st.stage},           {"stage_step", st.stage_step}, {"global_step", st.global_step},
             {"stage_total", st.stage_total}, {"stage_done", st.stage_done},
-            {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}}}};
+            {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}, {"global_batch", st.global_batch},
+                      {"grad_accum", st.grad_accum}}}};
   if (!st.ref_identity.empty()) j["ref_identity"] = st.ref_identity;
   util::write_file_atomic((tmp / "config.yaml").string(), resolved_config);
   util::write_file_atomic((tmp / "state.json").string(), j.dump(2) + "\n");  // written last: marks completeness
@@ -97,6 +98,8 @@ TrainState read_train_state(const std::string& dir) {
   st.stage_done = j.at("stage_done");
   st.data.epoch = j.at("data").at("epoch");
   st.data.batch = j.at("data").at("batch");
+  st.global_batch = j.at("data").value("global_batch", int64_t{0});
+  st.grad_accum = j.at("data").value("grad_accum", int64_t{0});
   st.ref_identity = j.value("ref_identity", std::string());
   return st;
 }
@@ -112,7 +115,10 @@ void load_checkpoint_model(const std::string& dir, torch::nn::Module& model) {
 
 void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& opt) {
   const auto p = fs::path(dir) / "optimizer.pt";
-  if (fs::exists(p)) torch::load(opt, p.string());
+  if (!fs::exists(p))
+    throw std::runtime_error(p.string() + " is missing: this checkpoint cannot resume its stage exactly (a fresh AdamW "
+                             "would silently change the run); resume from another checkpoint");
+  torch::load(opt, p.string());
 }
 
 }  // namespace phantom::train

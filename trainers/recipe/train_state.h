@@ -27,6 +27,8 @@ struct TrainState {
   int64_t stage_total = 0;   // optimiser steps of this stage
   bool stage_done = false;   // the stage finished (its model was exported)
   data::LoaderPosition data;
+  int64_t global_batch = 0;  // samples per micro-batch over all ranks, and micro-batches per step, when it was
+  int64_t grad_accum = 0;    // written: a resume with other values would not continue the same data order (0: unknown)
   std::string ref_identity;  // dpo/ipo: identity of this stage's reference model (checks the cache on resume)
 };
 
@@ -37,7 +39,8 @@ void save_checkpoint(const std::string& dir, torch::nn::Module& model, torch::op
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 
 TrainState read_train_state(const std::string& ckpt_dir);
-// Restores model tensors and the RNG; the optimiser separately (it must exist first).
+// Restores model tensors and the RNG; the optimiser separately (it must exist first; a checkpoint without its
+// optimizer.pt is an error: resuming with a fresh AdamW would not be the same run).
 void load_checkpoint_model(const std::string& ckpt_dir, torch::nn::Module& model);
 void load_checkpoint_optimizer(const std::string& ckpt_dir, torch::optim::Optimizer& opt);
 

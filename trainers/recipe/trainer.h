@@ -1,10 +1,12 @@
-// The training recipe: every stage of the YAML (SFT, Phantom Optimization, ...) in order, with freezing by
-// name patterns, AdamW + warmup/cosine, gradient accumulation normalised by global counts, validation, metrics
-// (console, JSONL, TensorBoard), atomic checkpoints, exact resume, and clean stops on SIGINT/SIGTERM.
+// The training recipe (trainer.cpp reads top to bottom): every stage of the YAML (SFT, Phantom Optimization, ...)
+// in order, with freezing by name patterns, AdamW + warmup/cosine, gradient accumulation normalised by global
+// counts, validation, metrics (console, JSONL, TensorBoard), atomic checkpoints, exact resume, and clean stops on
+// SIGINT/SIGTERM.
 #pragma once
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "trainers/recipe/run_config.h"
 
@@ -17,11 +19,9 @@ struct RecipeResult {
   std::map<std::string, double> last_metrics;
   std::vector<double> losses;  // every optimiser step's loss, in order (tests assert exact resume with it)
   int64_t ref_passes = 0;      // dpo/ipo reference passes run (0 when the on-disk cache served every stage)
+  int64_t global_step = 0;     // optimiser steps applied over all stages (a resumed run continues the count)
+  int64_t steps_this_run = 0;  // of them, applied by this invocation
 };
-
-// Model FLOPs of one training step per token (6 x forward: matmuls of the decoder, attention at `seq_len`, the LM
-// head), the numerator of TFLOP/s and MFU.
-double train_flops_per_token(const ModelConfig& c, int64_t seq_len);
 
 // `resume`: "" (fresh run), "latest" (newest checkpoint of the run directory) or a checkpoint directory.
 // `stop_after_steps` > 0: stop (with a checkpoint) after that many optimiser steps of this invocation, as a
