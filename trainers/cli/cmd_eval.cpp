@@ -1,4 +1,5 @@
 // phantom eval --model DIR --benchmark NAME[,NAME...] --data PATH[,PATH...] [--out DIR]
+// phantom eval --summary DIR[,DIR...] [--size 0.5b|1.8b|3.8b|7b]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -10,33 +11,45 @@
 #include "trainers/cli/commands.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
+#include "phantom/util/atomic_file.h"
 #include "phantom/util/launch_env.h"
 #include "phantom/util/stop.h"
+#include "trainers/eval/paper_scores.h"
 #include "trainers/eval/run.h"
 
 namespace phantom::cli {
 namespace fs = std::filesystem;
 
 static const char* kEvalHelp =
-    "usage: phantom eval --model DIR --benchmark NAME[,NAME...] --data PATH[,PATH...] [--out DIR] [options]\n\n"
-    "  --benchmark NAMES  comma list of: mmbench, mmstar, sqa, ai2d, seed, pope, mme, chartqa, hallusionbench,\n"
-    "                     mathvista, mmvet, llavaw (mc = any MMBench-format TSV, e.g. the demo's)\n"
+    "usage: phantom eval --model DIR --benchmark NAME[,NAME...] --data PATH[,PATH...] [--out DIR] [options]\n"
+    "       phantom eval --summary DIR[,DIR...] [--size 0.5b|1.8b|3.8b|7b] [--out FILE.md]\n\n"
+    "  --benchmark NAMES  comma list of: mmbench, mmbench_cn, mmstar, sqa, ai2d, seed, pope, mme, chartqa,\n"
+    "                     hallusionbench, mathvista, mmvet, llavaw, mathverse, seed2plus, cvbench, mmvet2,\n"
+    "                     visualwebbench, blink (mc = any MMBench-format TSV, e.g. the demo's)\n"
     "  --data PATHS       one entry per benchmark, in the same order, in the benchmark's published format;\n"
-    "                     POPE and ChartQA take several files joined with '+' (one per split) or their folder\n"
+    "                     POPE and ChartQA take several files joined with '+' (one per split) or their folder,\n"
+    "                     MathVerse testmini.json+testmini_text_only.json; VisualWebBench and BLINK the\n"
+    "                     data.jsonl of scripts/parquet_to_jsonl.py\n"
     "  --out DIR          results directory (default: <model>/eval): <name>.json per benchmark, summary.md\n"
     "  --image-root DIR   where image paths are resolved (default: each benchmark's release layout)\n"
     "  --split NAME       ScienceQA split (default test)\n"
     "  --skip-bad-rows    report malformed rows / missing images by row id and evaluate the rest\n"
     "                     (default: stop with the first row ids)\n"
-    "  --judge CMD        MathVista / MM-Vet / LLaVA-W: judge command with {input} and {output}\n"
+    "  --judge CMD        judged sets (MathVista, MathVerse, MM-Vet, MM-Vet-v2, LLaVA-W): a command with {input},\n"
+    "                     {output} and optionally {data} (the benchmark file), e.g. \"python scripts/judge.py\n"
+    "                     mmvet --input {input} --output {output} --data {data}\"\n"
     "  --limit N          first N items of each benchmark (results named <name>_limitN)\n"
     "  --num-beams K      default 3 (the paper's protocol)\n"
-    "  --max-new-tokens N default: the benchmark's (5 MC / yes-no, 512 MathVista, 1024 MM-Vet, LLaVA-W)\n"
+    "  --max-new-tokens N default: the benchmark's (5 MC / yes-no, 512 MathVista / MathVerse / VWB, 1024 MM-Vet(-v2),\n"
+    "                     LLaVA-W)\n"
     "  --batch-size B     questions per generation batch (default 8)\n"
     "  --flush-every N    batches between answer-shard rewrites (default 1)\n"
     "  --shard-timeout S  rank 0: seconds to wait for the other ranks' answers (default 3600)\n"
     "  --max-tiles N, --threads N, --device D, --tokenizer PATH\n"
     "  --image-placement R  prepend | prepend_newline (default: the model's, from its config.json)\n\n"
+    "  --summary DIRS     no evaluation: one Markdown table of the results in DIRS in the paper's column order,\n"
+    "                     the paper's numbers for --size beside them (all four sizes without it) and the\n"
+    "                     differences; printed, and written to --out FILE when given\n\n"
     "Resumable: a rerun with the same --out skips answered items. Data parallel: under torchrun (RANK,\n"
     "WORLD_SIZE) rank r generates batches r, r+W, ...; rank 0 merges, scores and writes the results.\n";
 
@@ -72,10 +85,12 @@ std::vector<std::string> files_of(eval::Bench b, const std::string& entry) {
   return files;
 }
 
-// "mmbench_dev" / "mmbench_test" (an MMBench file without answers is a test split), else the benchmark's name.
-std::string results_name(eval::Bench b, const std::vector<eval::BenchItem>& items, int64_t limit) {
+// "mmbench[_cn]_dev" / "mmbench[_cn]_test" (an MMBench file without answers is a test split; CN when asked for as
+// mmbench_cn or the file name says "cn"), else the benchmark's name.
+std::string results_name(eval::Bench b, const std::vector<eval::BenchItem>& items, int64_t limit, bool cn) {
   std::string name = eval::bench_name(b);
   if (b == eval::Bench::MMBench) {
+    if (cn) name += "_cn";
     bool answers = false;
     for (const auto& it : items) answers |= !it.answer.empty();
     name += answers ? "_dev" : "_test";
@@ -115,10 +130,20 @@ int cmd_eval(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2,
                       {"model", "tokenizer", "benchmark", "data", "out", "limit", "num-beams", "max-new-tokens",
                        "batch-size", "threads", "device", "max-tiles", "image-root", "split", "judge", "flush-every",
-                       "shard-timeout", "image-placement"},
+                       "shard-timeout", "image-placement", "summary", "size"},
                       {"help", "skip-bad-rows"});
   if (a.has("help")) {
     std::fputs(kEvalHelp, stdout);
+    return 0;
+  }
+  if (a.has("summary")) {  // compare finished results with the paper; no model needed
+    const std::string table = eval::comparison_markdown(split(a.require("summary"), ','), a.get("size"));
+    std::printf("%s", table.c_str());
+    if (a.has("out")) {
+      util::write_file_atomic(a.get("out"), "# Phantom evaluation vs the paper\n\n" + table +
+                                                "\n(*) not in the paper's main table: no published number here.\n");
+      std::printf("written to %s\n", a.get("out").c_str());
+    }
     return 0;
   }
   const auto names = split(a.require("benchmark"), ','), data = split(a.require("data"), ',');
@@ -168,8 +193,12 @@ int cmd_eval(int argc, char** argv) {
   std::set<std::string> used;
   for (size_t i = 0; i < benches.size(); ++i) {
     eval::RunOptions o = ro;
-    o.name = results_name(benches[i], read[i].items, ro.limit);
-    for (int k = 2; used.count(o.name); ++k) o.name = results_name(benches[i], read[i].items, ro.limit) + "_" + std::to_string(k);
+    std::string file = fs::path(data[i]).filename().string();
+    std::transform(file.begin(), file.end(), file.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    const bool cn = names[i] == "mmbench_cn" || file.find("_cn") != std::string::npos;
+    o.name = results_name(benches[i], read[i].items, ro.limit, cn);
+    for (int k = 2; used.count(o.name); ++k) o.name = results_name(benches[i], read[i].items, ro.limit, cn) + "_" + std::to_string(k);
+    o.judge_data = files_of(benches[i], data[i]).front();
     used.insert(o.name);
     o.row_errors = read[i].errors;
     auto r = eval::run_benchmark(*l.model, *l.tok, *l.enc, l.tiles, benches[i], read[i].items, o);

@@ -46,9 +46,13 @@ std::vector<Answer> answer_batch(PhantomModelImpl& model, const data::Tokenizer&
   auto res = generate(*model.language_model, embeds, mask.to(dev), gc);
   std::vector<Answer> answers;
   for (int64_t r = 0; r < B; ++r) {
-    const auto& gen = res.tokens[static_cast<size_t>(r)];
-    answers.push_back({batch[static_cast<size_t>(r)].id,
-                       tok.decode(std::vector<int32_t>(gen.begin(), gen.end()), /*skip_special=*/true)});
+    // A model's embedding table may be larger than its tokenizer (rows padded to a round size, or a tokenizer
+    // smaller than the config's vocab_size); ids past the tokenizer are no text, and are dropped as HF's decode
+    // drops unknown ids, instead of failing the whole benchmark.
+    std::vector<int32_t> known;
+    for (auto id : res.tokens[static_cast<size_t>(r)])
+      if (id >= 0 && id < tok.vocab_size()) known.push_back(static_cast<int32_t>(id));
+    answers.push_back({batch[static_cast<size_t>(r)].id, tok.decode(known, /*skip_special=*/true)});
   }
   return answers;
 }

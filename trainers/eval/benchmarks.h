@@ -38,13 +38,22 @@ enum class Bench {
   MathVista,       // MathVista testmini (GPT judge)
   MMVet,           // MM-Vet (GPT judge)
   LLaVAW,          // LLaVA-Bench in-the-wild (GPT judge)
+  // Sets beyond the paper's main table that Phantom's own evaluation code covers (readers_extended.cpp):
+  MathVerse,       // MathVerse testmini (+ text-only), GPT judge
+  SEED2Plus,       // SEED-Bench-2-Plus (text-rich: charts, maps, webs)
+  CVBench,         // CV-Bench (2D and 3D)
+  MMVet2,          // MM-Vet-v2 (several images per question), GPT judge
+  // Published as Hugging Face parquet only: read from the JSONL that scripts/parquet_to_jsonl.py writes.
+  VisualWebBench,  // VisualWebBench (7 web tasks: captioning, OCR, QA, grounding, action prediction)
+  BLINK,           // BLINK (14 perception subtasks, 1-4 images per question)
 };
 
 // "mmbench", "mmstar", "sqa", "ai2d", "seed", "pope", "mme", "chartqa", "hallusionbench", "mathvista", "mmvet",
-// "llavaw" (a few aliases such as "mm-vet", "llava-w", "scienceqa" are accepted by bench_from_name).
+// "llavaw", "mathverse", "seed2plus", "cvbench", "mmvet2", "visualwebbench", "blink" (a few aliases such as "mm-vet", "llava-w", "scienceqa",
+// "seed-2-plus", "mm-vet-v2" are accepted by bench_from_name).
 std::string bench_name(Bench b);
 Bench bench_from_name(const std::string& name);
-// Whether the benchmark is scored by an external GPT judge (MathVista, MM-Vet, LLaVA-W).
+// Whether the benchmark is scored by an external GPT judge (MathVista, MathVerse, MM-Vet, MM-Vet-v2, LLaVA-W).
 bool bench_is_judged(Bench b);
 
 // One image of an item: a file on disk, or encoded bytes (base64-decoded from a TSV). Decoded only on demand so
@@ -60,7 +69,7 @@ struct BenchItem {
   std::string id;                    // the benchmark's own question id (MMBench index, POPE question_id, ...)
   std::string question;              // question text as published (no hint, no options, no suffix)
   std::vector<std::string> options;  // option texts; options[i] is letter 'A' + i
-  std::vector<BenchImage> images;    // zero (text-only HallusionBench rows) or one
+  std::vector<BenchImage> images;    // zero (text-only rows), one, or several (MM-Vet-v2: laid side by side)
   std::string answer;                // ground truth: a letter, "yes"/"no", a ChartQA label, a judge reference
   std::string category;              // what per-category accuracy groups by
   std::map<std::string, std::string> extra;  // benchmark-specific fields (hint, split, set_id, raw JSON, ...)
@@ -100,7 +109,15 @@ ReadResult read_hallusionbench(const std::string& json, const ReadOptions& opt =
 ReadResult read_mathvista(const std::string& json, const ReadOptions& opt = {});
 ReadResult read_mmvet(const std::string& json, const ReadOptions& opt = {});
 ReadResult read_llavaw(const std::string& questions_jsonl, const ReadOptions& opt = {});
-// Dispatch by benchmark; `files` is one path except for POPE and ChartQA (one per split).
+// readers_extended.cpp: MathVerse takes testmini.json and optionally testmini_text_only.json.
+ReadResult read_mathverse(const std::vector<std::string>& json_files, const ReadOptions& opt = {});
+ReadResult read_seed2plus(const std::string& json, const ReadOptions& opt = {});
+ReadResult read_cvbench(const std::string& test_jsonl, const ReadOptions& opt = {});
+ReadResult read_mmvet2(const std::string& json, const ReadOptions& opt = {});
+// readers_converted.cpp: the data.jsonl of scripts/parquet_to_jsonl.py (image paths relative to its directory).
+ReadResult read_visualwebbench(const std::string& jsonl, const ReadOptions& opt = {});
+ReadResult read_blink(const std::string& jsonl, const ReadOptions& opt = {});
+// Dispatch by benchmark; `files` is one path except for POPE and ChartQA (one per split) and MathVerse.
 ReadResult read_benchmark(Bench b, const std::vector<std::string>& files, const ReadOptions& opt = {});
 
 // ---- prompts (prompts.cpp) -------------------------------------------------------------------------------
@@ -110,12 +127,29 @@ inline constexpr const char* kYesNoSuffix = "\nPlease answer yes or no.";
 
 struct BenchPrompt {
   std::string text;        // the user turn: "<image>" + question (+ options, suffix); no chat template
-  int64_t max_new_tokens;  // 5 for MC and yes/no sets, 512 MathVista, 1024 MM-Vet / LLaVA-W
+  int64_t max_new_tokens;  // 5 for MC and yes/no sets, 512 MathVista / MathVerse / VisualWebBench, 1024 MM-Vet(-v2) / LLaVA-W
 };
 BenchPrompt build_prompt(Bench b, const BenchItem& item);
 int64_t max_new_tokens(Bench b);
 
 // ---- scoring (scorers.cpp) -------------------------------------------------------------------------------
+// text_metrics.cpp: the scorers VisualWebBench and BLINK are evaluated with, as their published Python computes.
+// ROUGE F-scores (0..1) of the `rouge` package (1.0.1, default exclusive mode) for one hypothesis/reference pair:
+// sentences split at '.', words at single spaces, n-grams and LCS words as sets, F = 2PR / (P + R + 1e-8). nullopt
+// where the package raises (no sentence left in the hypothesis or the reference, e.g. "" or ".").
+struct RougeF {
+  double rouge_1 = 0, rouge_2 = 0, rouge_l = 0;
+};
+std::optional<RougeF> rouge_f(const std::string& hypothesis, const std::string& reference);
+// VisualWebBench's multiple-choice parse (choices A-H): a one-character answer upper-cased, "X." at the start, else
+// "(X)" or " X " after dropping ,.!?;:'" (the last occurrence when several); the 0-based index, or nullopt.
+std::optional<int> visualwebbench_choice(const std::string& response);
+// BLINK's parse: the first "(x)" with one word character inside gives x, else the whole response.
+std::string blink_choice(const std::string& response);
+// A Python list as str() prints it: numbers by repr (0.2, 1.0, 1e-05), strings quoted as repr quotes them.
+std::string py_list_repr(const std::vector<double>& values);
+std::string py_list_repr(const std::vector<std::string>& values);
+
 // The option a free-form answer picks: "B", "B.", "(B)", "B) text", "The answer is B", "Answer: B", or the text
 // of exactly one option. Returns the 0-based option index, or nullopt when none or several are named.
 std::optional<int> extract_option(const std::string& response, const std::vector<std::string>& options);
@@ -177,8 +211,9 @@ std::set<std::string> answered_ids(const std::string& results_path);
 std::string summary_markdown(const std::vector<BenchReport>& reports);
 void write_summary(const std::string& path, const std::vector<BenchReport>& reports);
 
-// MMBench (test) upload: a TSV with index, question, A..E, answer (when known), prediction (the extracted letter,
-// else the raw response), category, l2-category. The server wants .xlsx; docs/evaluation.md says how to convert.
+// MMBench / MMBench-CN (test) upload: index, question, hint, A..E, answer (when known), prediction (the extracted
+// letter, else the raw response), category, l2-category. A path ending in ".xlsx" is written as the spreadsheet the
+// OpenCompass server takes (xlsx.h), anything else as a TSV.
 void write_mmbench_submission(const std::string& path, const std::vector<BenchItem>& items,
                               const std::map<std::string, std::string>& responses);
 
@@ -198,16 +233,17 @@ void write_judge_input(Bench b, const std::string& path, const std::vector<Bench
 std::map<std::string, double> read_judge_scores(Bench b, const std::string& path,
                                                 const std::vector<BenchItem>& items = {});
 
-// Runs an external judge: `command` with {input} and {output} replaced by the (shell-quoted) paths, through
-// /bin/sh. A non-zero exit or a missing output file is a one-line error; otherwise the scores are read back
+// Runs an external judge: `command` with {input}, {output} and {data} (the benchmark's first input file, for judges
+// that need the questions and references) replaced by the shell-quoted paths, through /bin/sh. A non-zero exit or a missing output file is a one-line error; otherwise the scores are read back
 // with read_judge_scores and merged into the report's metrics as "judge/<name>".
 struct JudgeCommand {
-  std::string command;  // e.g. "python mmvet_judge.py --results {input} --out {output}"
+  std::string command;  // e.g. "python scripts/judge.py mmvet --input {input} --output {output} --data {data}"
+  std::string data;     // what {data} stands for
   std::map<std::string, double> run(Bench b, const std::string& input, const std::string& output,
                                     const std::vector<BenchItem>& items = {}) const;
 };
 // Merges judge scores into a report and sets its headline to the benchmark's main judge number when present
-// (MathVista "average/accuracy", MM-Vet "total", LLaVA-W "all", or "overall").
+// (MathVista "average/accuracy", MathVerse / MM-Vet "total", LLaVA-W "all", or "overall").
 void merge_judge_scores(BenchReport& report, const std::map<std::string, double>& scores);
 
 }  // namespace phantom::eval

@@ -625,6 +625,12 @@ ReadResult read_benchmark(Bench b, const std::vector<std::string>& files, const 
     case Bench::MathVista: return read_mathvista(single(), opt);
     case Bench::MMVet: return read_mmvet(single(), opt);
     case Bench::LLaVAW: return read_llavaw(single(), opt);
+    case Bench::MathVerse: return read_mathverse(files, opt);
+    case Bench::SEED2Plus: return read_seed2plus(single(), opt);
+    case Bench::CVBench: return read_cvbench(single(), opt);
+    case Bench::MMVet2: return read_mmvet2(single(), opt);
+    case Bench::VisualWebBench: return read_visualwebbench(single(), opt);
+    case Bench::BLINK: return read_blink(single(), opt);
   }
   throw std::runtime_error("unknown benchmark");
 }

@@ -13,6 +13,7 @@
 #include "phantom/util/logf.h"
 #include "trainers/eval/io.h"
 #include "trainers/eval/benchmarks.h"
+#include "trainers/eval/xlsx.h"
 
 namespace phantom::eval {
 namespace fs = std::filesystem;
@@ -118,9 +119,10 @@ void write_mmbench_submission(const std::string& path, const std::vector<BenchIt
     n_opt = std::max(n_opt, it.options.size());
     has_answer |= !it.answer.empty();
   }
-  std::string s = "index\tquestion\thint";
-  for (size_t i = 0; i < n_opt; ++i) s += "\t" + std::string(1, char('A' + i));
-  s += has_answer ? "\tanswer\tprediction\tcategory\tl2-category\n" : "\tprediction\tcategory\tl2-category\n";
+  std::vector<std::vector<std::string>> rows(1, {"index", "question", "hint"});
+  for (size_t i = 0; i < n_opt; ++i) rows[0].push_back(std::string(1, char('A' + i)));
+  if (has_answer) rows[0].push_back("answer");
+  for (const char* c : {"prediction", "category", "l2-category"}) rows[0].push_back(c);
   for (const auto& it : items) {
     auto extra = [&](const char* k) {
       auto e = it.extra.find(k);
@@ -129,11 +131,22 @@ void write_mmbench_submission(const std::string& path, const std::vector<BenchIt
     const std::string& resp = response_of(responses, it.id);
     // The extracted letter; when none can be read, the raw answer (the server runs its own matching on it).
     const auto k = extract_option(resp, it.options);
-    const std::string pred = k ? std::string(1, char('A' + *k)) : io::trim(resp);
-    s += tsv_field(it.id) + "\t" + tsv_field(it.question) + "\t" + tsv_field(extra("hint"));
-    for (size_t i = 0; i < n_opt; ++i) s += "\t" + (i < it.options.size() ? tsv_field(it.options[i]) : "");
-    if (has_answer) s += "\t" + tsv_field(it.answer);
-    s += "\t" + tsv_field(pred) + "\t" + tsv_field(it.category) + "\t" + tsv_field(extra("l2-category")) + "\n";
+    std::vector<std::string> row = {it.id, it.question, extra("hint")};
+    for (size_t i = 0; i < n_opt; ++i) row.push_back(i < it.options.size() ? it.options[i] : "");
+    if (has_answer) row.push_back(it.answer);
+    row.push_back(k ? std::string(1, char('A' + *k)) : io::trim(resp));
+    row.push_back(it.category);
+    row.push_back(extra("l2-category"));
+    rows.push_back(std::move(row));
+  }
+  if (io::lower(fs::path(path).extension().string()) == ".xlsx") {
+    write_xlsx(path, rows);
+    return;
+  }
+  std::string s;
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) s += (i ? "\t" : "") + tsv_field(row[i]);
+    s += "\n";
   }
   write_atomic(path, s);
 }
@@ -158,7 +171,20 @@ void write_judge_input(Bench b, const std::string& path, const std::vector<Bench
       write_atomic(path, dump(out) + "\n");
       return;
     }
-    case Bench::MMVet: {  // the MM-Vet evaluator: id -> answer
+    case Bench::MathVerse: {  // Phantom's MathVerse results list: the published fields + "model_answer"
+      json out = json::array();
+      for (const auto& it : items) {
+        auto raw = it.extra.find("raw");
+        json p = raw != it.extra.end() ? json::parse(raw->second)
+                                       : json{{"sample_index", it.id}, {"query_wo", it.question}, {"answer", it.answer}};
+        p["model_answer"] = response_of(responses, it.id);
+        out.push_back(std::move(p));
+      }
+      write_atomic(path, dump(out) + "\n");
+      return;
+    }
+    case Bench::MMVet:
+    case Bench::MMVet2: {  // the MM-Vet (v2) evaluator: id -> answer
       json out = json::object();
       for (const auto& it : items) out[it.id] = response_of(responses, it.id);
       write_atomic(path, dump(out) + "\n");
@@ -294,7 +320,7 @@ std::map<std::string, double> read_judge_scores(Bench b, const std::string& path
   } catch (const json::exception&) {
     is_json = false;
   }
-  if (is_json && b == Bench::MMVet && read_mmvet_grades(j, items, out)) return out;
+  if (is_json && (b == Bench::MMVet || b == Bench::MMVet2) && read_mmvet_grades(j, items, out)) return out;
   if (is_json && j.is_object() && !(j.contains("tuple"))) flatten(j, "", out);
   if (out.empty() && !read_llava_reviews(text, out))
     throw std::runtime_error(path + ": judge output has no scores (expected a JSON object of numbers, an MM-Vet "
@@ -307,7 +333,10 @@ std::map<std::string, double> JudgeCommand::run(Bench b, const std::string& inpu
   if (command.find("{input}") == std::string::npos || command.find("{output}") == std::string::npos)
     throw std::runtime_error("judge command must contain {input} and {output}: " + command);
   std::string cmd = command;
-  for (const auto& [key, value] : {std::pair{std::string("{input}"), input}, {std::string("{output}"), output}})
+  if (command.find("{data}") != std::string::npos && data.empty())
+    throw std::runtime_error("judge command uses {data} but no benchmark file is known: " + command);
+  for (const auto& [key, value] : {std::pair{std::string("{input}"), input}, {std::string("{output}"), output},
+                                   {std::string("{data}"), data}})
     for (size_t at = cmd.find(key); at != std::string::npos; at = cmd.find(key, at + 1)) {
       const std::string q = shell_quote(value);
       cmd.replace(at, key.size(), q);

@@ -146,8 +146,11 @@ RunReport run_benchmark(PhantomModelImpl& model, const data::Tokenizer& tok, con
       q.id = it.id;
       q.prompt = build_prompt(b, it).text;
       try {
-        if (it.images.size() > 1) throw std::runtime_error(std::to_string(it.images.size()) + " images (at most one)");
-        for (const auto& img : it.images) q.images.push_back(img.decode());
+        // Several images (MM-Vet-v2) become one, side by side, as Phantom lays them out (data::concat_horizontal).
+        std::vector<data::RgbImage> decoded;
+        for (const auto& img : it.images) decoded.push_back(img.decode());
+        if (decoded.size() > 1) q.images.push_back(data::concat_horizontal(decoded));
+        else if (decoded.size() == 1) q.images.push_back(std::move(decoded[0]));
       } catch (const std::exception& e) {
         const std::string msg = std::string("image not usable: ") + e.what();
         log::warn("{}: row {}: {}; left unanswered", name, it.id, msg);
@@ -220,13 +223,14 @@ RunReport run_benchmark(PhantomModelImpl& model, const data::Tokenizer& tok, con
   bool has_answers = false;
   for (const auto& it : items) has_answers |= !it.answer.empty();
   if (b == Bench::MMBench && !has_answers)
-    write_mmbench_submission((fs::path(opt.out_dir) / (name + "_submission.tsv")).string(), items, known);
+    for (const char* ext : {".xlsx", ".tsv"})  // the server takes the .xlsx; the TSV is for reading
+      write_mmbench_submission((fs::path(opt.out_dir) / (name + "_submission" + ext)).string(), items, known);
   if (bench_is_judged(b)) {
     const std::string in = (fs::path(opt.out_dir) / (name + "_judge_input" + judge_ext(b))).string();
     write_judge_input(b, in, items, known);
     if (!opt.judge.empty()) {
       const std::string judged = (fs::path(opt.out_dir) / (name + "_judge_output" + judge_ext(b))).string();
-      merge_judge_scores(rr.report, JudgeCommand{opt.judge}.run(b, in, judged, items));
+      merge_judge_scores(rr.report, JudgeCommand{opt.judge, opt.judge_data}.run(b, in, judged, items));
       write_results(rr.results_path, rr.report);
     } else {
       log::info("{}: answers in the judge's format in {} (score them with --judge)", name, in);

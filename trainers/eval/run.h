@@ -24,7 +24,8 @@ struct RunOptions {
   int64_t flush_every = 1;        // batches between shard rewrites (an interrupted run loses at most these)
   int rank = 0, world = 1;        // data-parallel position (torchrun's RANK / WORLD_SIZE)
   double shard_timeout_s = 3600;  // rank 0: how long to wait for the other ranks' answers
-  std::string judge;              // judged benchmarks: command with {input} {output} (empty: answers only)
+  std::string judge;              // judged benchmarks: command with {input} {output} [{data}] (empty: answers only)
+  std::string judge_data;         // what {data} stands for: the benchmark's (first) input file
   std::vector<RowError> row_errors;  // the reader's skipped rows, reported in <name>.row_errors.txt
   bool fresh = false;             // discard this name's earlier results and shards first (one rank only)
 };

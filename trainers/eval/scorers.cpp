@@ -13,6 +13,7 @@
 namespace phantom::eval {
 using io::lower;
 using io::trim;
+using io::json;
 
 // ---- option letters --------------------------------------------------------------------------------------------
 
@@ -382,6 +383,114 @@ BenchReport score_chartqa(const std::string& name, const std::vector<BenchItem>&
   return r;
 }
 
+// CV-Bench's score (as its authors and Phantom compute it): accuracy per source, 2D = mean of ADE20K and COCO,
+// 3D = Omni3D, overall = mean of 2D and 3D. Sources absent from the file are left out of the means.
+BenchReport score_cvbench(const std::string& name, const std::vector<BenchItem>& items,
+                          const std::map<std::string, std::string>& responses) {
+  BenchReport r = score_choice(Bench::CVBench, name, items, responses);  // accuracy/<source> per category
+  auto mean_of = [&](std::initializer_list<const char*> keys) -> std::optional<double> {
+    double sum = 0;
+    int n = 0;
+    for (const char* k : keys)
+      if (auto it = r.metrics.find(std::string("accuracy/") + k); it != r.metrics.end()) sum += it->second, ++n;
+    if (n == 0) return std::nullopt;
+    return sum / n;
+  };
+  const auto d2 = mean_of({"ADE20K", "COCO"}), d3 = mean_of({"Omni3D"});
+  if (d2) r.metrics["2d_accuracy"] = *d2;
+  if (d3) r.metrics["3d_accuracy"] = *d3;
+  if (d2 || d3) {
+    r.metrics["cvbench_accuracy"] = d2 && d3 ? (*d2 + *d3) / 2 : d2 ? *d2 : *d3;
+    r.headline = "cvbench_accuracy";
+  }
+  return r;
+}
+
+// VisualWebBench as its authors score it, per task: ROUGE-1/2/L F (x100, averaged over items) for captioning and
+// both OCR tasks, the best ROUGE-1 F over the acceptable answers for WebQA, choice accuracy for the three grounding /
+// prediction tasks. "average" is the mean of the seven headline numbers (ROUGE-L, F1, accuracy) of the tasks read.
+BenchReport score_visualwebbench(const std::string& name, const std::vector<BenchItem>& items,
+                                 const std::map<std::string, std::string>& responses) {
+  BenchReport r = start_report(Bench::VisualWebBench, name, items, responses);
+  struct Sums {
+    double r1 = 0, r2 = 0, rl = 0, f1 = 0;
+    int64_t n = 0, scored = 0;
+    Tally choice;
+  };
+  std::map<std::string, Sums> by_task;
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto& x = r.items[i];
+    const std::string& task = items[i].category;
+    Sums& s = by_task[task];
+    ++s.n;
+    if (task == "element_ground" || task == "action_prediction" || task == "action_ground") {
+      const auto k = visualwebbench_choice(x.response);
+      x.prediction = k ? std::string(1, char('A' + *k)) : "";
+      x.correct = x.answered && x.prediction == x.answer;
+      s.choice.add(*x.correct);
+      continue;
+    }
+    // The official script replaces an empty answer by " " (and, for element OCR, a one-character one too).
+    std::string pred = x.response;
+    if (pred.empty() || (task == "element_ocr" && pred.size() == 1)) pred = " ";
+    x.prediction = pred;
+    if (task == "webqa") {
+      // An item the rouge package raises on is left out of the mean, as the official try/except does.
+      std::optional<double> best;
+      for (const auto& gold : json::parse(items[i].extra.at("answers")))
+        if (auto f = rouge_f(pred, gold.get<std::string>())) best = std::max(best.value_or(0.0), f->rouge_1);
+        else {
+          best.reset();
+          break;
+        }
+      if (best) s.f1 += *best, ++s.scored;
+      continue;
+    }
+    // Where the package would raise (e.g. an answer of only "."), the item scores 0.
+    if (auto f = rouge_f(pred, x.answer)) s.r1 += f->rouge_1, s.r2 += f->rouge_2, s.rl += f->rouge_l;
+    ++s.scored;
+  }
+  double sum = 0;
+  int tasks = 0;
+  for (const auto& [task, s] : by_task) {
+    double headline;
+    if (task == "webqa") {
+      headline = s.scored ? 100 * s.f1 / double(s.scored) : 0.0;
+      r.metrics[task + "/f1"] = headline;
+    } else if (s.choice.n) {
+      headline = s.choice.percent();
+      r.metrics[task + "/accuracy"] = headline;
+    } else {
+      const double n = double(s.scored);
+      r.metrics[task + "/rouge_1"] = 100 * s.r1 / n;
+      r.metrics[task + "/rouge_2"] = 100 * s.r2 / n;
+      headline = r.metrics[task + "/rouge_l"] = 100 * s.rl / n;
+    }
+    r.metrics[task + "/n"] = double(s.n);
+    sum += headline, ++tasks;
+  }
+  if (tasks) r.metrics["average"] = sum / tasks, r.headline = "average";
+  return r;
+}
+
+// BLINK as Phantom scores it: the first "(x)" of the answer (else the whole answer) against the letter; accuracy per
+// subtask, and the headline is their unweighted mean (over the subtasks read).
+BenchReport score_blink(const std::string& name, const std::vector<BenchItem>& items,
+                        const std::map<std::string, std::string>& responses) {
+  BenchReport r = start_report(Bench::BLINK, name, items, responses);
+  for (auto& x : r.items) {
+    x.prediction = blink_choice(x.response);
+    x.correct = x.answered && x.prediction == x.answer;
+  }
+  add_accuracy(r);  // accuracy (over all items) and accuracy/<subtask>
+  double sum = 0;
+  int n = 0;
+  for (const auto& [k, v] : r.metrics)
+    if (k.rfind("accuracy/", 0) == 0) sum += v, ++n;
+  if (n) r.metrics["subtask_mean"] = sum / n, r.headline = "subtask_mean";
+  return r;
+}
+
 }  // namespace
 
 BenchReport score_benchmark(Bench b, const std::string& name, const std::vector<BenchItem>& items,
@@ -391,13 +500,19 @@ BenchReport score_benchmark(Bench b, const std::string& name, const std::vector<
     case Bench::MMStar:
     case Bench::ScienceQA:
     case Bench::AI2D:
-    case Bench::SEED: return score_choice(b, name, items, responses);
+    case Bench::SEED:
+    case Bench::SEED2Plus: return score_choice(b, name, items, responses);
+    case Bench::CVBench: return score_cvbench(name, items, responses);
+    case Bench::VisualWebBench: return score_visualwebbench(name, items, responses);
+    case Bench::BLINK: return score_blink(name, items, responses);
     case Bench::POPE: return score_pope(name, items, responses);
     case Bench::MME: return score_mme(name, items, responses);
     case Bench::ChartQA: return score_chartqa(name, items, responses);
     case Bench::HallusionBench: return score_hallusion(name, items, responses);
     case Bench::MathVista:
+    case Bench::MathVerse:
     case Bench::MMVet:
+    case Bench::MMVet2:
     case Bench::LLaVAW: return start_report(b, name, items, responses);  // scored by the judge
   }
   throw std::runtime_error("unknown benchmark");
