@@ -16,8 +16,9 @@ void check_paths(const DataConfig& c) {
   };
   need(c.train, "data.train");
   need(c.val, "data.val");
-  need(c.tokenizer, "data.tokenizer");
   std::error_code ec;
+  // A tokenizer is a file (tokenizer.json / tokenizer.model) or a directory holding one (data/tokenizers).
+  if (!(c.tokenizer.empty() || fs::is_directory(c.tokenizer, ec))) need(c.tokenizer, "data.tokenizer");
   if (!c.image_root.empty() && !fs::is_directory(c.image_root, ec))
     throw config::ConfigError("config error: data.image_root: not a directory: " + c.image_root);
 }

@@ -225,7 +225,7 @@ TEST_CASE("bench ext: judge command {data} is the benchmark file, shell-quoted")
   JudgeCommand j{"cp {data} {output} && test -f {input}", data};
   // The command copies the data file (an empty object) to the output: no scores, which is an error naming it.
   CHECK_THROWS_WITH(j.run(Bench::MMVet, in, d.str("out.json")), Catch::Contains("out.json"));
-  JudgeCommand j2{"printf '{\"total\": 12.5}' > {output}; test -f {data}", data};
+  JudgeCommand j2{"printf '{\"total\": 12.5}' > {output}; test -f {data} && test -f {input}", data};
   CHECK(j2.run(Bench::MMVet, in, d.str("out2.json")).at("total") == Approx(12.5));
   JudgeCommand j3{"true {input} {output} {data}", ""};
   CHECK_THROWS_WITH(j3.run(Bench::MMVet, in, d.str("o.json")), Catch::Contains("{data}"));

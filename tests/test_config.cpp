@@ -54,7 +54,7 @@ TEST_CASE("config: errors name the key, the file and line, and suggest") {
 
   auto g = t.file("type.yaml", "data:\n  batch_size: many\n");
   e = error_of([&] { phantom::train::load_run_config(g, {}); });
-  CHECK(e.find("data.batch_size: expected an integer, got 'many' (") != std::string::npos);
+  CHECK(e.find("data.batch_size: expected a decimal integer (no leading zeros, no hex), got 'many' (") != std::string::npos);
   CHECK(e.find("type.yaml:2") != std::string::npos);
 
   auto ok = t.file("ok.yaml", "data:\n  batch_size: 2\n");

@@ -41,6 +41,9 @@ namespace fs = std::filesystem;
 // Every input path of the config is a readable regular file (data files, tokenizer, model.path/config.json, which
 // is also validated): checked before the run directory is created, so a typo leaves nothing behind.
 static void check_run_paths(const train::RunConfig& c) {
+  // A file without stages is a fine base for includes, not a run: training it would export an untrained model.
+  if (c.stages.empty())
+    throw config::ConfigError("config error: stages: empty; list at least one training stage (see configs/demo.yaml)");
   data::check_paths(c.data);
   auto need_checkpoint = [](const std::string& dir, const std::string& key) {
     if (dir.empty()) return;

@@ -13,8 +13,6 @@ using config::ConfigError;
 
 // Checks that involve several keys at once; single-key checks live in the visit() of each section.
 static void validate(const RunConfig& c) {
-  if (c.stages.empty())
-    throw ConfigError("config error: stages: empty; list at least one training stage (see configs/demo.yaml)");
   for (auto [n, key] : {std::pair<int64_t, const char*>{c.run.threads, "run.threads"},
                         std::pair<int64_t, const char*>{c.data.num_workers, "data.num_workers"}})
     if (const std::string problem = util::threads_problem(n, key); !problem.empty())
