@@ -80,5 +80,9 @@ bool attach_base64(BenchItem& item, const std::string& b64, const std::string& f
 std::string join(const std::string& root, const std::string& rel);
 // The directory of a file ("." for a bare name): the default image root.
 std::string dir_of(const std::string& path);
+// Where a reader resolves image paths: ReadOptions::image_root when given, else the benchmark's own default.
+inline std::string root_or(const ReadOptions& opt, const std::string& fallback) {
+  return opt.image_root.empty() ? fallback : opt.image_root;
+}
 
 }  // namespace phantom::eval::io

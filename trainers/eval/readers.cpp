@@ -16,10 +16,6 @@ using io::json;
 
 namespace {
 
-std::string root_or(const ReadOptions& opt, const std::string& fallback) {
-  return opt.image_root.empty() ? fallback : opt.image_root;
-}
-
 std::string letter(size_t i) { return std::string(1, char('A' + i)); }
 
 // "yes"/"no" from a label ("Yes", "no", ...); empty when it is neither.
@@ -156,7 +152,7 @@ ReadResult read_choice_tsv(const std::string& path, const ReadOptions& opt, TsvK
 ReadResult read_ai2d_json(const std::string& path, const ReadOptions& opt) {
   const json j = io::read_json(path);
   if (!j.is_array()) throw std::runtime_error(path + ": expected a JSON list of AI2D questions");
-  const std::string root = root_or(opt, io::dir_of(path));
+  const std::string root = io::root_or(opt, io::dir_of(path));
   io::Errors errors(path, opt);
   ReadResult out;
   for (size_t n = 0; n < j.size(); ++n) {
@@ -227,7 +223,7 @@ ReadResult read_ai2d(const std::string& path, const ReadOptions& opt) {
 ReadResult read_scienceqa(const std::string& problems_json, const ReadOptions& opt) {
   const json j = io::read_json(problems_json);
   if (!j.is_object()) throw std::runtime_error(problems_json + ": expected an object pid -> problem");
-  const std::string root = root_or(opt, io::join(io::dir_of(problems_json), "images"));
+  const std::string root = io::root_or(opt, io::join(io::dir_of(problems_json), "images"));
   io::Errors errors(problems_json, opt);
   ReadResult out;
   for (const auto& [pid, x] : j.items()) {
@@ -283,7 +279,7 @@ ReadResult read_seed(const std::string& path, const ReadOptions& opt) {
   if (j.contains("question_type") && j["question_type"].is_object())
     for (const auto& [name, id] : j["question_type"].items())
       if (auto s = io::field(j["question_type"], name.c_str())) type_name[*s] = name;
-  const std::string root = root_or(opt, io::join(io::dir_of(path), "SEED-Bench-image"));
+  const std::string root = io::root_or(opt, io::join(io::dir_of(path), "SEED-Bench-image"));
   io::Errors errors(path, opt);
   ReadResult out;
   const json& qs = j["questions"];
@@ -335,7 +331,7 @@ ReadResult read_pope(const std::vector<std::string>& files, const ReadOptions& o
       if (stem.find(s) != std::string::npos) split = s;
     if (split.empty())
       throw std::runtime_error(path + ": POPE file name must name its split (random, popular or adversarial)");
-    const std::string root = root_or(opt, io::dir_of(path));
+    const std::string root = io::root_or(opt, io::dir_of(path));
     std::vector<RowError> bad_lines;
     const auto lines = io::read_jsonl(path, bad_lines);
     io::Errors errors(path, opt);
@@ -447,7 +443,7 @@ ReadResult read_chartqa(const std::vector<std::string>& files, const ReadOptions
                                                                             : fs::path(path).stem().string();
     const json j = io::read_json(path);
     if (!j.is_array()) throw std::runtime_error(path + ": expected a JSON list of {imgname, query, label}");
-    const std::string root = root_or(opt, io::join(io::dir_of(path), "png"));
+    const std::string root = io::root_or(opt, io::join(io::dir_of(path), "png"));
     io::Errors errors(path, opt);
     for (size_t n = 0; n < j.size(); ++n) {
       const json& x = j[n];
@@ -479,7 +475,7 @@ ReadResult read_chartqa(const std::vector<std::string>& files, const ReadOptions
 ReadResult read_hallusionbench(const std::string& path, const ReadOptions& opt) {
   const json j = io::read_json(path);
   if (!j.is_array()) throw std::runtime_error(path + ": expected the HallusionBench JSON list");
-  const std::string root = root_or(opt, io::dir_of(path));
+  const std::string root = io::root_or(opt, io::dir_of(path));
   io::Errors errors(path, opt);
   ReadResult out;
   for (size_t n = 0; n < j.size(); ++n) {
@@ -525,7 +521,7 @@ ReadResult read_hallusionbench(const std::string& path, const ReadOptions& opt) 
 ReadResult read_mathvista(const std::string& path, const ReadOptions& opt) {
   const json j = io::read_json(path);
   if (!j.is_object() && !j.is_array()) throw std::runtime_error(path + ": expected MathVista problems JSON");
-  const std::string root = root_or(opt, io::dir_of(path));
+  const std::string root = io::root_or(opt, io::dir_of(path));
   io::Errors errors(path, opt);
   ReadResult out;
   auto one = [&](const std::string& key, const json& x) {
@@ -556,7 +552,7 @@ ReadResult read_mathvista(const std::string& path, const ReadOptions& opt) {
 ReadResult read_mmvet(const std::string& path, const ReadOptions& opt) {
   const json j = io::read_json(path);
   if (!j.is_object()) throw std::runtime_error(path + ": expected an object id -> {imagename, question, ...}");
-  const std::string root = root_or(opt, io::join(io::dir_of(path), "images"));
+  const std::string root = io::root_or(opt, io::join(io::dir_of(path), "images"));
   io::Errors errors(path, opt);
   ReadResult out;
   for (const auto& [id, x] : j.items()) {
@@ -582,7 +578,7 @@ ReadResult read_mmvet(const std::string& path, const ReadOptions& opt) {
 // ---- LLaVA-Bench in-the-wild: questions.jsonl {question_id, image, text, category}; images/ beside it ---------
 
 ReadResult read_llavaw(const std::string& path, const ReadOptions& opt) {
-  const std::string root = root_or(opt, io::join(io::dir_of(path), "images"));
+  const std::string root = io::root_or(opt, io::join(io::dir_of(path), "images"));
   std::vector<RowError> bad_lines;
   const auto lines = io::read_jsonl(path, bad_lines);
   io::Errors errors(path, opt);

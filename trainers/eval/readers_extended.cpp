@@ -10,12 +10,6 @@ namespace phantom::eval {
 namespace fs = std::filesystem;
 using io::json;
 
-namespace {
-std::string root_or(const ReadOptions& opt, const std::string& fallback) {
-  return opt.image_root.empty() ? fallback : opt.image_root;
-}
-}  // namespace
-
 // ---- MathVerse: testmini.json (+ testmini_text_only.json), lists of problems; the prompt is "query_wo" ------------
 
 ReadResult read_mathverse(const std::vector<std::string>& files, const ReadOptions& opt) {
@@ -24,7 +18,7 @@ ReadResult read_mathverse(const std::vector<std::string>& files, const ReadOptio
   for (const auto& path : files) {
     const json j = io::read_json(path);
     if (!j.is_array()) throw std::runtime_error(path + ": expected the MathVerse JSON list of problems");
-    const std::string root = root_or(opt, io::join(io::dir_of(path), "images"));
+    const std::string root = io::root_or(opt, io::join(io::dir_of(path), "images"));
     io::Errors errors(path, opt);
     for (size_t n = 0; n < j.size(); ++n) {
       const json& x = j[n];
@@ -64,7 +58,7 @@ ReadResult read_seed2plus(const std::string& path, const ReadOptions& opt) {
   const json j = io::read_json(path);
   const json* qs = j.is_array() ? &j : (j.is_object() && j.contains("questions") ? &j["questions"] : nullptr);
   if (!qs || !qs->is_array()) throw std::runtime_error(path + ": expected SEED-Bench-2-Plus questions (a JSON list)");
-  const std::string root = root_or(opt, io::dir_of(path));
+  const std::string root = io::root_or(opt, io::dir_of(path));
   io::Errors errors(path, opt);
   ReadResult out;
   for (size_t n = 0; n < qs->size(); ++n) {
@@ -105,7 +99,7 @@ ReadResult read_seed2plus(const std::string& path, const ReadOptions& opt) {
 // ---- CV-Bench: test.jsonl {idx, type, task, image, prompt, choices, answer "(B)", source}; img/ beside it --------
 
 ReadResult read_cvbench(const std::string& path, const ReadOptions& opt) {
-  const std::string root = root_or(opt, io::dir_of(path));
+  const std::string root = io::root_or(opt, io::dir_of(path));
   std::vector<RowError> bad_lines;
   const auto lines = io::read_jsonl(path, bad_lines);
   io::Errors errors(path, opt);
@@ -145,7 +139,7 @@ ReadResult read_cvbench(const std::string& path, const ReadOptions& opt) {
 ReadResult read_mmvet2(const std::string& path, const ReadOptions& opt) {
   const json j = io::read_json(path);
   if (!j.is_object()) throw std::runtime_error(path + ": expected an object id -> {question, answer, capability}");
-  const std::string root = root_or(opt, io::join(io::dir_of(path), "images"));
+  const std::string root = io::root_or(opt, io::join(io::dir_of(path), "images"));
   io::Errors errors(path, opt);
   ReadResult out;
   for (const auto& [id, x] : j.items()) {
