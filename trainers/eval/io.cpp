@@ -231,14 +231,8 @@ static std::string existing_variant(const std::string& path) {
   return "";
 }
 
-bool attach_file(BenchItem& item, const std::string& path, const ReadOptions& opt, Errors& errors) {
-  const std::string found = existing_variant(path);
-  if (found.empty()) {
-    errors.add(item.id, "missing image " + path);
-    return false;
-  }
-  BenchImage img;
-  img.path = img.name = found;
+// The image joins the item, decoded first when the reader was asked to (a bad one is a row error instead).
+static bool keep_image(BenchItem& item, BenchImage img, const ReadOptions& opt, Errors& errors) {
   if (opt.decode_images) {
     try {
       img.decode();
@@ -251,6 +245,17 @@ bool attach_file(BenchItem& item, const std::string& path, const ReadOptions& op
   return true;
 }
 
+bool attach_file(BenchItem& item, const std::string& path, const ReadOptions& opt, Errors& errors) {
+  const std::string found = existing_variant(path);
+  if (found.empty()) {
+    errors.add(item.id, "missing image " + path);
+    return false;
+  }
+  BenchImage img;
+  img.path = img.name = found;
+  return keep_image(item, std::move(img), opt, errors);
+}
+
 bool attach_base64(BenchItem& item, const std::string& b64, const std::string& file, const ReadOptions& opt,
                    Errors& errors) {
   auto bytes = base64_decode(b64);
@@ -261,16 +266,7 @@ bool attach_base64(BenchItem& item, const std::string& b64, const std::string& f
   BenchImage img;
   img.bytes = std::move(*bytes);
   img.name = file + " row " + item.id;
-  if (opt.decode_images) {
-    try {
-      img.decode();
-    } catch (const std::exception& e) {
-      errors.add(item.id, std::string("bad image: ") + e.what());
-      return false;
-    }
-  }
-  item.images.push_back(std::move(img));
-  return true;
+  return keep_image(item, std::move(img), opt, errors);
 }
 
 std::string join(const std::string& root, const std::string& rel) {
