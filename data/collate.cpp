@@ -1,5 +1,7 @@
 #include "data/collate.h"
 
+#include <algorithm>
+
 namespace phantom::data {
 
 namespace {
@@ -68,8 +70,58 @@ Batch collate_sft(const std::vector<EncodedConversation>& samples, const std::ve
   }
   b.targets = tb.build(B);
   b.num_sft_tokens = b.targets.target.numel();
+  b.num_slots = B * L;
   std::vector<size_t> order(samples.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  b.pixel_values = cat_pixels(pixels, order);
+  return b;
+}
+
+Batch collate_sft_packed(const std::vector<EncodedConversation>& samples, const std::vector<SamplePixels>& pixels,
+                         int32_t pad_id, int64_t row_length) {
+  // First fit, in sample order: each sample goes into the first row with room for it.
+  std::vector<std::vector<size_t>> rows;
+  std::vector<int64_t> used;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto n = static_cast<int64_t>(samples[i].ids.size());
+    size_t r = 0;
+    while (r < rows.size() && used[r] + n > row_length) ++r;
+    if (r == rows.size()) rows.emplace_back(), used.push_back(0);
+    rows[r].push_back(i), used[r] += n;
+  }
+  const auto B = static_cast<int64_t>(rows.size());
+  const int64_t L = used.empty() ? 0 : *std::max_element(used.begin(), used.end());
+  Batch b;
+  b.input_ids = torch::full({B, L}, pad_id, torch::kInt64);
+  b.attention_mask = torch::zeros({B, L}, torch::kInt64);
+  b.positions = torch::zeros({B, L}, torch::kInt64);
+  auto layout = std::make_shared<SegmentLayout>();
+  layout->rows.resize(rows.size());
+  auto ids = b.input_ids.accessor<int64_t, 2>();
+  auto am = b.attention_mask.accessor<int64_t, 2>();
+  auto pos = b.positions.accessor<int64_t, 2>();
+  TargetBuilder tb;
+  std::vector<size_t> order;  // samples in row-major order: the order of their image tiles in the batch
+  for (int64_t r = 0; r < B; ++r) {
+    int64_t t = 0;
+    for (size_t i : rows[static_cast<size_t>(r)]) {
+      const auto& s = samples[i];
+      const auto n = static_cast<int64_t>(s.ids.size());
+      layout->rows[static_cast<size_t>(r)].push_back(Segment{t, n, 0, 0});
+      for (int64_t k = 0; k < n; ++k) {
+        ids[r][t + k] = s.ids[static_cast<size_t>(k)], am[r][t + k] = 1, pos[r][t + k] = k;
+        if (k > 0 && s.labels[static_cast<size_t>(k)] != kIgnore)
+          tb.add(r, t + k - 1, s.labels[static_cast<size_t>(k)], static_cast<int64_t>(i));
+      }
+      t += n;
+      b.num_tokens += n;
+      order.push_back(i);
+    }
+  }
+  b.segments = layout;
+  b.targets = tb.build(static_cast<int64_t>(samples.size()));
+  b.num_sft_tokens = b.targets.target.numel();
+  b.num_slots = B * L;
   b.pixel_values = cat_pixels(pixels, order);
   return b;
 }
@@ -117,11 +169,8 @@ Batch collate_preference(const std::vector<EncodedPreference>& samples, const st
     b.input_ids = torch::full({B, L}, pad_id, torch::kInt64);
     b.attention_mask = torch::zeros({B, L}, torch::kInt64);
     b.positions = torch::zeros({B, L}, torch::kInt64);
-    // Query t may see key j when j <= t and j is in the prompt or in t's own answer; padding queries see
-    // themselves only (finite softmax, outputs unused). Filled row by row as ranges: the mask is B*L*L bytes,
-    // and building it from broadcast comparisons cost several full-size temporaries per batch.
-    b.mask = torch::zeros({B, 1, L, L}, torch::kBool);
-    auto* mask = b.mask.data_ptr<bool>();
+    auto layout = std::make_shared<SegmentLayout>();
+    layout->rows.resize(static_cast<size_t>(B));
     auto ids = b.input_ids.accessor<int64_t, 2>();
     auto am = b.attention_mask.accessor<int64_t, 2>();
     auto pos = b.positions.accessor<int64_t, 2>();
@@ -129,30 +178,28 @@ Batch collate_preference(const std::vector<EncodedPreference>& samples, const st
     for (int64_t r = 0; r < B; ++r) {
       const auto& s = samples[static_cast<size_t>(r)];
       const int64_t P = static_cast<int64_t>(s.prompt.size());
-      bool* rows = mask + r * L * L;
-      auto allow = [&](int64_t query, int64_t from, int64_t to) {  // keys [from, to]
-        std::fill(rows + query * L + from, rows + query * L + to + 1, true);
-      };
+      auto& row = layout->rows[static_cast<size_t>(r)];
+      row.push_back(Segment{0, P, 0, 0});  // the prompt: causal over itself
       int64_t t = 0;
-      for (int64_t i = 0; i < P; ++i, ++t) ids[r][t] = s.prompt[static_cast<size_t>(i)], am[r][t] = 1, pos[r][t] = i, allow(t, 0, t);
+      for (int64_t i = 0; i < P; ++i, ++t) ids[r][t] = s.prompt[static_cast<size_t>(i)], am[r][t] = 1, pos[r][t] = i;
       for (size_t a = 0; a < s.answers.size(); ++a, ++segment) {
-        const int64_t start = t;
-        for (size_t k = 0; k < s.answers[a].size(); ++k, ++t) {
-          ids[r][t] = s.answers[a][k], am[r][t] = 1, pos[r][t] = P + static_cast<int64_t>(k);
-          if (P > 0) allow(t, 0, P - 1);
-          allow(t, start, t);
-          tb.add(r, k == 0 ? P - 1 : t - 1, s.answers[a][k], segment);
+        const int64_t start = t, n = static_cast<int64_t>(s.answers[a].size());
+        row.push_back(Segment{start, n, 0, P});  // an answer: the whole prompt, then itself causally
+        for (int64_t k = 0; k < n; ++k, ++t) {
+          ids[r][t] = s.answers[a][static_cast<size_t>(k)], am[r][t] = 1, pos[r][t] = P + k;
+          tb.add(r, k == 0 ? P - 1 : t - 1, s.answers[a][static_cast<size_t>(k)], segment);
         }
       }
       b.num_tokens += t;
-      for (int64_t pad = t; pad < L; ++pad) allow(pad, pad, pad);
     }
+    b.segments = layout;
     std::vector<size_t> order(samples.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     b.pixel_values = cat_pixels(pixels, order);
     b.targets = tb.build(segment);
   }
   b.targets.num_segments = static_cast<int64_t>(seg_q.size());
+  b.num_slots = b.input_ids.numel();
   // Cross-entropy tokens: those of the chosen answers.
   auto chosen = b.seg_answer.index_select(0, b.targets.segment).eq(0);
   b.num_sft_tokens = chosen.sum().item<int64_t>();

@@ -46,6 +46,7 @@ struct DataConfig {
   int64_t image_cache_mb = 0;         // tiled images kept in memory (0: off)
   bool shuffle = true;
   bool group_by_length = true;        // batch samples of similar length (less padding)
+  bool packing = false;               // SFT: several samples per row (attention confined to each), no padding
   std::string on_error = "fail";      // fail | skip
   FieldMap fields;
 
@@ -73,6 +74,9 @@ struct DataConfig {
             Check::non_negative());
     v.field("shuffle", shuffle, "shuffle each epoch (seeded by run.seed and the epoch)");
     v.field("group_by_length", group_by_length, "group similar lengths into batches");
+    v.field("packing", packing,
+            "SFT batches: pack the batch's samples into rows of up to max_length tokens, each attending only to "
+            "itself (positions and Phantom's sos restart); same loss as unpacked, less padding");
     v.field("on_error", on_error, "bad samples: fail (error with file:line) | skip (drop and count)",
             Check::one_of({"fail", "skip"}));
     v.section("fields", fields, "JSON field names of your annotation files");

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "phantom/model/segments.h"
+
 namespace phantom {
 namespace F = torch::nn::functional;
 
@@ -23,10 +25,18 @@ XAttentionImpl::XAttentionImpl(int64_t d) : head_dim(d) {
   linear_o = lin("linear_o");
 }
 
-at::Tensor XAttentionImpl::forward(const at::Tensor& x, const at::Tensor& s) {
+// Rows b of x (B, L, H, D) at index[b]: index (B,) -> (B, 1, H, D); (B, S) -> (B, S, H, D).
+static at::Tensor gather_positions(const at::Tensor& x, const at::Tensor& index) {
+  const int64_t S = index.dim() == 1 ? 1 : index.size(1);
+  auto idx = index.reshape({x.size(0), S, 1, 1}).expand({x.size(0), S, x.size(2), x.size(3)});
+  return x.gather(1, idx);
+}
+
+at::Tensor XAttentionImpl::forward(const at::Tensor& x, const at::Tensor& s, const at::Tensor& slot) {
   auto q = exact_gelu(linear_q(x));                 // (B, L, H, D)
-  auto k = exact_gelu(linear_k(s));                 // (B, 1, Hs, D)
-  auto v = exact_gelu(linear_v(s));                 // (B, 1, Hs, D)
+  auto k = exact_gelu(linear_k(s));                 // (B, 1 | S, Hs, D)
+  auto v = exact_gelu(linear_v(s));                 // (B, 1 | S, Hs, D)
+  if (slot.defined()) k = gather_positions(k, slot), v = gather_positions(v, slot);  // (B, L, Hs, D)
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));  // (B,L,H,Hs)
   auto y = torch::matmul(torch::softmax(scores, -1), v);  // (B, L, H, D)
   return exact_gelu(linear_o(y));
@@ -70,12 +80,6 @@ DecoderAttentionImpl::DecoderAttentionImpl(const LlmConfig& cfg, PhantomMode mod
   }
 }
 
-// Rows b of x (B, L, H, D) at index[b] -> (B, 1, H, D).
-static at::Tensor gather_positions(const at::Tensor& x, const at::Tensor& index) {
-  auto idx = index.view({-1, 1, 1, 1}).expand({x.size(0), 1, x.size(2), x.size(3)});
-  return x.gather(1, idx);
-}
-
 at::Tensor DecoderAttentionImpl::forward(const at::Tensor& h, const AttentionInputs& in, const Rope& rope,
                                          LayerCache* cache) {
   const int64_t B = h.size(0), L = h.size(1), H = num_heads, Hk = num_kv_heads, D = head_dim;
@@ -98,9 +102,9 @@ at::Tensor DecoderAttentionImpl::forward(const at::Tensor& h, const AttentionInp
       v_s = gather_positions(v, in.sos_index);
       if (cache) cache->q_s = q_s, cache->k_s = k_s, cache->v_s = v_s;
     }
-    auto q_star = eta * xattn_query_phantom(q, q_s);
-    auto k_star = eta * xattn_key_phantom(k, k_s);
-    auto v_star = v + eta * xattn_value_phantom(v, v_s);
+    auto q_star = eta * xattn_query_phantom(q, q_s, in.sos_slot);
+    auto k_star = eta * xattn_key_phantom(k, k_s, in.sos_slot);
+    auto v_star = v + eta * xattn_value_phantom(v, v_s, in.sos_slot);
     q = torch::cat({q, q_star}, -1);
     k = torch::cat({k, k_star}, -1);
     v = torch::cat({v, v_star}, -1);
@@ -118,9 +122,15 @@ at::Tensor DecoderAttentionImpl::forward(const at::Tensor& h, const AttentionInp
     cache->k = k, cache->v = v;
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));  // the ORIGINAL scale, even at head dim 2D
+  at::Tensor o2;
+  if (in.segments) {
+    TORCH_CHECK(!cache, "segment layouts (packed rows, shared prefixes) are for training, without a KV cache");
+    o2 = segment_attention(q, k, v, *in.segments, scale);
+  } else {
   const bool plain_causal = !in.mask.defined() && k.size(2) == L;
-  auto o2 = at::scaled_dot_product_attention(q, k, v, in.mask.defined() ? std::optional<at::Tensor>(in.mask) : std::nullopt,
-                                             0.0, plain_causal, scale, /*enable_gqa=*/H != Hk);
+  o2 = at::scaled_dot_product_attention(q, k, v, in.mask.defined() ? std::optional<at::Tensor>(in.mask) : std::nullopt,
+                                        0.0, plain_causal, scale, /*enable_gqa=*/H != Hk);
+  }
   o2 = o2.transpose(1, 2);  // (B, L, H, Dk)
 
   at::Tensor o;

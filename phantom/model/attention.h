@@ -12,6 +12,7 @@
 
 #include "phantom/model/layers.h"
 #include "phantom/model/model_config.h"
+#include "phantom/util/segments.h"
 
 namespace phantom {
 
@@ -19,10 +20,11 @@ enum class PhantomMode { off, sum, mean, gate };
 PhantomMode parse_phantom_mode(const std::string& s);
 
 // The paper's MHCA: four bias-free Linear(D, D) shared across heads; every position attends over the heads of the
-// sos token. x (B, L, H, D), s (B, 1, Hs, D) -> (B, L, H, D).
+// sos token. x (B, L, H, D), s (B, 1, Hs, D) -> (B, L, H, D). Packed rows hold several sequences: s is then
+// (B, S, Hs, D), one sos per sequence, and `slot` (B, L) names each position's sequence.
 struct XAttentionImpl : torch::nn::Module {
   explicit XAttentionImpl(int64_t head_dim);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& s);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& s, const at::Tensor& slot = {});
   Linear linear_q{nullptr}, linear_k{nullptr}, linear_v{nullptr}, linear_o{nullptr};
   int64_t head_dim;
 };
@@ -49,7 +51,12 @@ struct KVCache {
 struct AttentionInputs {
   at::Tensor positions;  // (B, L) int64 RoPE positions
   at::Tensor mask;       // (B, 1, L, Lk) bool, true = may attend; undefined = plain causal over [cache | new]
-  at::Tensor sos_index;  // (B,) int64 index of the sos token within this call's L (prefill / training)
+  at::Tensor sos_index;  // (B,) int64 index of the sos token within this call's L (prefill / training);
+                         // (B, S) with sos_slot: the sos of each sequence of a packed row
+  at::Tensor sos_slot;   // (B, L) int64 sequence of each position (packed rows); undefined = one sequence per row
+  // Rows holding several sequences or a shared prefix: attention per segment (phantom/model/segments.h), no
+  // mask. Training only (no cache).
+  std::shared_ptr<const SegmentLayout> segments;
   int64_t rope_seq_len = 0;  // max position + 1 of the whole sequence (dynamic RoPE / longrope)
 };
 

@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "phantom/model/runtime.h"
+#include "phantom/model/segments.h"
 
 namespace phantom {
 
@@ -93,8 +94,15 @@ at::Tensor DecoderLMImpl::forward_hidden(const DecoderInputs& in, KVCache* cache
   if (cache) cache->valid = valid;
 
   AttentionInputs ai;
+  if (in.segments) {
+    TORCH_CHECK(!cache, "segment layouts (packed rows, shared prefixes) are for training, without a KV cache");
+    check_layout(*in.segments, B, L);
+    ai.segments = in.segments;
+  }
   if (in.positions.defined()) {
     ai.positions = in.positions.to(dev);
+  } else if (in.segments) {
+    ai.positions = segment_positions(*in.segments, L, dev);
   } else {
     // HF: position_ids = cumsum(attention_mask) - 1 over the whole sequence, padding positions clamped to 1.
     auto full = valid.to(torch::kInt64).cumsum(1) - 1;
@@ -102,14 +110,22 @@ at::Tensor DecoderLMImpl::forward_hidden(const DecoderInputs& in, KVCache* cache
     ai.positions = full.narrow(1, past, L);
   }
   ai.rope_seq_len = ai.positions.numel() ? ai.positions.max().item<int64_t>() + 1 : 0;
-  if (mode != PhantomMode::off && !(cache && cache->layers[0].q_s.defined())) {
+  if (mode != PhantomMode::off && in.segments) {
+    // One sos per sequence of the row; a row of one sequence (a shared-prefix row) keeps the plain (B,) index.
+    auto [sos, slot] = segment_sos(*in.segments, L, dev);
+    if (sos.size(1) == 1) ai.sos_index = sos.squeeze(1);
+    else ai.sos_index = sos, ai.sos_slot = slot;
+  } else if (mode != PhantomMode::off && !(cache && cache->layers[0].q_s.defined())) {
     // First real token of each row: position 0 with right padding, L - len with left padding.
     ai.sos_index = in.sos_index.defined() ? in.sos_index.to(dev) : am.to(torch::kInt64).argmax(1);
   }
-  if (in.mask.defined())
+  if (in.segments) {
+    // attention per segment: no mask
+  } else if (in.mask.defined()) {
     ai.mask = in.mask.to(dev);
-  else if (padded || (cache && cache->valid.size(1) != L && L > 1) || (cache && !valid.all().item<bool>()))
+  } else if (padded || (cache && cache->valid.size(1) != L && L > 1) || (cache && !valid.all().item<bool>())) {
     ai.mask = causal_padding_mask(valid, past, L);
+  }
 
   at::Tensor x = x0;
   for (size_t i = 0; i < layers->size(); ++i) {

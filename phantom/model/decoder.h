@@ -30,14 +30,17 @@ TORCH_MODULE(DecoderLayer);
 //   attention_mask (B, L) 1 = real token, 0 = padding (either side); absent = no padding.
 //   positions      (B, L) RoPE positions; absent = cumsum(attention_mask) - 1 (+ cache length), as HF does.
 //   sos_index      (B,) index of the sos token; absent = the first real token of each row.
-//   mask           (B, 1, L, T) explicit bool attention mask (packed / prefix-shared layouts); overrides the
-//                  causal + padding mask built from attention_mask.
+//   mask           (B, 1, L, T) explicit bool attention mask; overrides the causal + padding mask built from
+//                  attention_mask.
+//   segments       rows holding several sequences (packed SFT) or a shared prompt (PO): attention per segment,
+//                  no mask; positions and Phantom's sos per sequence (phantom/util/segments.h). Training only.
 struct DecoderInputs {
   at::Tensor embeds;
   at::Tensor attention_mask;
   at::Tensor positions;
   at::Tensor sos_index;
   at::Tensor mask;
+  std::shared_ptr<const SegmentLayout> segments;
 };
 
 struct DecoderLMImpl : torch::nn::Module {

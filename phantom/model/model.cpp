@@ -70,6 +70,7 @@ at::Tensor PhantomModelImpl::forward_hidden(const ModelInputs& in, KVCache* cach
   d.positions = in.positions;
   d.sos_index = in.sos_index;
   d.mask = in.mask;
+  d.segments = in.segments;
   return language_model->forward_hidden(d, cache);
 }
 

@@ -28,7 +28,8 @@ struct ModelInputs {
   at::Tensor attention_mask;  // (B, L) 1 = token, 0 = padding; optional
   at::Tensor positions;       // (B, L) optional explicit RoPE positions
   at::Tensor sos_index;       // (B,) optional; default the first real token
-  at::Tensor mask;            // (B, 1, L, L) optional explicit attention mask (prefix-shared layouts)
+  at::Tensor mask;            // (B, 1, L, L) optional explicit attention mask
+  std::shared_ptr<const SegmentLayout> segments;  // packed rows / shared prefixes (DecoderInputs::segments)
 };
 
 struct PhantomModelImpl : torch::nn::Module {

@@ -4,6 +4,7 @@ attention), same shapes and threads, training step = forward + backward + AdamW,
 --device cuda --precision bf16: the same on a GPU under bf16 autocast (scripts/gpu/check.sh), timed after
 torch.cuda.synchronize(), with PyTorch's default (foreach) AdamW there: the stronger baseline."""
 import argparse
+import resource
 import time
 
 import torch
@@ -44,4 +45,5 @@ for s in range(a.warmup + a.steps):
     sync()
     if s >= a.warmup:
         total += time.perf_counter() - t0
-print(f"train_step tokens/s {a.batch * a.seq * a.steps / total:.1f}  ({1e3 * total / a.steps:.1f} ms/step) pytorch eager {dev} {a.precision}")
+peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
+print(f"train_step tokens/s {a.batch * a.seq * a.steps / total:.1f}  ({1e3 * total / a.steps:.1f} ms/step) pytorch eager {dev} {a.precision} peak memory {peak:.3f} GB")

@@ -11,7 +11,7 @@ args="--config $SRC/configs/demo.yaml run.output_dir=$tmp/runs run.threads=2 dat
       log.tensorboard=false"
 # Off a terminal: one line per step, in the documented format.
 "$PHANTOM" train $args run.name=pipe > "$tmp/pipe.log" 2>&1 || { echo "FAIL: piped run"; tail "$tmp/pipe.log"; exit 1; }
-n=$(grep -cE 'step +[0-9]+ \[(warmup|step1|step2) [0-9]+/[0-9]+\] loss [0-9.]+ .*\| gnorm [0-9.]+ lr [0-9.e+-]+ \| [0-9]+ tok/s [0-9]+ ms \(data [0-9]+ ms\) \| mem [0-9.]+ GB \| [0-9.]+ TFLOP/s' "$tmp/pipe.log")
+n=$(grep -cE 'step +[0-9]+ \[(warmup|step1|step2) [0-9]+/[0-9]+\] loss [0-9.]+ .*\| gnorm [0-9.]+ lr [0-9.e+-]+ \| [0-9]+ tok/s [0-9]+ ms \(data [0-9]+ ms, padding [0-9]+%\) \| mem [0-9.]+ GB \| [0-9.]+ TFLOP/s' "$tmp/pipe.log")
 [ "$n" = 11 ] || { echo "FAIL: $n step lines off a terminal (want 11)"; cat "$tmp/pipe.log"; exit 1; }
 if grep -qE 'elapsed [0-9hms]+ eta ' "$tmp/pipe.log"; then echo "FAIL: a progress bar off a terminal"; exit 1; fi
 # On a terminal (a pseudo-terminal from script(1)): the bar with ETA, one full step line per stage end only.

@@ -12,6 +12,7 @@
 #include "trainers/cli/commands.h"
 #include "trainers/cli/step_timing.h"
 #include "phantom/model/runtime.h"
+#include "trainers/recipe/head_loss.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/optim.h"
 #include "trainers/recipe/metrics.h"
@@ -22,7 +23,8 @@ namespace phantom::cli {
 static const char* kBenchHelp =
     "usage: phantom bench model|decode|generate|po|train [--hidden 896 --layers 4 --heads 14 --kv-heads 2 --intermediate 4864\n"
     "                                   --vocab 151655 --seq 512 --batch 1 --steps 5 --warmup 2 --phantom gate]\n"
-    "  model:  training step (forward + backward + AdamW) of the decoder, tokens/s; --device cpu|cuda\n"
+    "  model:  training step (forward + backward + AdamW) of the decoder, tokens/s, peak memory; --device cpu|cuda;\n"
+    "          --head chunked|full (LM head + cross-entropy in row chunks, or B x L x V logits), --optim fused|torch\n"
     "  decode: greedy decoding tokens/s with the KV cache and without (full recompute each step)\n"
     "  generate: batched generation tokens/s (--batch prompts of --seq tokens, --new-tokens each, --beams K,\n"
     "            no eos); --save DIR writes the model (HF format) and the generated ids for\n"
@@ -51,7 +53,7 @@ int cmd_bench(int argc, char** argv) {
   Args a = parse_args(argc, argv, 3,
                       {"hidden", "layers", "heads", "kv-heads", "intermediate", "vocab", "seq", "batch", "steps", "warmup",
                        "phantom", "threads", "new-tokens", "beams", "save", "prompts", "answer", "rejected", "stage",
-                       "precision", "trainable", "device"},
+                       "precision", "trainable", "device", "head", "optim"},
                       {"help"});
   if (a.has("help") || argc < 3) {
     std::fputs(kBenchHelp, stdout);
@@ -78,7 +80,12 @@ int cmd_bench(int argc, char** argv) {
     lm->to(dev);
     std::vector<at::Tensor> params;
     for (auto& p : lm->parameters()) params.push_back(p);
-    torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-5));
+    // The trainer's path (chunked LM head + cross-entropy, fused AdamW); --head full / --optim torch: the
+    // unfused pieces, for the ablation in docs/benchmarks.md.
+    const bool chunked = a.get("head", "chunked") == "chunked", fused = a.get("optim", "fused") == "fused";
+    std::unique_ptr<torch::optim::AdamW> opt;
+    if (fused) opt = std::make_unique<train::FusedAdamW>(params, torch::optim::AdamWOptions(1e-5));
+    else opt = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(1e-5));
     auto ids = torch::randint(0, c.vocab_size, {batch, seq}).to(dev);
     double total = 0;
     for (int64_t s = 0; s < warmup + steps; ++s) {
@@ -89,22 +96,31 @@ int cmd_bench(int argc, char** argv) {
         AutocastScope scope(ac);
         DecoderInputs in;
         in.embeds = lm->embed(ids);
-        auto logits = lm->forward(in);
-        loss = torch::nn::functional::cross_entropy(
-            logits.view({-1, c.vocab_size}).narrow(0, 0, batch * seq - 1).to(torch::kFloat),
-            ids.view({-1}).narrow(0, 1, batch * seq - 1));
+        if (chunked) {
+          // Every position but the last predicts the next id: the rows of the head, (B * (L - 1), C).
+          auto h = lm->forward_hidden(in).narrow(1, 0, seq - 1).reshape({-1, c.hidden_size});
+          auto target = ids.narrow(1, 1, seq - 1).reshape({-1});
+          loss = train::head_cross_entropy(h, lm->embed_tokens->weight, target, 1.0 / static_cast<double>(target.numel())).first;
+        } else {
+          auto logits = lm->forward(in);
+          loss = torch::nn::functional::cross_entropy(
+              logits.narrow(1, 0, seq - 1).reshape({-1, c.vocab_size}).to(torch::kFloat),
+              ids.narrow(1, 1, seq - 1).reshape({-1}));
+        }
       }
       loss.backward();
-      opt.step();
-      opt.zero_grad();
+      opt->step();
+      opt->zero_grad();
       sync(dev);
       const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
       if (s >= warmup) total += dt;
     }
-    std::printf("train_step tokens/s %.1f  (%.1f ms/step, batch %lld x seq %lld, %lld layers, phantom %s, %s %s)\n",
+    std::printf("train_step tokens/s %.1f  (%.1f ms/step, batch %lld x seq %lld, %lld layers, phantom %s, %s %s, head %s, "
+                "AdamW %s) peak memory %.3f GB\n",
                 static_cast<double>(batch * seq * steps) / total, 1e3 * total / static_cast<double>(steps),
                 static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(c.num_layers),
-                a.get("phantom", "gate").c_str(), dev.str().c_str(), ac.enabled() ? "bf16" : "fp32");
+                a.get("phantom", "gate").c_str(), dev.str().c_str(), ac.enabled() ? "bf16" : "fp32",
+                chunked ? "chunked" : "full", fused ? "fused" : "torch", peak_memory_gb(dev));
     return 0;
   }
   if (what == "decode") {

@@ -26,7 +26,7 @@ std::vector<data::EncodedPreference> bench_questions(int64_t n, int64_t prompt, 
 }
 
 data::Batch batch_to(data::Batch b, const c10::Device& device) {
-  for (at::Tensor* t : {&b.input_ids, &b.attention_mask, &b.positions, &b.mask, &b.pixel_values})
+  for (at::Tensor* t : {&b.input_ids, &b.attention_mask, &b.positions, &b.pixel_values})
     if (t->defined()) *t = t->to(device);
   return b;
 }

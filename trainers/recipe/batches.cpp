@@ -76,7 +76,9 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
       offset += sample_tiles[k];
     }
   }
-  auto b = preference ? data::collate_preference(prefs, pixels, pad_id, shared_prefix) : data::collate_sft(convs, pixels, pad_id);
+  auto b = preference       ? data::collate_preference(prefs, pixels, pad_id, shared_prefix)
+           : cfg.data.packing ? data::collate_sft_packed(convs, pixels, pad_id, cfg.data.max_length)
+                              : data::collate_sft(convs, pixels, pad_id);
   b.sample_index = torch::tensor(kept, torch::kInt64);
   return b;
 }

@@ -1,5 +1,7 @@
 #include "trainers/recipe/losses.h"
 
+#include "trainers/recipe/head_loss.h"
+
 namespace phantom::train {
 namespace F = torch::nn::functional;
 
@@ -101,19 +103,53 @@ LossOut compute_loss(const at::Tensor& logp, const data::Batch& b, const LossCon
   return out;
 }
 
-static at::Tensor batch_token_logps(PhantomModelImpl& model, const data::Batch& b) {
+namespace {
+
+// The output projection as one matrix, when the chunked head applies: not with an adapter or int8 storage on
+// lm_head (those run through the module, unchunked).
+at::Tensor plain_head_weight(DecoderLMImpl& lm) {
+  if (!lm.lm_head) return lm.embed_tokens->weight;  // tied embeddings
+  if (lm.lm_head->has_lora() || lm.lm_head->is_int8()) return {};
+  return lm.lm_head->weight;
+}
+
+// Final hidden states of the supervised rows' predecessors (T, C) -- the only rows the head runs on.
+at::Tensor supervised_rows(PhantomModelImpl& model, const data::Batch& b) {
   ModelInputs mi;
   mi.input_ids = b.input_ids;
   mi.attention_mask = b.attention_mask;
   mi.positions = b.positions;
-  mi.mask = b.mask;
+  mi.segments = b.segments;
   mi.pixel_values = b.pixel_values;
   auto hidden = model.forward_hidden(mi);
-  return token_logps(hidden, b.targets, [&](const at::Tensor& h) { return model.language_model->logits(h); });
+  auto dev = hidden.device();
+  return hidden.index({b.targets.row.to(dev), b.targets.pred.to(dev)});
 }
+
+at::Tensor batch_token_logps(PhantomModelImpl& model, const data::Batch& b) {
+  auto rows = supervised_rows(model, b);
+  auto w = plain_head_weight(*model.language_model);
+  if (w.defined()) return head_logps(rows, w, b.targets.target);
+  auto logits = model.language_model->logits(rows).to(torch::kFloat);
+  return logits.log_softmax(-1).gather(1, b.targets.target.to(rows.device()).unsqueeze(1)).squeeze(1);
+}
+
+}  // namespace
 
 LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& lc, const StepCounts& counts,
                    const at::Tensor& ref_logps) {
+  auto w = plain_head_weight(*model.language_model);
+  if (!b.preference && lc.kind == "sft" && w.defined()) {
+    // SFT: the loss's gradient is known in the forward, so the head computes it there (head_loss.h).
+    auto rows = supervised_rows(model, b);
+    const double n = static_cast<double>(std::max<int64_t>(1, counts.sft_tokens));
+    auto [loss, logp] = head_cross_entropy(rows, w, b.targets.target, 1.0 / n);
+    LossOut out;
+    out.loss = loss;
+    out.sums["sft"] = -logp.sum().item<double>();
+    out.sums["tokens"] = static_cast<double>(logp.numel());
+    return out;
+  }
   return compute_loss(batch_token_logps(model, b), b, lc, counts, ref_logps);
 }
 

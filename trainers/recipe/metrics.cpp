@@ -44,11 +44,11 @@ std::string step_line(int64_t global_step, const std::string& stage, int64_t ste
     return it == m.end() ? "" : fmt::format(" {} {:.4f}", label, it->second);
   };
   std::string line = fmt::format(
-      "step {:5d} [{} {}/{}] loss {:.4f}{}{}{}{} | gnorm {:.3f} lr {:.2e} | {:.0f} tok/s {:.0f} ms (data {:.0f} ms) | "
-      "mem {:.2f} GB | {:.3f} TFLOP/s",
+      "step {:5d} [{} {}/{}] loss {:.4f}{}{}{}{} | gnorm {:.3f} lr {:.2e} | {:.0f} tok/s {:.0f} ms (data {:.0f} ms, "
+      "padding {:.0f}%) | mem {:.2f} GB | {:.3f} TFLOP/s",
       global_step, stage, step, total, get("loss"), opt("sft", "sft"), opt("po", "po"), opt("rewards/margins", "margin"),
       opt("rewards/accuracies", "acc"), get("grad_norm"), get("lr"), get("tokens_per_s"), get("step_ms"),
-      get("data_wait_ms"), get("peak_mem_gb"), get("tflops"));
+      get("data_wait_ms"), 100 * get("padding"), get("peak_mem_gb"), get("tflops"));
   if (m.count("mfu")) line += fmt::format(" MFU {:.1f}%", 100 * get("mfu"));
   return line;
 }

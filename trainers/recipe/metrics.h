@@ -25,7 +25,7 @@ Metrics finish_metrics(const Metrics& sums);
 double train_flops_per_token(const ModelConfig& c, int64_t seq_len);
 
 // "step    12 [step1 12/40] loss 1.2345 sft 1.1 po 0.7 margin 0.31 acc 0.62 | gnorm 0.812 lr 1.00e-05 | 2310 tok/s
-// 1234 ms (data 3 ms) | mem 1.21 GB | 0.012 TFLOP/s MFU 3.1%" from the step's metrics (absent terms left out).
+// 1234 ms (data 3 ms, padding 12%) | mem 1.21 GB | 0.012 TFLOP/s MFU 3.1%" from the step's metrics (absent terms left out).
 std::string step_line(int64_t global_step, const std::string& stage, int64_t step, int64_t total, const Metrics& m);
 
 // metrics.jsonl (one JSON object per emit, with "step") and, optionally, TensorBoard events. A sink that is not

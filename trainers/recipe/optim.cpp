@@ -53,7 +53,40 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const Trainable& t, const OptimC
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, opts(c.weight_decay));
   groups.emplace_back(no_decay, opts(0.0));
-  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(c.lr));
+  return std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(c.lr));
+}
+
+torch::Tensor FusedAdamW::step(LossClosure closure) {
+  torch::NoGradGuard ng;
+  at::Tensor loss;
+  if (closure) {
+    torch::AutoGradMode enable(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups()) {
+    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    TORCH_CHECK(!o.amsgrad(), "FusedAdamW: amsgrad is not supported");
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      auto& slot = state_[p.unsafeGetTensorImpl()];
+      if (!slot) {
+        auto st = std::make_unique<torch::optim::AdamWParamState>();
+        st->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
+        st->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
+        slot = std::move(st);
+      }
+      auto& st = static_cast<torch::optim::AdamWParamState&>(*slot);
+      st.step(st.step() + 1);
+      params.push_back(p), grads.push_back(p.grad()), exp_avgs.push_back(st.exp_avg()), exp_avg_sqs.push_back(st.exp_avg_sq());
+      steps.push_back(torch::full({}, static_cast<double>(st.step()), p.options().dtype(at::kFloat)));
+    }
+    if (params.empty()) continue;
+    const auto [beta1, beta2] = o.betas();
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, o.lr(), beta1, beta2, o.weight_decay(), o.eps(),
+                      /*amsgrad=*/false, /*maximize=*/false);
+  }
+  return loss;
 }
 
 double lr_at(int64_t step, int64_t total, const OptimConfig& c) {

@@ -27,6 +27,16 @@ Trainable select_trainable(torch::nn::Module& model, const std::vector<std::stri
 // No weight decay on vectors (norms, biases, LayerScale), embeddings of positions/classes and the Phantom gates.
 bool decays(const std::string& name, const at::Tensor& p);
 
+// torch::optim::AdamW with its update done by ATen's fused kernel (at::_fused_adamw_: one pass over param, grad
+// and both moments per tensor, no temporaries; PyTorch's `fused=True`). Same state objects, so checkpoints,
+// ZeRO's gather and load are those of AdamW; the update equals AdamW's within float rounding
+// (tests/test_head_loss.cpp, "fused AdamW").
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
 std::unique_ptr<torch::optim::AdamW> make_adamw(const Trainable& t, const OptimConfig& c);
 
 // Linear warmup from 0 to lr over warmup_steps, then cosine from lr to min_lr at `total` steps.

@@ -206,7 +206,7 @@ at::Tensor compute_ref_table(PhantomModelImpl& model, int64_t n, int64_t max_ans
     auto mv = [&](at::Tensor& t) {
       if (t.defined()) t = t.to(device);
     };
-    mv(b.input_ids), mv(b.attention_mask), mv(b.positions), mv(b.mask), mv(b.pixel_values);
+    mv(b.input_ids), mv(b.attention_mask), mv(b.positions), mv(b.pixel_values);
     at::Tensor seg;
     {
       AutocastScope scope(autocast);

@@ -53,7 +53,7 @@ namespace {
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 data::Batch to_device(data::Batch b, const c10::Device& d) {
-  for (at::Tensor* t : {&b.input_ids, &b.attention_mask, &b.positions, &b.mask, &b.pixel_values})
+  for (at::Tensor* t : {&b.input_ids, &b.attention_mask, &b.positions, &b.pixel_values})
     if (t->defined()) *t = t->to(d);
   return b;
 }
@@ -367,9 +367,10 @@ StepOut train_step(Run& r, Stage& s) {
     wait += seconds_since(w0);
   }
   StepCounts counts;
-  int64_t tokens = 0, max_len = 0;
+  int64_t tokens = 0, max_len = 0, slots = 0;
   for (auto& b : micro) {
     counts.sft_tokens += b.num_sft_tokens, counts.questions += b.num_questions, tokens += b.num_tokens;
+    slots += b.num_slots;
     max_len = std::max<int64_t>(max_len, b.input_ids.size(1));
   }
   // Data parallel: the counts of the whole step over all ranks, and a stop signal every rank agrees on.
@@ -394,9 +395,9 @@ StepOut train_step(Run& r, Stage& s) {
   }
   s.opt->finish_backward();
   if (r.world) {  // the step's loss, tokens and metric sums over all ranks
-    sums["step/loss"] = loss, sums["step/tokens"] = static_cast<double>(tokens);
+    sums["step/loss"] = loss, sums["step/tokens"] = static_cast<double>(tokens), sums["step/slots"] = static_cast<double>(slots);
     sum_over_ranks(r.world, sums);
-    loss = sums["step/loss"], tokens = static_cast<int64_t>(sums["step/tokens"]);
+    loss = sums["step/loss"], tokens = static_cast<int64_t>(sums["step/tokens"]), slots = static_cast<int64_t>(sums["step/slots"]);
   }
   if (!std::isfinite(loss)) {
     const auto pos = s.loader->position();
@@ -419,6 +420,8 @@ StepOut train_step(Run& r, Stage& s) {
   m["loss"] = loss, m["grad_norm"] = gnorm, m["lr"] = lr, m["tokens_per_s"] = static_cast<double>(tokens) / secs;
   m["step_ms"] = 1e3 * secs, m["data_wait_ms"] = 1e3 * wait, m["peak_mem_gb"] = peak_memory_gb(r.device);
   m["tflops"] = tflops;
+  // Padding: the share of the batch tensor's positions that hold no token (packing drives it towards 0).
+  if (slots > 0) m["padding"] = 1.0 - static_cast<double>(tokens) / static_cast<double>(slots);
   if (r.world) m["grad_sync_ms"] = s.opt->last_sync_ms(), m["buckets_in_backward"] = static_cast<double>(s.opt->last_overlapped());
   if (peak > 0) m["mfu"] = tflops / peak;
   return out;
