@@ -2,6 +2,7 @@
 // by plain autograd, and the fused AdamW against torch::optim::AdamW.
 #include "tests/test_pch.h"
 
+#include "phantom/model/runtime.h"
 #include "trainers/recipe/head_loss.h"
 #include "trainers/recipe/optim.h"
 
@@ -44,7 +45,7 @@ TEST_CASE("head: chunked log-probs equal log_softmax(h W^T)[y] in value and grad
   }
   // A frozen head (PO step 1): d logp / d h kept from the forward, no recomputation; same gradient.
   c.weight.set_requires_grad(false);
-  c.rows.mutable_grad().reset();
+  c.rows.mutable_grad().reset(), c.weight.mutable_grad().reset();
   (train::head_logps(c.rows, c.weight, c.target, 8) * g).sum().backward();
   CHECK(max_diff(c.rows.grad(), ref_gr) < 1e-5);
   CHECK(!c.weight.grad().defined());
@@ -72,12 +73,9 @@ TEST_CASE("head: under bf16 autocast the chunked head matches the unfused bf16 p
   HeadCase c(20, 32, 257, 3);
   at::Tensor ref, ours;
   {
-    at::autocast::set_autocast_enabled(c10::DeviceType::CPU, true);
-    at::autocast::set_autocast_dtype(c10::DeviceType::CPU, at::kBFloat16);
+    AutocastScope bf16(AutocastState::for_compute(at::kBFloat16, c10::Device(c10::kCPU)));
     ref = torch::mm(c.rows, c.weight.t()).to(torch::kFloat).log_softmax(-1).gather(1, c.target.unsqueeze(1)).squeeze(1);
     ours = train::head_logps(c.rows, c.weight, c.target, 6);
-    at::autocast::set_autocast_enabled(c10::DeviceType::CPU, false);
-    at::autocast::clear_cache();
   }
   CHECK(max_diff(ours, ref) < 1e-3);
   CHECK(max_diff(ours, c.reference_logp()) > 1e-6);  // it really ran in bf16

@@ -76,6 +76,13 @@ run_case "generate --num-beams abc" 2 "--num-beams: expected a decimal integer, 
   "$PHANTOM" generate --model "$work/nope" --prompt hi --num-beams abc
 run_case "generate --top-k 010" 2 "--top-k: expected a decimal integer, got '010'" - \
   "$PHANTOM" generate --model "$work/nope" --prompt hi --top-k 010
+run_case "eval --num-beams abc" 2 "--num-beams: expected a decimal integer, got 'abc'" - \
+  "$PHANTOM" eval --model "$work/nope" --benchmark mc --data "$work/nope.tsv" --num-beams abc
+run_case "eval --limit 0x10" 2 "--limit: expected a decimal integer, got '0x10'" - \
+  "$PHANTOM" eval --model "$work/nope" --benchmark mc --data "$work/nope.tsv" --limit 0x10
+run_case "bench model --seq 010" 2 "--seq: expected a decimal integer, got '010'" - "$PHANTOM" bench model --seq 010
+run_case "bench po --prompts 256,x" 2 "--prompts: 'x' is not a positive integer" - "$PHANTOM" bench po --prompts 256,x
+run_case "info --threads 100000" 2 "--threads: 100000 threads is more than 4 per core" - "$PHANTOM" info --threads 100000
 run_case "data.train missing: no run directory" 2 "data\.train: file not found: .*nope\.jsonl" - \
   "$PHANTOM" "${train[@]}" data.train="$work/nope.jsonl"
 mkfifo "$work/fifo.jsonl"

@@ -9,7 +9,9 @@
 
 #include "data/collate.h"
 #include "phantom/io/checkpoint.h"
+#include "phantom/util/parse.h"
 #include "trainers/cli/commands.h"
+#include "trainers/cli/flags.h"
 #include "trainers/cli/step_timing.h"
 #include "phantom/model/runtime.h"
 #include "trainers/recipe/head_loss.h"
@@ -21,7 +23,7 @@
 namespace phantom::cli {
 
 static const char* kBenchHelp =
-    "usage: phantom bench model|decode|generate|po|train [--hidden 896 --layers 4 --heads 14 --kv-heads 2 --intermediate 4864\n"
+    "usage: phantom bench model|decode|generate|po|train|pack [--hidden 896 --layers 4 --heads 14 --kv-heads 2 --intermediate 4864\n"
     "                                   --vocab 151655 --seq 512 --batch 1 --steps 5 --warmup 2 --phantom gate]\n"
     "  model:  training step (forward + backward + AdamW) of the decoder, tokens/s, peak memory; --device cpu|cuda;\n"
     "          --head chunked|full (LM head + cross-entropy in row chunks, or B x L x V logits), --optim fused|torch\n"
@@ -31,6 +33,9 @@ static const char* kBenchHelp =
     "            scripts/bench/generate_ref.py\n"
     "  po:     trainer step time (forward + backward + AdamW) of the same questions as SFT on the chosen answer,\n"
     "          PO with the shared prefix, PO naive; --prompts 256,1024,1792 --answer 32 --rejected 1 --batch 1\n"
+    "          --layout sft|shared|naive: that layout alone (its peak resident memory)\n"
+    "  pack:   SFT step on --batch samples of skewed lengths (--tile-tokens x 1-7 tiles + text): padded rows vs\n"
+    "          packed rows of --row tokens (data.packing), tokens/s ratio\n"
     "  train:  one stage's training step: --stage step1 (PO, projector + Phantom trainable) | step2 (SFT, all);\n"
     "          tokens/s, model TFLOP/s, peak resident memory of the process (run one stage per process)\n"
     "  --precision fp32|bf16 (autocast), --trainable all|step1 (po)\n";
@@ -53,25 +58,25 @@ int cmd_bench(int argc, char** argv) {
   Args a = parse_args(argc, argv, 3,
                       {"hidden", "layers", "heads", "kv-heads", "intermediate", "vocab", "seq", "batch", "steps", "warmup",
                        "phantom", "threads", "new-tokens", "beams", "save", "prompts", "answer", "rejected", "stage",
-                       "precision", "trainable", "device", "head", "optim"},
+                       "precision", "trainable", "device", "head", "optim", "layout", "row", "tile-tokens"},
                       {"help"});
   if (a.has("help") || argc < 3) {
     std::fputs(kBenchHelp, stdout);
     return argc < 3 ? 2 : 0;
   }
   const std::string what = argv[2];
-  set_threads(std::stoll(a.get("threads", "0")));
+  set_threads(threads_flag(a));
   torch::manual_seed(0);
   LlmConfig c;
-  c.hidden_size = std::stoll(a.get("hidden", "896"));
-  c.num_layers = std::stoll(a.get("layers", "4"));
-  c.num_heads = std::stoll(a.get("heads", "14"));
-  c.num_kv_heads = std::stoll(a.get("kv-heads", "2"));
-  c.intermediate_size = std::stoll(a.get("intermediate", "4864"));
-  c.vocab_size = std::stoll(a.get("vocab", "151655"));
+  c.hidden_size = int_flag(a, "hidden", 896, 1);
+  c.num_layers = int_flag(a, "layers", 4, 1);
+  c.num_heads = int_flag(a, "heads", 14, 1);
+  c.num_kv_heads = int_flag(a, "kv-heads", 2, 1);
+  c.intermediate_size = int_flag(a, "intermediate", 4864, 1);
+  c.vocab_size = int_flag(a, "vocab", 151655, 1);
   c.max_position_embeddings = 32768;
-  const int64_t seq = std::stoll(a.get("seq", "512")), batch = std::stoll(a.get("batch", "1"));
-  const int64_t steps = std::stoll(a.get("steps", "5")), warmup = std::stoll(a.get("warmup", "2"));
+  const int64_t seq = int_flag(a, "seq", 512, 1), batch = int_flag(a, "batch", 1, 1);
+  const int64_t steps = int_flag(a, "steps", 5, 1), warmup = int_flag(a, "warmup", 2, 0);
   if (what == "model") {
     // --device cuda --precision bf16: the GPU comparison with scripts/bench/model_ref.py (scripts/gpu/check.sh).
     const c10::Device dev = pick_device(a.get("device", "cpu"));
@@ -127,7 +132,7 @@ int cmd_bench(int argc, char** argv) {
     DecoderLM lm(c, parse_phantom_mode(a.get("phantom", "gate")), 1e-4);
     torch::NoGradGuard ng;
     lm->eval();
-    const int64_t new_tokens = std::stoll(a.get("new-tokens", "64"));
+    const int64_t new_tokens = int_flag(a, "new-tokens", 64, 0);
     auto prompt = torch::randint(0, c.vocab_size, {batch, seq});
     GenerationConfig gc;
     gc.max_new_tokens = new_tokens;
@@ -159,8 +164,8 @@ int cmd_bench(int argc, char** argv) {
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t t = 0; t < seq; ++t) prompt[b][t] = 10 + (31 * b + 7 * t) % (c.vocab_size - 10);
     GenerationConfig gc;
-    gc.max_new_tokens = std::stoll(a.get("new-tokens", "32"));
-    gc.num_beams = std::stoll(a.get("beams", "3"));
+    gc.max_new_tokens = int_flag(a, "new-tokens", 32, 0);
+    gc.num_beams = int_flag(a, "beams", 3, 1);
     GenerationResult res;
     double total = 0;
     for (int64_t s = 0; s < warmup + steps; ++s) {
@@ -184,7 +189,7 @@ int cmd_bench(int argc, char** argv) {
     }
     return 0;
   }
-  if (what == "po" || what == "train") {
+  if (what == "po" || what == "train" || what == "pack") {
     // The trainer's own path: PhantomModel (tiny ViT, unused: text prompts) + batch_loss + AdamW.
     ModelConfig mc;
     mc.llm = c;
@@ -198,9 +203,9 @@ int cmd_bench(int argc, char** argv) {
     model->train();
     const std::string precision = a.get("precision", "fp32");
     const auto ac = AutocastState::for_compute(pick_compute_dtype(precision, c10::Device(c10::kCPU)), c10::Device(c10::kCPU));
-    const int64_t answer = std::stoll(a.get("answer", "32")), rejected = std::stoll(a.get("rejected", "1"));
+    const int64_t answer = int_flag(a, "answer", 32, 1), rejected = int_flag(a, "rejected", 1, 1);
     const std::string stage = a.get("stage", "step1");
-    const bool step1 = what == "po" ? a.get("trainable", "step1") == "step1" : stage == "step1";
+    const bool step1 = what == "po" ? a.get("trainable", "step1") == "step1" : what == "pack" ? false : stage == "step1";
     if (what == "train" && stage != "step1" && stage != "step2") throw UsageError("--stage: step1 | step2");
     auto trainable = train::select_trainable(
         *model, step1 ? std::vector<std::string>{"^vision_proj\\.", "_phantom"} : std::vector<std::string>{".*"});
@@ -212,9 +217,39 @@ int cmd_bench(int argc, char** argv) {
       return train::train_flops_per_token(body, len) * static_cast<double>(t.tokens) +
              6.0 * static_cast<double>(c.hidden_size * c.vocab_size) * static_cast<double>(t.supervised);
     };
+    if (what == "pack") {
+      // SFT on a length-skewed batch: each sample is `tile-tokens` x tiles (1-7, skewed to few, as dynamic
+      // tiling of mixed images gives) + a text of 20-80 tokens; padded rows vs packed rows (data.packing).
+      const int64_t tile_tokens = int_flag(a, "tile-tokens", 256, 1), row = int_flag(a, "row", 2048, 1);
+      const std::vector<int64_t> tiles_of = {1, 1, 1, 1, 2, 2, 3, 5, 7};  // drawn uniformly: P(1 tile) = 4/9
+      std::vector<data::EncodedConversation> samples;
+      for (int64_t i = 0; i < batch; ++i) {
+        const int64_t t = tiles_of[static_cast<size_t>(torch::randint(0, static_cast<int64_t>(tiles_of.size()), {1}).item<int64_t>())];
+        const int64_t text = torch::randint(20, 81, {1}).item<int64_t>(), answer_len = text / 3;
+        auto q = bench_questions(1, t * tile_tokens + text - answer_len, answer_len, 0, c.vocab_size)[0];
+        samples.push_back(data::chosen_as_conversation(q));
+      }
+      auto padded = data::collate_sft(samples, {}, 0);
+      auto packed = data::collate_sft_packed(samples, {}, 0, row);
+      auto t = time_interleaved(*model, {&padded, &packed}, {{"sft"}, {"sft"}}, *opt, trainable.params, ac,
+                                c10::Device(c10::kCPU), warmup, steps);
+      auto pad_share = [](const data::Batch& b) { return 100.0 * (1.0 - static_cast<double>(b.num_tokens) / static_cast<double>(b.num_slots)); };
+      std::printf("pack %lld samples, %lld tokens (median of %lld interleaved steps): padded %lldx%lld rows %.1f ms "
+                  "(padding %.0f%%), packed %lldx%lld rows %.1f ms (padding %.0f%%) | packed/padded tokens/s %.2fx\n",
+                  static_cast<long long>(batch), static_cast<long long>(padded.num_tokens), static_cast<long long>(steps),
+                  static_cast<long long>(padded.input_ids.size(0)), static_cast<long long>(padded.input_ids.size(1)),
+                  t[0].ms, pad_share(padded), static_cast<long long>(packed.input_ids.size(0)),
+                  static_cast<long long>(packed.input_ids.size(1)), t[1].ms, pad_share(packed), t[0].ms / t[1].ms);
+      return 0;
+    }
     if (what == "po") {
       std::vector<int64_t> prompts;
-      for (auto& s : split(a.get("prompts", "256,1024,1792"), ',')) prompts.push_back(std::stoll(s));
+      for (auto& s : split(a.get("prompts", "256,1024,1792"), ',')) {
+        int64_t v = 0;
+        if (!util::parse_int(s, v) || v < 1)
+          throw UsageError("--prompts: '" + s + "' is not a positive integer (a comma-separated list, e.g. 256,1024)");
+        prompts.push_back(v);
+      }
       std::printf("# decoder hidden %lld, %lld layers, vocab %lld, batch %lld, answers %lld tokens, %lld rejected, "
                   "trainable %s (%lld), %s\n",
                   static_cast<long long>(c.hidden_size), static_cast<long long>(c.num_layers),
@@ -228,6 +263,17 @@ int cmd_bench(int argc, char** argv) {
         auto b_sft = data::collate_sft(sft, {}, 0);
         auto b_shared = data::collate_preference(qs, {}, 0, true);
         auto b_naive = data::collate_preference(qs, {}, 0, false);
+        if (a.has("layout")) {
+          // One layout in this process: its peak resident memory is this layout's (scripts/bench/train.sh).
+          const std::string l = a.get("layout");
+          if (l != "sft" && l != "shared" && l != "naive") throw UsageError("--layout: sft | shared | naive");
+          const data::Batch* b = l == "sft" ? &b_sft : l == "shared" ? &b_shared : &b_naive;
+          auto t = time_interleaved(*model, {b}, {{l == "sft" ? "sft" : "po"}}, *opt, trainable.params, ac,
+                                    c10::Device(c10::kCPU), warmup, steps)[0];
+          std::printf("po prompt %lld layout %s: %.1f ms (%lld tok), peak RSS %.3f GB\n", static_cast<long long>(P),
+                      l.c_str(), t.ms, static_cast<long long>(t.tokens), peak_memory_gb(c10::Device(c10::kCPU)));
+          continue;
+        }
         auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{"sft"}, {"po"}, {"po"}}, *opt,
                                   trainable.params, ac, c10::Device(c10::kCPU), warmup, steps);
         const auto &t_sft = t[0], &t_shared = t[1], &t_naive = t[2];
@@ -263,7 +309,7 @@ int cmd_bench(int argc, char** argv) {
                 static_cast<double>(t.tokens) / secs, flops(t, b.input_ids.size(1)) / secs / 1e12, t.ms, peak_memory_gb(c10::Device(c10::kCPU)));
     return 0;
   }
-  throw UsageError("unknown bench '" + what + "' (model | decode | generate | po | train)");
+  throw UsageError("unknown bench '" + what + "' (model | decode | generate | po | train | pack)");
 }
 
 }  // namespace phantom::cli

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "trainers/cli/commands.h"
+#include "trainers/cli/flags.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
 #include "phantom/util/atomic_file.h"
@@ -159,12 +160,12 @@ int cmd_eval(int argc, char** argv) {
 
   eval::RunOptions ro;
   ro.out_dir = a.get("out", (fs::path(a.require("model")) / "eval").string());
-  ro.batch_size = std::stoll(a.get("batch-size", "8"));
-  ro.num_beams = std::stoll(a.get("num-beams", "3"));
-  ro.max_new_tokens = std::stoll(a.get("max-new-tokens", "0"));
-  ro.limit = std::stoll(a.get("limit", "0"));
-  ro.flush_every = std::stoll(a.get("flush-every", "1"));
-  ro.shard_timeout_s = std::stod(a.get("shard-timeout", "3600"));
+  ro.batch_size = int_flag(a, "batch-size", 8, 1);
+  ro.num_beams = int_flag(a, "num-beams", 3, 1);
+  ro.max_new_tokens = int_flag(a, "max-new-tokens", 0, 0);
+  ro.limit = int_flag(a, "limit", 0, 0);
+  ro.flush_every = int_flag(a, "flush-every", 1, 1);
+  ro.shard_timeout_s = number_flag(a, "shard-timeout", 3600, 0);
   ro.judge = a.get("judge");
   ro.rank = rank, ro.world = world;
   if (ro.batch_size < 1 || ro.num_beams < 1 || ro.flush_every < 1 || ro.max_new_tokens < 0 || ro.limit < 0)
@@ -185,7 +186,7 @@ int cmd_eval(int argc, char** argv) {
       throw std::runtime_error(msg);
     }
   }
-  set_threads(std::stoll(a.get("threads", "0")));
+  set_threads(threads_flag(a));
   auto l = load_for_inference(a);
   fs::create_directories(ro.out_dir);
 

@@ -16,6 +16,7 @@
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 
 #include "trainers/cli/commands.h"
+#include "trainers/cli/flags.h"
 #include "trainers/cli/step_timing.h"
 #include "phantom/model/runtime.h"
 #include "trainers/recipe/losses.h"
@@ -287,13 +288,13 @@ int cmd_gpucheck(int argc, char** argv) {
     std::fputs(kHelp, stdout);
     return 0;
   }
-  set_threads(std::stoll(a.get("threads", "0")));
+  set_threads(threads_flag(a));
   const std::string device = a.get("device", "auto");
   if (device != "auto" && device != "cpu") throw UsageError("--device: auto | cpu");
   const bool cuda = device == "auto" && torch::cuda::is_available();
   const c10::Device dev = cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   const std::string only = a.get("only", "");
-  const int64_t steps = std::stoll(a.get("steps", cuda ? "5" : "2")), warmup = std::stoll(a.get("warmup", cuda ? "2" : "1"));
+  const int64_t steps = int_flag(a, "steps", cuda ? 5 : 2, 1), warmup = int_flag(a, "warmup", cuda ? 2 : 1, 0);
   Report r;
   std::printf("%s", runtime_report().c_str());
   r.info("device", cuda ? "cuda:0, " + std::to_string(torch::cuda::device_count()) + " visible" : "cpu (dry run: no CUDA)");
@@ -308,8 +309,8 @@ int cmd_gpucheck(int argc, char** argv) {
   if (wanted(only, "nccl")) step_nccl(r, cuda);
   if (wanted(only, "po")) step_po(r, dev, warmup, steps);
   if (wanted(only, "step7b"))
-    step_7b(r, dev, std::stoll(a.get("layers", "4")), std::stoll(a.get("seq", "2048")), std::stoll(a.get("batch", "4")),
-            warmup, steps, std::stod(a.get("peak-tflops", "989")));
+    step_7b(r, dev, int_flag(a, "layers", 4, 1), int_flag(a, "seq", 2048, 1), int_flag(a, "batch", 4, 1),
+            warmup, steps, number_flag(a, "peak-tflops", 989, 0));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[gpucheck] summary: %d ok, %d failed, %d skipped (no CUDA) in %.0f s\n", r.ok, r.failed, r.skipped, secs);
   return r.failed ? 1 : 0;

@@ -4,6 +4,7 @@
 
 #include "trainers/cli/args.h"
 #include "trainers/cli/commands.h"
+#include "trainers/cli/flags.h"
 #include "phantom/model/runtime.h"
 #include "trainers/recipe/lora.h"
 
@@ -15,7 +16,7 @@ int cmd_info(int argc, char** argv) {
     std::fputs("usage: phantom info [--threads N]\n", stdout);
     return 0;
   }
-  set_threads(std::stoll(a.get("threads", "0")));
+  set_threads(threads_flag(a));
   std::fputs(runtime_report().c_str(), stdout);
   return 0;
 }
@@ -47,7 +48,7 @@ int cmd_convert(int argc, char** argv) {
   }
   if (!a.positional.empty()) throw UsageError("unexpected argument '" + a.positional[0] + "'");
   if (!a.overrides.empty()) throw UsageError("unexpected argument '" + a.overrides[0] + "'");
-  set_threads(std::stoll(a.get("threads", "0")));
+  set_threads(threads_flag(a));
   train::MergeOptions o;
   o.checkpoint = a.require("checkpoint");
   o.out = a.require("out");
