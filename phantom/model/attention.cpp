@@ -36,9 +36,20 @@ at::Tensor XAttentionImpl::forward(const at::Tensor& x, const at::Tensor& s, con
   auto q = exact_gelu(linear_q(x));                 // (B, L, H, D)
   auto k = exact_gelu(linear_k(s));                 // (B, 1 | S, Hs, D)
   auto v = exact_gelu(linear_v(s));                 // (B, 1 | S, Hs, D)
-  if (slot.defined()) k = gather_positions(k, slot), v = gather_positions(v, slot);  // (B, L, Hs, D)
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));  // (B,L,H,Hs)
-  auto y = torch::matmul(torch::softmax(scores, -1), v);  // (B, L, H, D)
+  const double root_d = std::sqrt(static_cast<double>(head_dim));
+  at::Tensor y;
+  if (!slot.defined() && s.size(1) == 1) {
+    // One sos per row: every position attends over the same Hs vectors, so all L x H queries of a row go through
+    // one GEMM (B, L*H, D) x (B, D, Hs) instead of L tiny broadcast ones.
+    const int64_t B = x.size(0), L = x.size(1), H = x.size(2), D = x.size(3);
+    auto kf = k.squeeze(1), vf = v.squeeze(1);                                          // (B, Hs, D)
+    auto scores = torch::bmm(q.reshape({B, L * H, D}), kf.transpose(1, 2)) / root_d;    // (B, L*H, Hs)
+    y = torch::bmm(torch::softmax(scores, -1), vf).view({B, L, H, D});
+  } else {
+    if (slot.defined()) k = gather_positions(k, slot), v = gather_positions(v, slot);  // (B, L, Hs, D)
+    auto scores = torch::matmul(q, k.transpose(-2, -1)) / root_d;  // (B, L, H, Hs)
+    y = torch::matmul(torch::softmax(scores, -1), v);             // (B, L, H, D)
+  }
   return exact_gelu(linear_o(y));
 }
 
