@@ -7,9 +7,9 @@
 
 #include "trainers/cli/args.h"
 #include "trainers/cli/commands.h"
+#include "phantom/model/cpu_allocator.h"
 #include "phantom/util/config.h"
 #include "phantom/util/log.h"
-#include "phantom/util/memory.h"
 #include "phantom/util/stop.h"
 
 namespace {
@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   // MKL may otherwise use fewer threads than asked when the machine is busy, which changes summation order:
   // same-seed CPU runs (and exact resume) must not depend on the load of the machine.
   setenv("MKL_DYNAMIC", "FALSE", 0);
-  phantom::util::keep_freed_memory();  // no page faults for the step's large tensors (phantom/util/memory.h)
+  phantom::use_caching_cpu_allocator();  // no page faults for a step's large tensors (phantom/model/cpu_allocator.h)
   phantom::log::init();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     usage(stdout);

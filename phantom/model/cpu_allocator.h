@@ -1,0 +1,27 @@
+// A caching allocator for large CPU tensors. A training step allocates the same large tensors again every step
+// (activations, logits chunks, gradients of the 136 M-entry embedding, batch pixels). With glibc every block above
+// 32 MiB is a fresh mmap whose pages the kernel faults in and zeroes on first touch: 12-16 % of a CPU training
+// step of the 0.5B-shaped benchmark by `perf` (docs/benchmarks.md). This allocator keeps freed blocks of 1 MiB and
+// more, by size, and hands them out again for a request of the same (64 KiB-rounded) size - what CUDA's caching
+// allocator does on the GPU and jemalloc/tcmalloc do for PyTorch on CPU. Smaller blocks go to c10's allocator.
+//
+// At most `limit` bytes stay cached (unused): the extra resident memory it can cost. A block that would go over is
+// cached after the oldest cached blocks of other sizes are freed, or freed itself.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace phantom {
+
+// Installs it as the CPU allocator of every later tensor (tensors that exist keep their own deleters).
+// PHANTOM_CPU_CACHE_MB in the environment overrides `limit_bytes`; 0 leaves c10's allocator in place.
+void use_caching_cpu_allocator(size_t limit_bytes = size_t{1} << 30);
+
+struct CpuCacheStats {
+  int64_t hits = 0, misses = 0;  // large allocations served from the cache / by a new block
+  size_t cached_bytes = 0;       // unused blocks held now
+};
+CpuCacheStats cpu_cache_stats();
+
+}  // namespace phantom
