@@ -88,21 +88,57 @@ inline uint8_t clip8(int32_t acc) {
 typedef int32_t v4i32 __attribute__((vector_size(16)));
 typedef uint8_t v4u8 __attribute__((vector_size(4)));
 
+typedef int32_t v8i32 __attribute__((vector_size(32)));
+typedef uint8_t v8u8 __attribute__((vector_size(8)));
+
+// One output pixel of the horizontal pass: R, G, B (and an unused lane) summed in one vector per tap.
+static inline void horizontal_pixel(const uint8_t* src, uint8_t* dst, const Taps& t, int xx) {
+  const int32_t* k = &t.weight[size_t(xx) * t.stride];
+  const uint8_t* s = src + size_t(t.first[xx]) * 3;
+  v4i32 acc = {kHalf, kHalf, kHalf, kHalf};
+  for (int x = 0; x < t.count[xx]; ++x, s += 3) {
+    v4u8 px;
+    std::memcpy(&px, s, 4);
+    acc += __builtin_convertvector(px, v4i32) * k[x];
+  }
+  dst[xx * 3 + 0] = clip8(acc[0]);
+  dst[xx * 3 + 1] = clip8(acc[1]);
+  dst[xx * 3 + 2] = clip8(acc[2]);
+}
+
 // One output row of the horizontal pass. `src` must be readable one byte past its last pixel (the 4th lane).
+// Two neighbouring output pixels with the same tap count go through one 8-lane vector (AVX2 clone): the same
+// integer sums, so the bytes are Pillow's.
 PHANTOM_HOT_LOOP void horizontal_row(const uint8_t* src, uint8_t* dst, const Taps& t, int width) {
-  for (int xx = 0; xx < width; ++xx) {
-    const int32_t* k = &t.weight[size_t(xx) * t.stride];
-    const uint8_t* s = src + size_t(t.first[xx]) * 3;
-    v4i32 acc = {kHalf, kHalf, kHalf, kHalf};
-    for (int x = 0; x < t.count[xx]; ++x, s += 3) {
-      v4u8 px;
-      std::memcpy(&px, s, 4);
-      acc += __builtin_convertvector(px, v4i32) * k[x];
+  int xx = 0;
+  for (; xx + 1 < width; xx += 2) {
+    const int n = t.count[xx];
+    if (n != t.count[xx + 1]) {
+      horizontal_pixel(src, dst, t, xx);
+      horizontal_pixel(src, dst, t, xx + 1);
+      continue;
+    }
+    const int32_t* ka = &t.weight[size_t(xx) * t.stride];
+    const int32_t* kb = &t.weight[size_t(xx + 1) * t.stride];
+    const uint8_t* sa = src + size_t(t.first[xx]) * 3;
+    const uint8_t* sb = src + size_t(t.first[xx + 1]) * 3;
+    v8i32 acc = {kHalf, kHalf, kHalf, kHalf, kHalf, kHalf, kHalf, kHalf};
+    for (int x = 0; x < n; ++x, sa += 3, sb += 3) {
+      v4u8 pa, pb;
+      std::memcpy(&pa, sa, 4);
+      std::memcpy(&pb, sb, 4);
+      const v8u8 p = __builtin_shufflevector(pa, pb, 0, 1, 2, 3, 4, 5, 6, 7);
+      const v8i32 w = {ka[x], ka[x], ka[x], ka[x], kb[x], kb[x], kb[x], kb[x]};
+      acc += __builtin_convertvector(p, v8i32) * w;
     }
     dst[xx * 3 + 0] = clip8(acc[0]);
     dst[xx * 3 + 1] = clip8(acc[1]);
     dst[xx * 3 + 2] = clip8(acc[2]);
+    dst[xx * 3 + 3] = clip8(acc[4]);
+    dst[xx * 3 + 4] = clip8(acc[5]);
+    dst[xx * 3 + 5] = clip8(acc[6]);
   }
+  if (xx < width) horizontal_pixel(src, dst, t, xx);
 }
 
 // Horizontal pass into `out` (reshaped, its buffer reused).
