@@ -242,7 +242,7 @@ void read_file_into(const std::string& path, Ctx& ctx, std::vector<Sample>& out)
         json j;
         try {
           j = json::parse(text.begin() + static_cast<long>(sp.begin), text.begin() + static_cast<long>(sp.end));
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse errors and out-of-range numbers (1e309) alike
           throw DataError(where, "malformed JSON", e.what());
         }
         out.push_back(parse_checked(j, where, ctx));
@@ -261,7 +261,7 @@ void read_file_into(const std::string& path, Ctx& ctx, std::vector<Sample>& out)
       json j;
       try {
         j = json::parse(line);
-      } catch (const json::parse_error& e) {
+      } catch (const json::exception& e) {  // parse errors and out-of-range numbers (1e309) alike
         throw DataError(where, "malformed JSON", e.what());
       }
       out.push_back(parse_checked(j, where, ctx));
@@ -285,7 +285,7 @@ std::vector<Sample> read_annotations(const std::string& path, const DataConfig& 
   json meta;
   try {
     meta = json::parse(read_text(path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors and out-of-range numbers (1e309) alike
     throw std::runtime_error(path + ": malformed meta JSON: " + e.what());
   }
   if (!meta.is_object()) throw std::runtime_error(path + ": a meta file maps dataset names to {root, annotation, repeat_time}");
@@ -312,7 +312,10 @@ std::vector<Sample> read_annotations(const std::string& path, const DataConfig& 
     if (!(repeat > 0) || repeat > 1e6)
       throw std::runtime_error(here + ": 'repeat_time' must be in (0, 1e6]");
     std::vector<Sample> part;
-    read_file_into(resolve(text("annotation")), ctx, part);
+    const std::string annotation = resolve(text("annotation"));
+    if (!fs::exists(annotation))
+      throw std::runtime_error(here + ": annotation file " + annotation + " not found (relative paths are from the meta file's folder)");
+    read_file_into(annotation, ctx, part);
     // Whole repeats, then a seeded subset for the fractional part (InternVL samples a fraction the same way).
     const auto whole = static_cast<int64_t>(repeat);
     for (int64_t r = 0; r < whole; ++r) out.insert(out.end(), part.begin(), part.end());

@@ -213,7 +213,7 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
   json j;
   try {
     j = json::parse(util::read_regular_file(path, 64u << 20));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors and out-of-range numbers (1e309) alike
     throw std::runtime_error(path + ": invalid JSON: " + e.what());
   }
   HfCheckpointInfo info;

@@ -168,7 +168,7 @@ File::File(const std::string& path) : path_(path) {
   json header;
   try {
     header = json::parse(bytes + 8, bytes + 8 + n);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors and out-of-range numbers (1e309) alike
     fail(path, std::string("header is not valid JSON (") + e.what() + ")");
   }
   if (!header.is_object()) fail(path, "header is not a JSON object");
@@ -283,7 +283,7 @@ Checkpoint::Checkpoint(const std::string& path) : path_(path) {
     json index;
     try {
       index = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors and out-of-range numbers (1e309) alike
       fail(p, std::string("not valid JSON (") + e.what() + ")");
     }
     auto wm = index.is_object() ? index.find("weight_map") : index.end();

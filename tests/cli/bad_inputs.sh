@@ -134,6 +134,12 @@ run_case "conversation \"from\": 1" 1 "conv\.jsonl:1: malformed turn \('from' mu
 printf '{"set": {"root": 5, "annotation": "conv.jsonl"}}\n' >"$work/meta.json"
 run_case "InternVL meta root: 5" 1 "meta\.json: dataset 'set': 'root' must be a path string, got 5" - \
   "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" data.format=internvl_meta --file "$work/meta.json"
+printf '{"set": {"annotation": "absent.jsonl"}}\n' >"$work/meta2.json"
+run_case "InternVL meta: annotation file missing" 1 "meta2\.json: dataset 'set': annotation file .*absent\.jsonl not found" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" data.format=internvl_meta --file "$work/meta2.json"
+printf '%s\n{"id": "x", "image": "a.png", "question": "q", "chosen": "c", "rejected": "r", "w": 1e309}\n' "$line1" >"$work/overflow.jsonl"
+run_case "JSON number 1e309" 1 "overflow\.jsonl:2: malformed JSON" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/overflow.jsonl"
 # images that are not regular files, and a decompression bomb: bad samples named by file:line, skipped under skip
 mkfifo "$work/data/fifo.png"; ln -s loop2.png "$work/data/loop1.png"; ln -s loop1.png "$work/data/loop2.png"
 "$SRC/.venv/bin/python" - "$work/data/bomb.png" <<'PY'
