@@ -60,13 +60,13 @@ def answer(template, cls):
     return template.replace("a {}", article(CLASSES[cls])) if "a {}" in template else template.format(CLASSES[cls])
 
 
-def mc_question(rng, cls):
+def mc_question(rng, cls, question=None):
     """A 4-option question (paper MC format): the class, a confusable class and two others, shuffled."""
     others = [c for c in range(10) if c != cls and c not in CONFUSABLE[cls]]
     confusable = rng.choice(CONFUSABLE[cls])
     options = [cls, confusable] + rng.sample(others, 2)
     rng.shuffle(options)
-    q = rng.choice(QUESTIONS[:3]) + "\n" + "\n".join(f"{'ABCD'[i]}. {CLASSES[o]}" for i, o in enumerate(options))
+    q = (question or rng.choice(QUESTIONS[:3])) + "\n" + "\n".join(f"{'ABCD'[i]}. {CLASSES[o]}" for i, o in enumerate(options))
     return q + MC_SUFFIX, options, "ABCD"[options.index(cls)], "ABCD"[options.index(confusable)]
 
 
@@ -78,6 +78,10 @@ def main():
     ap.add_argument("--test", type=int, default=500)
     ap.add_argument("--vocab", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mc-share", type=float, default=0.5, help="share of multiple-choice triples (the rest are open)")
+    ap.add_argument("--lookup-share", type=float, default=0.0,
+                    help="share of text-only lookup triples ('Which option is the coat?' + options -> letter), "
+                         "taken from the open ones")
     args = ap.parse_args()
     stamp = os.path.join(args.out, ".stamp")
     key = json.dumps(vars(args), sort_keys=True)
@@ -99,9 +103,21 @@ def main():
     order = list(range(len(images)))
     rng.shuffle(order)
     rows = []
+    lookup_rel = args.lookup_share / max(1e-9, 1 - args.mc_share)  # share of the non-MC rows
+    j = 0  # non-MC rows so far
     for k, i in enumerate(order[: args.train + args.val]):
         cls = labels[i]
-        if k % 2 == 0:  # open question: the class in a sentence; the confusable class in the same sentence
+        is_mc = int((k + 1) * args.mc_share) > int(k * args.mc_share)
+        is_lookup = not is_mc and int((j + 1) * lookup_rel) > int(j * lookup_rel)
+        j += not is_mc
+        if is_lookup:  # text only: the item is named, the model finds its option and answers the letter
+            q, _, chosen, rejected = mc_question(rng, cls, f"Which option is {article(CLASSES[cls])}?")
+            row = {"id": f"fmnist-lookup-{i}", "question": q, "chosen": chosen, "rejected": rejected,
+                   "label": CLASSES[cls]}
+            rows.append(row)
+            texts += [q, chosen, rejected]
+            continue
+        if not is_mc:  # open question: the class in a sentence; the confusable class in the same sentence
             q, a = rng.choice(QUESTIONS), rng.choice(ANSWERS)
             chosen, rejected = answer(a, cls), answer(a, rng.choice(CONFUSABLE[cls]))
         else:  # multiple choice: the correct letter; the confusable option's letter
