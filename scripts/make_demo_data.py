@@ -36,6 +36,8 @@ QUESTIONS = ["What item is shown in this picture?", "Which product category does
              "What is this product?", "Identify the item in the photo.", "What does this image show?",
              "Which item of the catalogue is this?"]
 ANSWERS = ["It is a {}.", "This is a {}.", "The image shows a {}.", "A {}.", "The photo shows a {}."]
+# Words that are no catalogue item: the "filler" options of the easier multiple-choice questions (--filler-share).
+FILLERS = ["apple", "car", "tree", "dog", "house", "cup", "chair", "bird", "lamp", "clock", "boat", "horse"]
 MC_SUFFIX = "\nAnswer with the option's letter from the given choices directly."
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"]
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
@@ -60,14 +62,18 @@ def answer(template, cls):
     return template.replace("a {}", article(CLASSES[cls])) if "a {}" in template else template.format(CLASSES[cls])
 
 
-def mc_question(rng, cls, question=None):
-    """A 4-option question (paper MC format): the class, a confusable class and two others, shuffled."""
+def mc_question(rng, cls, question=None, fillers=0):
+    """A 4-option question (paper MC format): the class, a confusable class and two others, shuffled. With
+    `fillers` (1-3), that many of the wrong options are words that are no catalogue item (easier questions: the
+    model learns to find an option and answer its letter before it has to tell similar items apart)."""
     others = [c for c in range(10) if c != cls and c not in CONFUSABLE[cls]]
     confusable = rng.choice(CONFUSABLE[cls])
-    options = [cls, confusable] + rng.sample(others, 2)
+    wrong = [confusable] + rng.sample(others, 2)
+    options = [cls] + wrong[:3 - fillers] + [10 + f for f in rng.sample(range(len(FILLERS)), fillers)]
     rng.shuffle(options)
-    q = (question or rng.choice(QUESTIONS[:3])) + "\n" + "\n".join(f"{'ABCD'[i]}. {CLASSES[o]}" for i, o in enumerate(options))
-    return q + MC_SUFFIX, options, "ABCD"[options.index(cls)], "ABCD"[options.index(confusable)]
+    name = lambda o: CLASSES[o] if o < 10 else FILLERS[o - 10]
+    q = (question or rng.choice(QUESTIONS[:3])) + "\n" + "\n".join(f"{'ABCD'[i]}. {name(o)}" for i, o in enumerate(options))
+    return q + MC_SUFFIX, options, "ABCD"[options.index(cls)], "ABCD"[options.index(wrong[0] if fillers < 3 else options[(options.index(cls) + 1) % 4])]
 
 
 def main():
@@ -82,6 +88,8 @@ def main():
     ap.add_argument("--lookup-share", type=float, default=0.0,
                     help="share of text-only lookup triples ('Which option is the coat?' + options -> letter), "
                          "taken from the open ones")
+    ap.add_argument("--filler-share", type=float, default=0.0,
+                    help="share of the multiple-choice triples with 1-3 filler options (words that are no item)")
     args = ap.parse_args()
     stamp = os.path.join(args.out, ".stamp")
     key = json.dumps(vars(args), sort_keys=True)
@@ -104,7 +112,7 @@ def main():
     rng.shuffle(order)
     rows = []
     lookup_rel = args.lookup_share / max(1e-9, 1 - args.mc_share)  # share of the non-MC rows
-    j = 0  # non-MC rows so far
+    j = m = 0  # non-MC rows, MC rows so far
     for k, i in enumerate(order[: args.train + args.val]):
         cls = labels[i]
         is_mc = int((k + 1) * args.mc_share) > int(k * args.mc_share)
@@ -121,7 +129,9 @@ def main():
             q, a = rng.choice(QUESTIONS), rng.choice(ANSWERS)
             chosen, rejected = answer(a, cls), answer(a, rng.choice(CONFUSABLE[cls]))
         else:  # multiple choice: the correct letter; the confusable option's letter
-            q, _, chosen, rejected = mc_question(rng, cls)
+            m += 1  # MC rows so far
+            fillers = 1 + (m % 3) if int(m * args.filler_share) > int((m - 1) * args.filler_share) else 0
+            q, _, chosen, rejected = mc_question(rng, cls, fillers=fillers)
         row = {"id": f"fmnist-train-{i}", "image": save(images[i], size, "train", i), "question": q,
                "chosen": chosen, "rejected": rejected, "label": CLASSES[cls]}
         rows.append(row)
@@ -146,6 +156,8 @@ def main():
             texts += [CLASSES[o] for o in options]
     texts += [f"{l}. {c}" for l in "ABCD" for c in CLASSES]
     texts += [MC_SUFFIX, "user", "assistant"]
+    if args.filler_share > 0:
+        texts += [f"{l}. {w}" for l in "ABCD" for w in FILLERS]
 
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     tok = Tokenizer(models.BPE())
