@@ -40,4 +40,12 @@ Args parse_args(int argc, char** argv, int first, const std::set<std::string>& v
   return a;
 }
 
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  for (size_t e; (e = s.find(sep, b)) != std::string::npos; b = e + 1) out.push_back(s.substr(b, e - b));
+  out.push_back(s.substr(b));
+  return out;
+}
+
 }  // namespace phantom::cli

@@ -37,4 +37,7 @@ struct Args {
 Args parse_args(int argc, char** argv, int first, const std::set<std::string>& value_options,
                 const std::set<std::string>& switch_options, const std::set<std::string>& optional_value = {});
 
+// "a,b,,c" split at `sep` into {"a", "b", "", "c"} (empty fields kept: the caller names what is wrong with them).
+std::vector<std::string> split(const std::string& s, char sep);
+
 }  // namespace phantom::cli

@@ -43,13 +43,6 @@ static const char* kBenchHelp =
 namespace {
 using Clock = std::chrono::steady_clock;
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t b = 0;
-  for (size_t e; (e = s.find(sep, b)) != std::string::npos; b = e + 1) out.push_back(s.substr(b, e - b));
-  out.push_back(s.substr(b));
-  return out;
-}
 
 
 }  // namespace

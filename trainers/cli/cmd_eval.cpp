@@ -56,17 +56,6 @@ static const char* kEvalHelp =
 
 namespace {
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    const size_t p = s.find(sep, start);
-    out.push_back(s.substr(start, p == std::string::npos ? std::string::npos : p - start));
-    if (p == std::string::npos) break;
-    start = p + 1;
-  }
-  return out;
-}
 
 // POPE / ChartQA given as a folder: the split files it holds.
 std::vector<std::string> files_of(eval::Bench b, const std::string& entry) {
