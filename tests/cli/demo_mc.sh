@@ -7,18 +7,20 @@
 set -u
 PHANTOM="$1"; SRC="$2"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-MARGIN=15   # points above the best constant letter (chance 25 %); measured: see docs/demo.md, "The test"
-# The demo's data (scripts/demo.sh), 200 benchmark questions; the lookup needs optimiser steps more than examples
-# (docs/demo.md), so the warm-up keeps 1,300 of the demo's 1,500 steps and steps 1 and 2 are cut to 60 and 150.
+MARGIN=20   # points above the best constant letter (chance 25 %); measured +42 (71.5 % vs 29.5 %): docs/demo.md
+# The demo's data (scripts/demo.sh), 200 benchmark questions. The lookup needs optimiser steps more than examples
+# and is learned late in the warm-up (docs/demo.md: 48 % after 1,000 steps; a 1,300-step warm-up followed by a short
+# step 2 at the full lr fell back to one letter), so the warm-up is the demo's (1,500 steps); steps 1 and 2 are cut
+# to 60 and 150 steps, step 2 at a third of the lr. About 5.5 min on one thread.
 "$SRC/.venv/bin/python" "$SRC/scripts/make_demo_data.py" --out "$tmp/data" --train 12000 --val 16 --test 200 \
   --mc-share 0.5 --filler-share 0.5 >/dev/null || exit 1
 args=(--config "$SRC/configs/demo.yaml" run.output_dir="$tmp/runs" run.name=short run.threads=1
       data.train="$tmp/data/train.jsonl" data.val="$tmp/data/val.jsonl" data.image_root="$tmp/data"
       data.tokenizer="$tmp/data/tokenizer.json" validation.benchmark="$tmp/data/mc_test.tsv"
-      stages.0.max_steps=1300 stages.1.max_steps=60 stages.2.max_steps=150
+      stages.1.max_steps=60 stages.2.max_steps=150 stages.2.optim.lr=5e-4 stages.2.optim.min_lr=5e-5
       log.tensorboard=false checkpoint.every_steps=0)
 "$PHANTOM" train "${args[@]}" > "$tmp/train.log" 2>&1 || { echo "FAIL: training"; tail -20 "$tmp/train.log"; exit 1; }
-grep -E '^  (benchmark|open questions):' "$tmp/train.log"
+grep -E '^  (benchmark: +[0-9]|open questions:)' "$tmp/train.log"
 "$SRC/.venv/bin/python" - "$tmp/runs/short/benchmark" "$MARGIN" <<'EOF'
 import collections, json, sys
 out, margin = sys.argv[1], float(sys.argv[2])
