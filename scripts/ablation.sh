@@ -37,7 +37,7 @@ run_one() {  # run_one <variant> <seed>
     run.threads="$THREADS" log.tensorboard=false checkpoint.every_steps=0 $(overrides "$v") > "$OUT/$name.log" 2>&1 \
     || { echo "[ablation] $name failed: see $OUT/$name.log"; tail -5 "$OUT/$name.log"; return 1; }
   mv "$OUT/$name.log" "$OUT/$name/train.log"
-  echo "[ablation] $name done in $(( $(date +%s) - start )) s: $(grep -E '^  (benchmark|open questions):' "$OUT/$name/train.log" | sed 's/ (answers.*//; s/^ *//' | tr '\n' ' ')"
+  echo "[ablation] $name done in $(( $(date +%s) - start )) s: $(grep -E '^  (benchmark: +[0-9]|open questions:)' "$OUT/$name/train.log" | sed 's/ (answers.*//; s/ on [^ ]*$//; s/^ *//; s/  */ /g' | tr '\n' ' ')"
 }
 
 # JOBS runs at once, each with THREADS intra-op threads: two 1-thread runs on 2 cores finish ~1.5x sooner than

@@ -23,6 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = [("plain", "plain model (no Phantom dimension, no PO)"),
             ("nopo", "Phantom, step 1 with SFT (no PO)"),
             ("po", "Phantom + PO (the paper's recipe)")]
+# Chance level: a random letter of 4; a random item of the 10 (an open answer naming no option is wrong).
+CHANCE = {"benchmark/accuracy": 25, "benchmark/open_accuracy": 10}
 METRICS = [("benchmark/accuracy", "MC letter accuracy", 100, "%"),
            ("benchmark/open_accuracy", "open accuracy", 100, "%"),
            ("val/rewards/margins", "held-out reward margin", 1, ""),
@@ -101,9 +103,10 @@ def chart(found, png):
             mean, sd = mean_sd(xs)
             ax.bar(i, mean, yerr=0 if math.isnan(sd) else sd, color=colors[i % 3], capsize=4)
             ax.scatter([i] * len(xs), xs, color="black", s=10, zorder=3)
-        if unit == "%":
-            ax.axhline(25, color="red", linestyle=":", linewidth=1)
-            ax.text(len(shown) - 0.5, 26, "chance", color="red", fontsize=8, ha="right")
+        chance = CHANCE.get(metric)
+        if chance:
+            ax.axhline(chance, color="red", linestyle=":", linewidth=1)
+            ax.text(len(shown) - 0.5, chance + 1, "chance", color="red", fontsize=8, ha="right")
         ax.set_xticks(range(len(shown)), [{"plain": "plain", "nopo": "Phantom\nno PO", "po": "Phantom\n+ PO"}[k]
                                           for k, _ in shown])
         ax.set_title(label + (f" ({unit})" if unit else ""), fontsize=10)
