@@ -40,7 +40,7 @@ run_one() {  # run_one <variant> <seed>
   echo "[ablation] $name done in $(( $(date +%s) - start )) s: $(grep -E '^  (benchmark: +[0-9]|open questions:)' "$OUT/$name/train.log" | sed 's/ (answers.*//; s/ on [^ ]*$//; s/^ *//; s/  */ /g' | tr '\n' ' ')"
 }
 
-# JOBS runs at once, each with THREADS intra-op threads: two 1-thread runs on 2 cores finish ~1.5x sooner than
+# JOBS runs at once, each with THREADS intra-op threads: two 1-thread runs on 2 cores finish 1.2-1.4x sooner than
 # one 2-thread run after the other (the tiny model's ops are too small to use 2 threads well). A run's numbers
 # depend on its thread count (CPU runs repeat bitwise for the same seed and threads), so the table names it.
 JOBS="${JOBS:-$(( $(nproc) >= 2 ? 2 : 1 ))}"

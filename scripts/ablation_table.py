@@ -18,7 +18,6 @@ import re
 import statistics
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (directory prefix, label): the order of the table and the chart
 VARIANTS = [("plain", "plain model (no Phantom dimension, no PO)"),
             ("nopo", "Phantom, step 1 with SFT (no PO)"),

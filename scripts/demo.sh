@@ -21,7 +21,7 @@ BUILD_DIR="${BUILD_DIR:-build}"
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target phantom
 "$BUILD_DIR/phantom" info
 # 12,000 triples, half multiple choice, half of those with 1-3 filler options (an easier start for the letter
-# lookup; the benchmark's questions all have 4 real items): docs/demo.md, "How the demo was redesigned".
+# lookup; the benchmark's questions all have 4 real items): docs/demo.md, "Why multiple-choice stayed at chance".
 .venv/bin/python scripts/make_demo_data.py --out runs/demo-data --train 12000 --mc-share 0.5 --filler-share 0.5
 [ "$prepare_only" = 1 ] && exit 0
 "$BUILD_DIR/phantom" train --config configs/demo.yaml "$@" | tee runs/demo.log | grep -v '^ \|^#\|^[a-z_]*:' || exit 1

@@ -42,9 +42,6 @@ static const char* kBenchHelp =
 
 namespace {
 using Clock = std::chrono::steady_clock;
-
-
-
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
