@@ -6,7 +6,7 @@
 //   shared (default): one row per question, [prompt | answer 0 | answer 1 | ...]; an answer sees the prompt and
 //                     itself, its positions restart after the prompt, the first token of every answer is
 //                     predicted from the last prompt position. Image and prompt are computed once. The row is
-//                     described by segments (phantom/util/segments.h), never by an L x L mask.
+//                     described by segments (phantom/util/segment_layout.h), never by an L x L mask.
 //   naive:            one row per (question, answer), [prompt | answer], as every other trainer does.
 #pragma once
 
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "data/chat_template.h"
-#include "phantom/util/segments.h"
+#include "phantom/util/segment_layout.h"
 
 namespace phantom::data {
 
@@ -28,7 +28,7 @@ struct Batch {
   at::Tensor input_ids;       // (B, L) int64, right padded
   at::Tensor attention_mask;  // (B, L) 1 = token
   at::Tensor positions;       // (B, L) RoPE positions (shared / packed layouts); undefined = 0..len-1
-  // Shared-prefix and packed rows: which tokens see which (phantom/util/segments.h); null = causal + padding.
+  // Shared-prefix and packed rows: which tokens see which (phantom/util/segment_layout.h); null = causal + padding.
   std::shared_ptr<const SegmentLayout> segments;
   at::Tensor pixel_values;    // (N_tiles, 3, S, S) or undefined
   Targets targets;

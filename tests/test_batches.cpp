@@ -52,7 +52,7 @@ struct ImageSet {
 };
 
 struct Maker {
-  train::RunConfig cfg;
+  recipe::RunConfig cfg;
   std::vector<data::Sample> samples;
   std::unique_ptr<data::Tokenizer> tok;
   std::unique_ptr<data::SampleEncoder> enc;
@@ -72,8 +72,8 @@ struct Maker {
                                                 data::ImageTokens::from_tokenizer(*tok, 4));
     tiles.tile = 32;
   }
-  train::BatchMaker make(bool shared_prefix) {
-    return train::BatchMaker{cfg, samples, *enc, tiles, 0, true, shared_prefix, &mu, &skipped};
+  recipe::BatchMaker make(bool shared_prefix) {
+    return recipe::BatchMaker{cfg, samples, *enc, tiles, 0, true, shared_prefix, &mu, &skipped};
   }
   at::Tensor want(const std::vector<std::string>& files, const ImageSet& s) {
     std::vector<at::Tensor> parts;

@@ -23,7 +23,7 @@ static std::string error_of(const std::function<void()>& f) {
 TEST_CASE("config: overrides set typed values and lists") {
   TempDir t;
   auto f = t.file("a.yaml", "optim:\n  lr: 1e-4\nstages:\n  - name: s1\n    trainable: ['.*']\n");
-  auto c = phantom::train::load_run_config(f, {"optim.lr=2e-5", "data.batch_size=4", "stages.0.epochs=0.5",
+  auto c = phantom::recipe::load_run_config(f, {"optim.lr=2e-5", "data.batch_size=4", "stages.0.epochs=0.5",
                                                "stages.0.trainable=[a, b]", "stages.0.optim.lr=3e-3"});
   CHECK(c.optim.lr == Approx(2e-5));
   CHECK(c.data.batch_size == 4);
@@ -38,7 +38,7 @@ TEST_CASE("config: base includes are applied before the including file") {
   TempDir t;
   t.file("base.yaml", "optim:\n  lr: 1e-4\n  min_lr: 1e-6\ndata:\n  batch_size: 3\n");
   auto f = t.file("child.yaml", "base: base.yaml\noptim:\n  lr: 5e-5\n");
-  auto c = phantom::train::load_run_config(f, {});
+  auto c = phantom::recipe::load_run_config(f, {});
   CHECK(c.optim.lr == Approx(5e-5));
   CHECK(c.optim.min_lr == Approx(1e-6));
   CHECK(c.data.batch_size == 3);
@@ -47,44 +47,44 @@ TEST_CASE("config: base includes are applied before the including file") {
 TEST_CASE("config: errors name the key, the file and line, and suggest") {
   TempDir t;
   auto f = t.file("bad.yaml", "run:\n  seed: 1\noptim:\n  lr: 1e-4\n  betaa1: 0.9\n");
-  auto e = error_of([&] { phantom::train::load_run_config(f, {}); });
+  auto e = error_of([&] { phantom::recipe::load_run_config(f, {}); });
   CHECK(e.find("unknown key 'optim.betaa1'") != std::string::npos);
   CHECK(e.find("bad.yaml:5") != std::string::npos);
   CHECK(e.find("did you mean 'optim.beta1'") != std::string::npos);
 
   auto g = t.file("type.yaml", "data:\n  batch_size: many\n");
-  e = error_of([&] { phantom::train::load_run_config(g, {}); });
+  e = error_of([&] { phantom::recipe::load_run_config(g, {}); });
   CHECK(e.find("data.batch_size: expected a decimal integer (no leading zeros, no hex), got 'many' (") != std::string::npos);
   CHECK(e.find("type.yaml:2") != std::string::npos);
 
   auto ok = t.file("ok.yaml", "data:\n  batch_size: 2\n");
-  e = error_of([&] { phantom::train::load_run_config(ok, {"data.batch_size=0"}); });
+  e = error_of([&] { phantom::recipe::load_run_config(ok, {"data.batch_size=0"}); });
   CHECK(e.find("data.batch_size: expected a value > 0") != std::string::npos);
 
-  e = error_of([&] { phantom::train::load_run_config(t.str("missing.yaml"), {}); });
+  e = error_of([&] { phantom::recipe::load_run_config(t.str("missing.yaml"), {}); });
   CHECK(e.find("config file not found") != std::string::npos);
 
   auto cyc = t.file("cyc.yaml", "base: cyc.yaml\n");
-  e = error_of([&] { phantom::train::load_run_config(cyc, {}); });
+  e = error_of([&] { phantom::recipe::load_run_config(cyc, {}); });
   CHECK(e.find("include cycle") != std::string::npos);
 
   auto badyaml = t.file("syntax.yaml", "optim:\n  lr: [1, 2\n");
-  e = error_of([&] { phantom::train::load_run_config(badyaml, {}); });
+  e = error_of([&] { phantom::recipe::load_run_config(badyaml, {}); });
   CHECK(e.find("invalid YAML in") != std::string::npos);
 
-  e = error_of([&] { phantom::train::load_run_config(ok, {"stages.3.lr=1"}); });
+  e = error_of([&] { phantom::recipe::load_run_config(ok, {"stages.3.lr=1"}); });
   CHECK(e.find("stages.3") != std::string::npos);
 
-  e = error_of([&] { phantom::train::load_run_config(t.file("h.yaml", "model:\n  llm:\n    num_heads: 3\n"), {}); });
+  e = error_of([&] { phantom::recipe::load_run_config(t.file("h.yaml", "model:\n  llm:\n    num_heads: 3\n"), {}); });
   CHECK(e.find("model.llm.hidden_size (896) must be a multiple of model.llm.num_heads (3)") != std::string::npos);
 }
 
 TEST_CASE("config: the resolved YAML loads back to the same config") {
-  auto c = phantom::train::load_run_config(phantom::test::source_path("configs/demo.yaml"), {"optim.lr=0.00123"});
-  const std::string y1 = phantom::train::resolved_yaml(c, "x", {});
+  auto c = phantom::recipe::load_run_config(phantom::test::source_path("configs/demo.yaml"), {"optim.lr=0.00123"});
+  const std::string y1 = phantom::recipe::resolved_yaml(c, "x", {});
   TempDir t;
-  auto c2 = phantom::train::load_run_config(t.file("r.yaml", y1), {});
-  CHECK(phantom::train::resolved_yaml(c2, "x", {}) == y1);
+  auto c2 = phantom::recipe::load_run_config(t.file("r.yaml", y1), {});
+  CHECK(phantom::recipe::resolved_yaml(c2, "x", {}) == y1);
   CHECK(c2.optim.lr == Approx(0.00123));
 }
 
@@ -112,7 +112,7 @@ TEST_CASE("configs/: every YAML starts with its command, documents every key, an
       prev = line;
     }
     INFO(entry.path().string());
-    CHECK_NOTHROW(phantom::train::load_run_config(entry.path().string(), {}));
+    CHECK_NOTHROW(phantom::recipe::load_run_config(entry.path().string(), {}));
   }
   CHECK(files > 0);
 }

@@ -37,7 +37,7 @@ TEST_CASE("head: chunked log-probs equal log_softmax(h W^T)[y] in value and grad
   for (int64_t chunk : {1, 5, 16, 37, 100}) {
     INFO("chunk " << chunk);
     c.rows.mutable_grad().reset(), c.weight.mutable_grad().reset();
-    auto logp = train::head_logps(c.rows, c.weight, c.target, chunk);
+    auto logp = recipe::head_logps(c.rows, c.weight, c.target, chunk);
     CHECK(max_diff(logp, ref) < 1e-5);
     (logp * g).sum().backward();
     CHECK(max_diff(c.rows.grad(), ref_gr) < 1e-5);
@@ -46,7 +46,7 @@ TEST_CASE("head: chunked log-probs equal log_softmax(h W^T)[y] in value and grad
   // A frozen head (PO step 1): d logp / d h kept from the forward, no recomputation; same gradient.
   c.weight.set_requires_grad(false);
   c.rows.mutable_grad().reset(), c.weight.mutable_grad().reset();
-  (train::head_logps(c.rows, c.weight, c.target, 8) * g).sum().backward();
+  (recipe::head_logps(c.rows, c.weight, c.target, 8) * g).sum().backward();
   CHECK(max_diff(c.rows.grad(), ref_gr) < 1e-5);
   CHECK(!c.weight.grad().defined());
 }
@@ -57,7 +57,7 @@ TEST_CASE("head: chunked cross-entropy equals the mean token cross-entropy, grad
   ref.backward();
   auto ref_gr = c.rows.grad().clone(), ref_gw = c.weight.grad().clone();
   c.rows.mutable_grad().reset(), c.weight.mutable_grad().reset();
-  auto [loss, logp] = train::head_cross_entropy(c.rows, c.weight, c.target, 1.0 / 50, 7);
+  auto [loss, logp] = recipe::head_cross_entropy(c.rows, c.weight, c.target, 1.0 / 50, 7);
   CHECK(std::abs(loss.item<double>() - ref.item<double>()) < 1e-5);
   CHECK(std::abs(-logp.sum().item<double>() / 50 - ref.item<double>()) < 1e-5);
   CHECK(!logp.requires_grad());
@@ -66,7 +66,7 @@ TEST_CASE("head: chunked cross-entropy equals the mean token cross-entropy, grad
   CHECK(max_diff(c.weight.grad(), 3.0 * ref_gw) < 1e-5);
   // No grad mode: the value only.
   torch::NoGradGuard ng;
-  CHECK(std::abs(train::head_cross_entropy(c.rows, c.weight, c.target, 1.0 / 50).first.item<double>() - ref.item<double>()) < 1e-5);
+  CHECK(std::abs(recipe::head_cross_entropy(c.rows, c.weight, c.target, 1.0 / 50).first.item<double>() - ref.item<double>()) < 1e-5);
 }
 
 TEST_CASE("head: under bf16 autocast the chunked head matches the unfused bf16 path") {
@@ -75,7 +75,7 @@ TEST_CASE("head: under bf16 autocast the chunked head matches the unfused bf16 p
   {
     AutocastScope bf16(AutocastState::for_compute(at::kBFloat16, c10::Device(c10::kCPU)));
     ref = torch::mm(c.rows, c.weight.t()).to(torch::kFloat).log_softmax(-1).gather(1, c.target.unsqueeze(1)).squeeze(1);
-    ours = train::head_logps(c.rows, c.weight, c.target, 6);
+    ours = recipe::head_logps(c.rows, c.weight, c.target, 6);
   }
   CHECK(max_diff(ours, ref) < 1e-3);
   CHECK(max_diff(ours, c.reference_logp()) > 1e-6);  // it really ran in bf16
@@ -90,7 +90,7 @@ TEST_CASE("fused AdamW: the update of torch::optim::AdamW within float rounding,
   auto a = make(), b = make();
   auto opts = torch::optim::AdamWOptions(1e-2).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1);
   torch::optim::AdamW ref(a, opts);
-  train::FusedAdamW fused(b, opts);
+  recipe::FusedAdamW fused(b, opts);
   for (int step = 0; step < 5; ++step) {
     auto g0 = torch::randn({7, 5}), g1 = torch::randn({5});
     a[0].mutable_grad() = g0.clone(), a[1].mutable_grad() = g1.clone();

@@ -1,4 +1,4 @@
-// LoRA and int8 frozen weights (phantom/model/lora.h, trainers/recipe/lora.h): the Linear layer is torch's, a fresh adapter
+// LoRA and int8 frozen weights (phantom/model/lora.h, trainers/recipe/lora_stage.h): the Linear layer is torch's, a fresh adapter
 // changes nothing, only adapters (and the stage's patterns) train, merging equals the adapter forward, int8's logit
 // error, bad targets, `merge-lora` output checked by the Python reference, exact resume of a LoRA stage.
 #include <cstdio>
@@ -11,7 +11,7 @@
 #include "phantom/model/model.h"
 #include "tests/helpers.h"
 #include "tests/tiny.h"
-#include "trainers/recipe/lora.h"
+#include "trainers/recipe/lora_stage.h"
 #include "trainers/recipe/run_config.h"
 #include "trainers/recipe/train_state.h"
 #include "trainers/recipe/trainer.h"
@@ -54,8 +54,8 @@ void randomise_adapters(torch::nn::Module& m, double std) {
     if (l->has_lora()) l->lora_B->weight.normal_(0, std);
 }
 
-train::StageConfig lora_stage(std::vector<std::string> trainable, int64_t rank = 4) {
-  train::StageConfig s;
+recipe::StageConfig lora_stage(std::vector<std::string> trainable, int64_t rank = 4) {
+  recipe::StageConfig s;
   s.name = "step2";
   s.trainable = std::move(trainable);
   s.lora.rank = rank, s.lora.alpha = 8, s.lora.targets = kAllLinears;
@@ -87,13 +87,13 @@ TEST_CASE("lora: a fresh adapter leaves the logits identical, gradients reach on
   const auto names_before = module_state_dict(*model);
 
   auto stage = lora_stage({"^vision_proj\\.", "_phantom"});
-  train::attach_stage_lora(*model, stage);
+  recipe::attach_stage_lora(*model, stage);
   const auto adapted = lora_linears(*model);
   CHECK(adapted.size() == 4 + 2 * 4);  // ViT: qkv, proj, fc1, fc2; LLM: 4 per layer x 2 layers
   CHECK(torch::equal(logits_of(*model, in), before));  // bitwise: B = 0
 
   // Trainable: every adapter, the projector and the Phantom tensors; no base weight of an adapted Linear.
-  const train::Trainable t = train::select_stage_trainable(*model, stage);
+  const recipe::Trainable t = recipe::select_stage_trainable(*model, stage);
   int64_t adapters = 0, expected = 0;
   for (auto& n : t.names) {
     INFO(n);
@@ -106,12 +106,12 @@ TEST_CASE("lora: a fresh adapter leaves the logits identical, gradients reach on
     if (p.value().requires_grad()) expected += p.value().numel();
   CHECK(t.count == expected);
   // A pattern naming an adapted base (here everything) does not unfreeze it.
-  const train::Trainable all = train::select_stage_trainable(*model, lora_stage({".*"}));
+  const recipe::Trainable all = recipe::select_stage_trainable(*model, lora_stage({".*"}));
   REQUIRE(!all.names.empty());  // an empty selection would pass the loop below
   for (auto& n : all.names) CHECK(n != "language_model.model.layers.0.self_attn.qkv_proj.weight");
 
   // Gradients: exactly the trainable tensors get one.
-  train::select_stage_trainable(*model, stage);
+  recipe::select_stage_trainable(*model, stage);
   randomise_adapters(*model, 0.1);  // so that lora_A gets a non-zero gradient too
   model->zero_grad();
   model->forward(in).pow(2).mean().backward();
@@ -255,11 +255,11 @@ TEST_CASE("lora: bad targets and LoRA config errors are named") {
   CHECK_THROWS_WITH(save_phantom(*model, t.str("x")), Catch::Contains("merge them first"));
 
   const auto demo = test::source_path("configs/demo.yaml");
-  CHECK_THROWS_WITH(train::load_run_config(demo, {"stages.2.lora.rank=8"}),
+  CHECK_THROWS_WITH(recipe::load_run_config(demo, {"stages.2.lora.rank=8"}),
                     Catch::Contains("stages.2.lora.targets: empty"));
-  CHECK_THROWS_WITH(train::load_run_config(demo, {"stages.2.lora.base_int8=true"}),
+  CHECK_THROWS_WITH(recipe::load_run_config(demo, {"stages.2.lora.base_int8=true"}),
                     Catch::Contains("stages.2.lora.base_int8: needs lora.rank > 0"));
-  CHECK_THROWS_WITH(train::load_run_config(demo, {"stages.2.lora.rank=8", "stages.2.lora.targets=[o_proj]",
+  CHECK_THROWS_WITH(recipe::load_run_config(demo, {"stages.2.lora.rank=8", "stages.2.lora.targets=[o_proj]",
                                                   "stages.2.lora.dropout=0.1", "activation_checkpointing=true"}),
                     Catch::Contains("stages.2.lora.dropout: must be 0 with activation_checkpointing"));
 }
@@ -269,26 +269,26 @@ TEST_CASE("lora: merge-lora of a training checkpoint loads in the Python referen
     INFO("int8 base " << int8);
     torch::manual_seed(4);
     TempDir t;
-    train::RunConfig rc;
+    recipe::RunConfig rc;
     rc.model = test::tiny_vlm_config();
     rc.stages = {lora_stage({"^vision_proj\\.", "_phantom"}, 4)};
     rc.stages[0].lora.base_int8 = int8;
     PhantomModel model(rc.model);
     init_weights(*model, 0.2);
     save_phantom(*model, t.str("base"));  // the base weights in HF names, for the PEFT check
-    train::attach_stage_lora(*model, rc.stages[0]);
+    recipe::attach_stage_lora(*model, rc.stages[0]);
     randomise_adapters(*model, 0.3);
     auto in = image_batch(*model);
     const auto unmerged = logits_of(*model, in);
     // A mid-stage training checkpoint, as the trainer writes it.
-    train::save_checkpoint(t.str("run"), *model, nullptr, train::TrainState{0, 1, 1, 2, false, {}},
-                           train::resolved_yaml(rc, "test", {}), 2);
-    auto ck = train::latest_checkpoint(t.str("run"));
+    recipe::save_checkpoint(t.str("run"), *model, nullptr, recipe::TrainState{0, 1, 1, 2, false, {}},
+                           recipe::resolved_yaml(rc, "test", {}), 2);
+    auto ck = recipe::latest_checkpoint(t.str("run"));
     REQUIRE(ck);
-    train::MergeOptions mo;
+    recipe::MergeOptions mo;
     mo.checkpoint = *ck, mo.out = t.str("merged");
     if (!int8) mo.adapter_out = t.str("adapter");
-    auto r = train::merge_lora_checkpoint(mo);
+    auto r = recipe::merge_lora_checkpoint(mo);
     CHECK(r.merged == 12);
     CHECK(r.stage == "step2");
     write_checkpoint_tensors(t.str("cpp_logits.safetensors"), {{"ids", in.input_ids},
@@ -326,9 +326,9 @@ struct DemoRun : test::DemoDataDir {
   DemoRun() : DemoDataDir(32) {}
   // warmup (SFT, 2 steps) -> step1 (PO, 2 steps) -> step2 (LoRA r4 on every ViT/LLM Linear + projector + Phantom
   // tensors, int8 bases, 4 steps, checkpoint every 2).
-  train::RunConfig config(const std::string& name) const {
+  recipe::RunConfig config(const std::string& name) const {
     const std::string d = dir.str("data");
-    return train::load_run_config(
+    return recipe::load_run_config(
         test::source_path("configs/demo.yaml"),
         {"run.name=" + name, "run.output_dir=" + dir.str("runs"), "data.train=" + d + "/train.jsonl",
          "data.val=" + d + "/val.jsonl", "data.image_root=" + d, "data.tokenizer=" + d + "/tokenizer.json",
@@ -353,7 +353,7 @@ TEST_CASE("lora: exact resume inside a LoRA stage (bitwise losses), merge-lora o
     const std::string name = "resumed" + std::to_string(stop);
     auto first = run(data.config(name), "", stop);
     CHECK(first.interrupted);
-    const auto ck = train::latest_checkpoint(data.dir.str("runs/" + name));
+    const auto ck = recipe::latest_checkpoint(data.dir.str("runs/" + name));
     REQUIRE(ck);
     auto tensors = read_checkpoint_tensors(*ck + "/model.safetensors");
     const bool mid = stop == 5;
@@ -374,14 +374,14 @@ TEST_CASE("lora: exact resume inside a LoRA stage (bitwise losses), merge-lora o
   const auto exported = read_checkpoint_tensors(data.dir.str("runs/full/step2/model.safetensors"));
   REQUIRE(exported.size() > 10);  // a real model, not an empty file
   for (auto& [k, v] : exported) CHECK(k.find("lora_") == std::string::npos);
-  train::MergeOptions mo;
+  recipe::MergeOptions mo;
   mo.checkpoint = data.dir.str("runs/full/checkpoints/step-000006"), mo.out = data.dir.str("merged6");
   REQUIRE(std::filesystem::exists(mo.checkpoint));
-  CHECK(train::merge_lora_checkpoint(mo).merged == 16);  // 2 ViT + 2 LLM layers, 4 Linears each
+  CHECK(recipe::merge_lora_checkpoint(mo).merged == 16);  // 2 ViT + 2 LLM layers, 4 Linears each
   CHECK(std::filesystem::exists(data.dir.str("merged6/tokenizer.json")));
-  auto cfg = train::load_run_config(mo.checkpoint + "/config.yaml", {});
+  auto cfg = recipe::load_run_config(mo.checkpoint + "/config.yaml", {});
   PhantomModel lora_model(cfg.model);
-  train::attach_stage_lora(*lora_model, cfg.stages[2]);
+  recipe::attach_stage_lora(*lora_model, cfg.stages[2]);
   load_state_dict(*lora_model, read_checkpoint_tensors(mo.checkpoint + "/model.safetensors"), true);
   ModelConfig mc = cfg.model;
   auto merged = load_phantom(data.dir.str("merged6"), mc);
@@ -395,7 +395,7 @@ TEST_CASE("lora: exact resume inside a LoRA stage (bitwise losses), merge-lora o
 TEST_CASE("lora: the phantom-{0.5b,1.8b,3.8b,7b}.yaml recipes are the paper's two steps, their targets fit the model") {
   for (const char* size : {"0.5b", "1.8b", "3.8b", "7b"}) {
     INFO(size);
-    auto c = train::load_run_config(test::source_path(std::string("configs/phantom-") + size + ".yaml"), {});
+    auto c = recipe::load_run_config(test::source_path(std::string("configs/phantom-") + size + ".yaml"), {});
     REQUIRE(c.stages.size() == 2);
     const auto &s1 = c.stages[0], &s2 = c.stages[1];
     CHECK(s1.loss == "po");
@@ -412,16 +412,16 @@ TEST_CASE("lora: the phantom-{0.5b,1.8b,3.8b,7b}.yaml recipes are the paper's tw
     mc.llm.tie_word_embeddings = false;
     torch::manual_seed(0);
     PhantomModel m(mc);
-    auto t1 = train::select_stage_trainable(*m, s1);
+    auto t1 = recipe::select_stage_trainable(*m, s1);
     REQUIRE(!t1.names.empty());
     for (auto& n : t1.names) CHECK((n.rfind("vision_proj.", 0) == 0 || n.find("_phantom") != std::string::npos));
-    train::StageConfig small = s2;
+    recipe::StageConfig small = s2;
     small.lora.rank = 2;
-    train::attach_stage_lora(*m, small);
+    recipe::attach_stage_lora(*m, small);
     const auto adapted = lora_linears(*m);
     CHECK(adapted.size() == 4 + 2 * 4);
     for (auto& n : adapted) CHECK((n.find("phantom") == std::string::npos && n.find("vision_proj") == std::string::npos));
-    auto t2 = train::select_stage_trainable(*m, small);
+    auto t2 = recipe::select_stage_trainable(*m, small);
     int64_t adapter_numel = 0;
     for (auto& p : m->named_parameters())
       if (p.key().find(".lora_") != std::string::npos) adapter_numel += p.value().numel();

@@ -76,8 +76,8 @@ HandBatch hand_batch() {
 }
 
 // The loss cases: the paper's beta 2 / gamma 0.5, and other values so that a swapped or ignored parameter shows.
-std::vector<train::LossConfig> cases() {
-  std::vector<train::LossConfig> out;
+std::vector<recipe::LossConfig> cases() {
+  std::vector<recipe::LossConfig> out;
   for (const char* kind : {"sft", "po", "simpo", "dpo", "ipo", "orpo"}) {
     out.push_back({kind, 2.0, 0.5, 1.0});
     out.push_back({kind, 0.3, 1.2, 0.6});
@@ -85,7 +85,7 @@ std::vector<train::LossConfig> cases() {
   return out;
 }
 
-json cases_json(const std::vector<train::LossConfig>& cs) {
+json cases_json(const std::vector<recipe::LossConfig>& cs) {
   json j = json::array();
   for (auto& c : cs) j.push_back({{"kind", c.kind}, {"beta", c.beta}, {"gamma", c.gamma}, {"sft_weight", c.sft_weight}});
   return j;
@@ -108,7 +108,7 @@ json reference(const TempDir& dir, const std::string& command, const json& spec)
 }
 
 // Loss and every metric sum the reference computes, within `tol` (absolute, relative above 1).
-void check_against(const train::LossOut& got, const json& want, double tol) {
+void check_against(const recipe::LossOut& got, const json& want, double tol) {
   REQUIRE(want.contains("loss"));
   const double loss = got.loss.item<double>();
   CHECK(std::abs(loss - want["loss"].get<double>()) <= tol * std::max(1.0, std::abs(loss)));
@@ -128,7 +128,7 @@ TEST_CASE("losses: compute_loss of sft/po/simpo/dpo/ipo/orpo equals the papers' 
   json answers = json::array();
   for (auto& a : kAnswers) answers.push_back({{"question", a.question}, {"answer", a.answer}, {"logps", a.logps}, {"ref", a.ref}});
   // The batch's own counts, and the counts of a step of several micro-batches (losses divide by the global ones).
-  for (train::StepCounts g : {train::StepCounts{13, 3}, train::StepCounts{40, 8}}) {
+  for (recipe::StepCounts g : {recipe::StepCounts{13, 3}, recipe::StepCounts{40, 8}}) {
     INFO("global counts: " << g.sft_tokens << " tokens, " << g.questions << " questions");
     const auto cs = cases();
     const json want = reference(dir, "loss", {{"cases", cases_json(cs)}, {"answers", answers},
@@ -136,9 +136,9 @@ TEST_CASE("losses: compute_loss of sft/po/simpo/dpo/ipo/orpo equals the papers' 
     REQUIRE(want.size() == cs.size());
     for (size_t i = 0; i < cs.size(); ++i) {
       INFO(cs[i].kind << " beta " << cs[i].beta << " gamma " << cs[i].gamma << " sft_weight " << cs[i].sft_weight);
-      check_against(train::compute_loss(h.logp, h.batch, cs[i], g, h.ref), want[i], 1e-6);
+      check_against(recipe::compute_loss(h.logp, h.batch, cs[i], g, h.ref), want[i], 1e-6);
       // float32 log-probs (what training uses) agree to float32 precision.
-      auto out32 = train::compute_loss(h.logp.to(torch::kFloat), h.batch, cs[i], g, h.ref.to(torch::kFloat));
+      auto out32 = recipe::compute_loss(h.logp.to(torch::kFloat), h.batch, cs[i], g, h.ref.to(torch::kFloat));
       CHECK(out32.loss.item<double>() == Approx(want[i]["loss"].get<double>()).epsilon(1e-5));
     }
   }
@@ -152,10 +152,10 @@ TEST_CASE("losses: an SFT batch is the token mean of the cross-entropy, over the
   b.targets.num_segments = 1;
   json answers = json::array();
   for (auto& a : kAnswers) answers.push_back({{"logps", a.logps}});
-  const std::vector<train::LossConfig> cs = {{"sft", 2.0, 0.5, 1.0}, {"sft", 2.0, 0.5, 0.6}};
+  const std::vector<recipe::LossConfig> cs = {{"sft", 2.0, 0.5, 1.0}, {"sft", 2.0, 0.5, 0.6}};
   const json want = reference(dir, "loss", {{"cases", cases_json(cs)}, {"answers", answers}, {"sft", true},
                                             {"sft_tokens", 50}, {"questions", 0}});
-  for (size_t i = 0; i < cs.size(); ++i) check_against(train::compute_loss(h.logp, b, cs[i], {50, 0}), want[i], 1e-6);
+  for (size_t i = 0; i < cs.size(); ++i) check_against(recipe::compute_loss(h.logp, b, cs[i], {50, 0}), want[i], 1e-6);
 }
 
 TEST_CASE("losses: closed forms: equal answers give PO = CE + log(1 + e^gamma), DPO at the reference log 2, IPO 1/(4 beta^2)") {
@@ -165,33 +165,33 @@ TEST_CASE("losses: closed forms: equal answers give PO = CE + log(1 + e^gamma), 
   h.logp.fill_(-0.75);
   auto seg = h.batch.targets.segment;
   auto seg_sum = torch::zeros({h.batch.targets.num_segments}, h.logp.options()).index_add(0, seg, h.logp);
-  const train::StepCounts g{13, 3};
+  const recipe::StepCounts g{13, 3};
   const double ce = 0.75 * 13 / 13.0;
-  CHECK(train::compute_loss(h.logp, h.batch, {"po", 2.0, 0.5, 1.0}, g).loss.item<double>() ==
+  CHECK(recipe::compute_loss(h.logp, h.batch, {"po", 2.0, 0.5, 1.0}, g).loss.item<double>() ==
         Approx(ce + std::log1p(std::exp(0.5))).epsilon(1e-12));
-  CHECK(train::compute_loss(h.logp, h.batch, {"simpo", 2.0, 0.5, 1.0}, g).loss.item<double>() ==
+  CHECK(recipe::compute_loss(h.logp, h.batch, {"simpo", 2.0, 0.5, 1.0}, g).loss.item<double>() ==
         Approx(std::log1p(std::exp(0.5))).epsilon(1e-12));
-  CHECK(train::compute_loss(h.logp, h.batch, {"dpo", 2.0, 0.5, 1.0}, g, seg_sum).loss.item<double>() ==
+  CHECK(recipe::compute_loss(h.logp, h.batch, {"dpo", 2.0, 0.5, 1.0}, g, seg_sum).loss.item<double>() ==
         Approx(std::log(2.0)).epsilon(1e-12));
-  CHECK(train::compute_loss(h.logp, h.batch, {"ipo", 2.0, 0.5, 1.0}, g, seg_sum).loss.item<double>() ==
+  CHECK(recipe::compute_loss(h.logp, h.batch, {"ipo", 2.0, 0.5, 1.0}, g, seg_sum).loss.item<double>() ==
         Approx(1.0 / 16.0).epsilon(1e-12));
   // ORPO with equal odds: CE + beta log 2.
-  CHECK(train::compute_loss(h.logp, h.batch, {"orpo", 2.0, 0.5, 1.0}, g).loss.item<double>() ==
+  CHECK(recipe::compute_loss(h.logp, h.batch, {"orpo", 2.0, 0.5, 1.0}, g).loss.item<double>() ==
         Approx(ce + 2.0 * std::log(2.0)).epsilon(1e-12));
 }
 
 TEST_CASE("losses: bad inputs are errors that say what is missing") {
   auto h = hand_batch();
-  const train::StepCounts g{13, 3};
-  CHECK_THROWS_WITH(train::compute_loss(h.logp, h.batch, {"dpo", 2.0, 0.5, 1.0}, g),
+  const recipe::StepCounts g{13, 3};
+  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, h.batch, {"dpo", 2.0, 0.5, 1.0}, g),
                     Catch::Contains("dpo needs reference log-probabilities"));
-  CHECK_THROWS_WITH(train::compute_loss(h.logp, h.batch, {"ipo", 2.0, 0.5, 1.0}, g),
+  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, h.batch, {"ipo", 2.0, 0.5, 1.0}, g),
                     Catch::Contains("ipo needs reference log-probabilities"));
-  CHECK_THROWS_WITH(train::compute_loss(h.logp, h.batch, {"kto", 2.0, 0.5, 1.0}, g), Catch::Contains("unknown loss 'kto'"));
+  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, h.batch, {"kto", 2.0, 0.5, 1.0}, g), Catch::Contains("unknown loss 'kto'"));
   data::Batch sft;
   sft.targets.segment = torch::zeros_like(h.batch.targets.segment);
   sft.targets.num_segments = 1;
-  CHECK_THROWS_WITH(train::compute_loss(h.logp, sft, {"po", 2.0, 0.5, 1.0}, g),
+  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, sft, {"po", 2.0, 0.5, 1.0}, g),
                     Catch::Contains("loss 'po' needs preference data"));
 }
 
@@ -249,7 +249,7 @@ TEST_CASE("losses: batch_loss through a tiny model equals the reference forward 
   for (size_t i = 0; i < cs.size(); ++i) {
     INFO(cs[i].kind << " beta " << cs[i].beta << " gamma " << cs[i].gamma);
     // fp32 forward against a float64 reference: summed log-probs of up to 7 tokens carry ~1e-6 of rounding.
-    auto out = train::batch_loss(*model, b, cs[i], {b.num_sft_tokens, b.num_questions}, ref);
+    auto out = recipe::batch_loss(*model, b, cs[i], {b.num_sft_tokens, b.num_questions}, ref);
     check_against(out, want[i], 2e-5);
     worst = std::max(worst, std::abs(out.loss.item<double>() - want[i]["loss"].get<double>()));
   }

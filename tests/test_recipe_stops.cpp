@@ -23,7 +23,7 @@ namespace {
 
 struct Data : test::DemoDataDir {
   Data() : DemoDataDir(48) {}
-  train::RunConfig config(const std::string& name, std::vector<std::string> more = {}) const {
+  recipe::RunConfig config(const std::string& name, std::vector<std::string> more = {}) const {
     const std::string d = dir.str("data");
     std::vector<std::string> o = {"run.name=" + name, "run.output_dir=" + dir.str("runs"),
                                   "data.train=" + d + "/train.jsonl", "data.val=", "data.image_root=" + d,
@@ -32,7 +32,7 @@ struct Data : test::DemoDataDir {
                                   "optim.warmup_steps=2", "checkpoint.every_steps=2", "model.llm.num_layers=2",
                                   "validation.benchmark="};
     o.insert(o.end(), more.begin(), more.end());
-    return train::load_run_config(test::source_path("configs/demo.yaml"), o);
+    return recipe::load_run_config(test::source_path("configs/demo.yaml"), o);
   }
   std::string run_dir(const std::string& name) const { return dir.str("runs/" + name); }
 };
@@ -61,9 +61,9 @@ TEST_CASE("recipe: resume refuses a changed batch geometry and a checkpoint with
   REQUIRE(first.interrupted);
   CHECK_THROWS_WITH(test::run(d.config("r", {"data.batch_size=8"}), "latest"),
                     Catch::Contains("global micro-batch of 4 samples and grad_accum 1, this run has 8 and 1"));
-  const auto ckpt = train::latest_checkpoint(d.run_dir("r"));
+  const auto ckpt = recipe::latest_checkpoint(d.run_dir("r"));
   REQUIRE(ckpt);
-  CHECK(train::read_train_state(*ckpt).global_batch == 4);
+  CHECK(recipe::read_train_state(*ckpt).global_batch == 4);
   fs::remove(fs::path(*ckpt) / "optimizer.pt");
   CHECK_THROWS_WITH(test::run(d.config("r"), "latest"), Catch::Contains("optimizer.pt is missing"));
 }
@@ -89,7 +89,7 @@ TEST_CASE("recipe: SIGTERM while every step is being skipped stops at the next s
     std::this_thread::sleep_for(std::chrono::seconds(1));
     while (!done) std::raise(SIGTERM), std::this_thread::sleep_for(std::chrono::milliseconds(50));
   });
-  train::RecipeResult r;
+  recipe::RecipeResult r;
   try {
     r = test::run(d.config("term", {"model.path=" + huge_dir, "stages.0.max_steps=100000"}));
   } catch (...) {
@@ -98,9 +98,9 @@ TEST_CASE("recipe: SIGTERM while every step is being skipped stops at the next s
   }
   done = true, term.join();
   CHECK(r.interrupted);
-  const auto ckpt = train::latest_checkpoint(d.run_dir("term"));
+  const auto ckpt = recipe::latest_checkpoint(d.run_dir("term"));
   REQUIRE(ckpt);
-  const auto st = train::read_train_state(*ckpt);
+  const auto st = recipe::read_train_state(*ckpt);
   CHECK(st.stage == 0);
   CHECK(st.stage_step > 0);
   CHECK(st.stage_step < 100000);
@@ -126,9 +126,9 @@ TEST_CASE("recipe: a bad sample under on_error=fail checkpoints the steps before
   auto cfg = d.config("bad", {"data.train=" + bad, "data.shuffle=false", "data.group_by_length=false", "stages.0.max_steps=12",
                               "checkpoint.every_steps=100"});
   CHECK_THROWS_WITH(test::run(cfg), Catch::Contains("bad.jsonl:40"));
-  const auto ckpt = train::latest_checkpoint(d.run_dir("bad"));
+  const auto ckpt = recipe::latest_checkpoint(d.run_dir("bad"));
   REQUIRE(ckpt);
-  const auto st = train::read_train_state(*ckpt);
+  const auto st = recipe::read_train_state(*ckpt);
   CHECK(st.stage == 0);
   CHECK(st.stage_step == 9);
   CHECK(st.data.batch == 9);

@@ -63,8 +63,8 @@ TEST_CASE("ref logps: the cached table equals a fresh forward of other batches, 
   const auto samples = make_samples(10, model->tokens_per_tile());
   std::vector<at::Tensor> px;
   for (size_t i = 0; i < samples.size(); ++i) px.push_back(torch::randn({1, 3, 28, 28}));
-  train::MakeBatch make = [&](const std::vector<size_t>& idx) { return batch_of(samples, px, idx, true); };
-  auto table = train::compute_ref_table(*model, 10, 3, 4, make, c10::Device(c10::kCPU), AutocastState{});
+  recipe::MakeBatch make = [&](const std::vector<size_t>& idx) { return batch_of(samples, px, idx, true); };
+  auto table = recipe::compute_ref_table(*model, 10, 3, 4, make, c10::Device(c10::kCPU), AutocastState{});
   REQUIRE(table.sizes() == at::IntArrayRef({10, 3}));
   // Samples with 2 answers have no third entry.
   CHECK(std::isnan(table[0][2].item<float>()));
@@ -75,54 +75,54 @@ TEST_CASE("ref logps: the cached table equals a fresh forward of other batches, 
     INFO("shared " << shared);
     torch::NoGradGuard ng;
     auto b = batch_of(samples, px, {7, 2, 9}, shared);
-    auto fresh = train::segment_logps(*model, b);
-    auto cached = train::lookup_ref_logps(table, b);
+    auto fresh = recipe::segment_logps(*model, b);
+    auto cached = recipe::lookup_ref_logps(table, b);
     CHECK((fresh - cached).abs().max().item<double>() < 1e-5);
   }
 
   // On disk: the values round-trip bitwise with their key; the key's parts name what changed.
   TempDir dir;
-  train::RefTable t;
+  recipe::RefTable t;
   t.logps = table;
-  t.key.parts = {{"annotations", "a1"}, {"model", train::weights_identity(*model)}, {"precision", "Float"}};
-  train::save_ref_table(dir.str("c/ref.safetensors"), t);
-  auto back = train::load_ref_table(dir.str("c/ref.safetensors"));
+  t.key.parts = {{"annotations", "a1"}, {"model", recipe::weights_identity(*model)}, {"precision", "Float"}};
+  recipe::save_ref_table(dir.str("c/ref.safetensors"), t);
+  auto back = recipe::load_ref_table(dir.str("c/ref.safetensors"));
   REQUIRE(back.has_value());
   CHECK(back->key.digest() == t.key.digest());
   CHECK(torch::equal(back->logps.isnan(), table.isnan()));
   CHECK(torch::equal(back->logps.nan_to_num(0), table.nan_to_num(0)));
-  CHECK_FALSE(train::load_ref_table(dir.str("c/none.safetensors")).has_value());
+  CHECK_FALSE(recipe::load_ref_table(dir.str("c/none.safetensors")).has_value());
 
   auto other = t.key;
   {
     torch::NoGradGuard ng;
     model->language_model->parameters()[0].add_(1e-3);  // any weight change changes the identity
   }
-  other.parts["model"] = train::weights_identity(*model);
+  other.parts["model"] = recipe::weights_identity(*model);
   CHECK(other.digest() != t.key.digest());
   CHECK(t.key.differences(other) == "model");
   other.parts["annotations"] = "a2";
   CHECK(t.key.differences(other) == "annotations, model");
   // The digest is a function of the bytes, whatever the chunking.
   const std::string text = "the quick brown fox jumps over the lazy dog";
-  train::Digest whole, parts;
+  recipe::Digest whole, parts;
   whole.bytes(text.data(), text.size());
   parts.bytes(text.data(), 5).bytes(text.data() + 5, 11).bytes(text.data() + 16, text.size() - 16);
   CHECK(whole.hex() == parts.hex());
-  CHECK(train::Digest().str("ab").str("c").hex() != train::Digest().str("a").str("bc").hex());
+  CHECK(recipe::Digest().str("ab").str("c").hex() != recipe::Digest().str("a").str("bc").hex());
 
   // A batch for samples the table does not cover is an error, not a silent value.
   auto b = batch_of(samples, px, {0, 1}, true);
-  CHECK_THROWS_WITH(train::lookup_ref_logps(table.narrow(0, 0, 1), b), Contains("stale cache"));
+  CHECK_THROWS_WITH(recipe::lookup_ref_logps(table.narrow(0, 0, 1), b), Contains("stale cache"));
   // `reference:` belongs to dpo/ipo stages and must exist.
   const auto demo = test::source_path("configs/demo.yaml");
-  CHECK_THROWS_WITH(train::load_run_config(demo, {"stages.0.reference=" + dir.str()}),
+  CHECK_THROWS_WITH(recipe::load_run_config(demo, {"stages.0.reference=" + dir.str()}),
                     Contains("stages.0.reference: only dpo and ipo stages have a reference model"));
-  CHECK_THROWS_WITH(train::load_run_config(demo, {"stages.0.loss=dpo", "stages.0.reference=" + dir.str("nope")}),
+  CHECK_THROWS_WITH(recipe::load_run_config(demo, {"stages.0.loss=dpo", "stages.0.reference=" + dir.str("nope")}),
                     Contains("stages.0.reference: checkpoint not found"));
   // A file whose stored key does not match its parts is rejected.
   st::save(dir.str("bad.safetensors"), {{"logps", table}}, {{"key", "0"}, {"key.model", "x"}});
-  CHECK_THROWS_WITH(train::load_ref_table(dir.str("bad.safetensors")), Contains("key metadata inconsistent"));
+  CHECK_THROWS_WITH(recipe::load_ref_table(dir.str("bad.safetensors")), Contains("key metadata inconsistent"));
 }
 
 namespace {
@@ -130,7 +130,7 @@ namespace {
 struct DemoData : test::DemoDataDir {
   DemoData() : DemoDataDir(24) {}
   // One stage of `loss` on the demo data (3 rejected answers per question in the demo triples or fewer).
-  train::RunConfig config(const std::string& name, const std::string& loss, std::vector<std::string> extra = {}) const {
+  recipe::RunConfig config(const std::string& name, const std::string& loss, std::vector<std::string> extra = {}) const {
     const std::string d = dir.str("data");
     const std::string yaml = dir.file("one-" + loss + ".yaml", "base: " + test::source_path("configs/demo.yaml") +
                                                                   "\nstages:\n  - name: po\n    loss: " + loss +
@@ -141,7 +141,7 @@ struct DemoData : test::DemoDataDir {
                                   "optim.lr=1e-3", "checkpoint.every_steps=1", "model.llm.num_layers=2",
                                   "validation.benchmark=", "log.tensorboard=false"};
     o.insert(o.end(), extra.begin(), extra.end());
-    return train::load_run_config(yaml, o);
+    return recipe::load_run_config(yaml, o);
   }
 };
 
@@ -165,7 +165,7 @@ TEST_CASE("dpo: step-0 loss is log 2, the cache serves reruns and resumes, stale
   }
   const std::string cache = data.dir.str("runs/dpo/ref_logps/po.safetensors");
   REQUIRE(std::filesystem::exists(cache));
-  auto cached = train::load_ref_table(cache);
+  auto cached = recipe::load_ref_table(cache);
   REQUIRE(cached.has_value());
   CHECK(cached->logps.size(0) == 24);
   CHECK(cached->key.parts.count("annotations"));
@@ -198,12 +198,12 @@ TEST_CASE("dpo: step-0 loss is log 2, the cache serves reruns and resumes, stale
   }
   auto other = run(data.config("dpo", "dpo", {"data.train=" + d + "/train-23.jsonl"}));
   CHECK(other.ref_passes == 1);
-  auto rekeyed = train::load_ref_table(cache);
+  auto rekeyed = recipe::load_ref_table(cache);
   CHECK(rekeyed->key.differences(cached->key) == "annotations, samples");
   // Other starting weights (another seed) at a stage start: recomputed too.
   auto seeded = run(data.config("dpo", "dpo", {"run.seed=99"}));
   CHECK(seeded.ref_passes == 1);
-  CHECK(train::load_ref_table(cache)->key.differences(cached->key) == "model");
+  CHECK(recipe::load_ref_table(cache)->key.differences(cached->key) == "model");
 
   // Resuming mid-stage with a cache that no longer matches: an error (the starting weights are gone).
   auto part = run(data.config("dpo-s", "dpo"), "", 2);
@@ -247,15 +247,15 @@ TEST_CASE("precision: bf16 autocast on CPU is within 2% of fp32 with fp32 master
   std::vector<at::Tensor> px;
   for (size_t i = 0; i < samples.size(); ++i) px.push_back(torch::randn({1, 3, 28, 28}));
   auto b = batch_of(samples, px, {0, 1, 2, 3, 4, 5}, true);
-  train::LossConfig lc{"po", 2.0, 0.5, 1.0};
-  const train::StepCounts counts{b.num_sft_tokens, b.num_questions};
+  recipe::LossConfig lc{"po", 2.0, 0.5, 1.0};
+  const recipe::StepCounts counts{b.num_sft_tokens, b.num_questions};
   const c10::Device cpu(c10::kCPU);
   auto step = [&](const AutocastState& ac) {
     model->zero_grad();
-    train::LossOut out;
+    recipe::LossOut out;
     {
       AutocastScope scope(ac);
-      out = train::batch_loss(*model, b, lc, counts);
+      out = recipe::batch_loss(*model, b, lc, counts);
     }
     out.loss.backward();
     return std::make_pair(out.loss.item<double>(), grads_of(*model));

@@ -54,7 +54,7 @@ TEST_CASE("reliability: YAML duplicate keys, octal-looking integers and odd keys
   test::TempDir t;
   auto load = [&](const std::string& text) {
     const std::string p = t.file("c.yaml", text);
-    train::RunConfig c;
+    recipe::RunConfig c;
     config::load(c, p, {});
     return c;
   };
@@ -69,7 +69,7 @@ TEST_CASE("reliability: YAML duplicate keys, octal-looking integers and odd keys
   CHECK(load("stages:\n  - {name: a, trainable: ['.*'], max_steps: 1e4}\n").stages[0].max_steps == 10000);
   // No stages is a valid base file for includes; `phantom train` refuses it before the run directory exists
   // (tests/cli/bad_inputs.sh, case "stages: []").
-  CHECK(train::load_run_config(t.file("e.yaml", "stages: []\n"), {}).stages.empty());
+  CHECK(recipe::load_run_config(t.file("e.yaml", "stages: []\n"), {}).stages.empty());
 }
 
 TEST_CASE("reliability: FIFOs, directories and symlink loops are refused without blocking", "[reliability]") {
@@ -161,7 +161,7 @@ TEST_CASE("reliability: model configs are validated before any module is built",
   CHECK_THAT(problem([](ModelConfig& x) { x.downsample_ratio = 0.3; }), Contains("whole cells"));
   // the YAML path: run_config's validation
   test::TempDir y;
-  CHECK_THROWS_WITH(train::load_run_config(y.file("m.yaml", "model:\n  llm:\n    num_layers: 5000\n"), {}),
+  CHECK_THROWS_WITH(recipe::load_run_config(y.file("m.yaml", "model:\n  llm:\n    num_layers: 5000\n"), {}),
                     Contains("config error: model.llm.num_layers (5000) must be in [1, 1024]"));
   // HF config.json: the key as the file spells it
   test::TempDir t;
@@ -209,11 +209,11 @@ TEST_CASE("reliability: a checkpoint that does not fit fails cleanly, the previo
   auto opt = torch::optim::AdamW(model->parameters());
   model(torch::randn({2, 64})).sum().backward();
   opt.step();
-  train::TrainState st;
+  recipe::TrainState st;
   st.global_step = 1;
-  train::save_checkpoint(t.str(), *model, &opt, st, "x: 1\n", 5);
+  recipe::save_checkpoint(t.str(), *model, &opt, st, "x: 1\n", 5);
   const std::string first = t.str("checkpoints/step-000001");
-  REQUIRE(train::latest_checkpoint(t.str()) == first);
+  REQUIRE(recipe::latest_checkpoint(t.str()) == first);
   auto listing = [&] {
     std::vector<std::string> names;
     for (auto& e : fs::recursive_directory_iterator(t.str("checkpoints")))
@@ -229,7 +229,7 @@ TEST_CASE("reliability: a checkpoint that does not fit fails cleanly, the previo
     {
       FileSizeLimit small(limit);
       try {
-        train::save_checkpoint(t.str(), *model, &opt, st, "x: 1\n", 5);
+        recipe::save_checkpoint(t.str(), *model, &opt, st, "x: 1\n", 5);
       } catch (const std::runtime_error& e) {
         msg = e.what();
       }
@@ -241,10 +241,10 @@ TEST_CASE("reliability: a checkpoint that does not fit fails cleanly, the previo
   }
   // and step 1 still resumes
   torch::nn::Linear again(64, 64);
-  train::load_checkpoint_model(first, *again);
+  recipe::load_checkpoint_model(first, *again);
   CHECK(torch::equal(again->weight, model->weight));
   auto opt2 = torch::optim::AdamW(again->parameters());
-  train::load_checkpoint_optimizer(first, opt2);
+  recipe::load_checkpoint_optimizer(first, opt2);
 }
 
 TEST_CASE("reliability: a truncated optimizer.pt or a state.json of the wrong type names the file", "[reliability]") {
@@ -253,16 +253,16 @@ TEST_CASE("reliability: a truncated optimizer.pt or a state.json of the wrong ty
   auto opt = torch::optim::AdamW(model->parameters());
   model(torch::randn({2, 8})).sum().backward();
   opt.step();
-  train::TrainState st;
+  recipe::TrainState st;
   st.global_step = 3;
-  train::save_checkpoint(t.str(), *model, &opt, st, "x: 1\n", 5);
+  recipe::save_checkpoint(t.str(), *model, &opt, st, "x: 1\n", 5);
   const std::string ck = t.str("checkpoints/step-000003");
   fs::resize_file(ck + "/optimizer.pt", fs::file_size(ck + "/optimizer.pt") / 2);
   auto opt2 = torch::optim::AdamW(model->parameters());
-  CHECK_THROWS_WITH(train::load_checkpoint_optimizer(ck, opt2),
+  CHECK_THROWS_WITH(recipe::load_checkpoint_optimizer(ck, opt2),
                     Contains(ck + "/optimizer.pt: cannot read the optimizer state (truncated or corrupt"));
   std::ofstream(ck + "/state.json") << "{\"stage\": \"zero\", \"stage_step\": 0}";
-  CHECK_THROWS_WITH(train::read_train_state(ck), Contains("state.json: field 'stage' must be a non-negative integer, got \"zero\""));
+  CHECK_THROWS_WITH(recipe::read_train_state(ck), Contains("state.json: field 'stage' must be a non-negative integer, got \"zero\""));
   std::ofstream(ck + "/state.json") << "{\"stage\": 0, \"stage_step\": 0, \"global_step\": 3, \"stage_total\": 4}";
-  CHECK_THROWS_WITH(train::read_train_state(ck), Contains("missing field 'stage_done'"));
+  CHECK_THROWS_WITH(recipe::read_train_state(ck), Contains("missing field 'stage_done'"));
 }

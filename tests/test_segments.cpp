@@ -1,11 +1,11 @@
-// Segment layouts (phantom/util/segments.h): per-segment attention equals attention under the dense mask it
+// Segment layouts (phantom/util/segment_layout.h): per-segment attention equals attention under the dense mask it
 // replaces; packed SFT rows equal the padded batch; the shared-prefix PO row equals the naive layout without
 // images and under activation checkpointing (with images: tests/test_trainer.cpp).
 #include "tests/test_pch.h"
 
 #include "data/collate.h"
 #include "phantom/model/model.h"
-#include "phantom/model/segments.h"
+#include "phantom/model/segment_attention.h"
 #include "tests/tiny.h"
 #include "trainers/recipe/losses.h"
 
@@ -102,7 +102,7 @@ TEST_CASE("segments: packed SFT rows equal the padded batch in loss and gradient
                                                     sft_sample(1, 12, tpt, 5)};
   std::vector<at::Tensor> pixels = {torch::randn({1, 3, 28, 28}), at::Tensor(), torch::randn({1, 3, 28, 28}),
                                     at::Tensor(), torch::randn({1, 3, 28, 28})};
-  train::LossConfig lc{"sft", 2.0, 0.5, 1.0};
+  recipe::LossConfig lc{"sft", 2.0, 0.5, 1.0};
   auto padded = data::collate_sft(samples, pixels, 0);
   auto packed = data::collate_sft_packed(samples, pixels, 0, 2 * tpt + 16);
   REQUIRE(packed.input_ids.size(0) < padded.input_ids.size(0));  // several samples share a row
@@ -118,7 +118,7 @@ TEST_CASE("segments: packed SFT rows equal the padded batch in loss and gradient
     model->train();
     auto run = [&](const data::Batch& b) {
       model->zero_grad();
-      auto out = train::batch_loss(*model, b, lc, {b.num_sft_tokens, 0});
+      auto out = recipe::batch_loss(*model, b, lc, {b.num_sft_tokens, 0});
       out.loss.backward();
       return std::make_pair(out.loss.item<double>(), grads_of(*model));
     };
@@ -147,12 +147,12 @@ TEST_CASE("segments: shared-prefix PO equals the naive layout without images and
       for (int64_t a = 0; a <= n_rej; ++a) p.answers.push_back(ids(2 + a + s, 50 * s + a));
       qs.push_back(p);
     }
-    train::LossConfig lc{"po", 2.0, 0.5, 1.0};
+    recipe::LossConfig lc{"po", 2.0, 0.5, 1.0};
     auto run = [&](bool shared) {
       model->zero_grad();
       auto b = data::collate_preference(qs, {}, 0, shared);
       if (shared) CHECK(b.segments);
-      auto out = train::batch_loss(*model, b, lc, {b.num_sft_tokens, b.num_questions});
+      auto out = recipe::batch_loss(*model, b, lc, {b.num_sft_tokens, b.num_questions});
       out.loss.backward();
       return std::make_pair(out.loss.item<double>(), grads_of(*model));
     };

@@ -166,7 +166,7 @@ TEST_CASE("start points: a bare Qwen2 + InternViT: text logits, ViT, image token
   CHECK_FALSE(vit_created);
 
   // Tokens added after the tokenizer's last id; the matrices grow; new rows = mean of the old rows.
-  auto patch = train::add_special_tokens(data.dir.str("plain_tokenizer.json"), {"<img>", "</img>", "<IMG_CONTEXT>"},
+  auto patch = recipe::add_special_tokens(data.dir.str("plain_tokenizer.json"), {"<img>", "</img>", "<IMG_CONTEXT>"},
                                          t.str("tok"));
   REQUIRE(patch.added.size() == 3);
   CHECK(patch.added[2].second == old_size + 2);
@@ -175,7 +175,7 @@ TEST_CASE("start points: a bare Qwen2 + InternViT: text logits, ViT, image token
   CHECK(patched->encode("a<img>b") == std::vector<int32_t>{plain->encode("a")[0], static_cast<int32_t>(old_size),
                                                              plain->encode("b")[0]});
   auto before = model->language_model->embed_tokens->weight.detach().clone();
-  auto line = train::init_token_rows(*model, {static_cast<int32_t>(old_size), static_cast<int32_t>(old_size + 1),
+  auto line = recipe::init_token_rows(*model, {static_cast<int32_t>(old_size), static_cast<int32_t>(old_size + 1),
                                               static_cast<int32_t>(old_size + 2)}, old_size, old_size + 3);
   auto after = model->language_model->embed_tokens->weight.detach();
   REQUIRE(after.size(0) == old_size + 3);
@@ -184,7 +184,7 @@ TEST_CASE("start points: a bare Qwen2 + InternViT: text logits, ViT, image token
   CHECK((after[old_size + 1] - before.mean(0)).abs().max().item<double>() < 1e-6);
   CHECK(line.find("grown from " + std::to_string(old_size)) != std::string::npos);
   // A second call adds nothing.
-  CHECK(train::add_special_tokens(patch.path, {"<img>", "</img>", "<IMG_CONTEXT>"}, t.str("tok2")).added.empty());
+  CHECK(recipe::add_special_tokens(patch.path, {"<img>", "</img>", "<IMG_CONTEXT>"}, t.str("tok2")).added.empty());
 }
 
 TEST_CASE("start points: a bare Qwen2 + InternViT trains one step through the recipe, tokenizer patched and exported") {
@@ -197,7 +197,7 @@ TEST_CASE("start points: a bare Qwen2 + InternViT trains one step through the re
   const std::string yaml = data.dir.file("bare.yaml", "base: " + test::source_path("configs/demo.yaml") +
                                                           "\nstages:\n  - name: step1\n    loss: po\n    trainable: [\".*\"]\n"
                                                           "    max_steps: 1\n");
-  auto rc = train::load_run_config(
+  auto rc = recipe::load_run_config(
       yaml, {"run.name=bare", "run.output_dir=" + data.dir.str("runs"), "run.threads=2", "data.train=" + d + "/train.jsonl",
              "data.val=", "data.image_root=" + d, "data.tokenizer=" + data.dir.str("plain_tokenizer.json"),
              "data.batch_size=2", "model.path=" + t.str("llm"), "model.vision_path=" + t.str("vit"),
@@ -287,20 +287,20 @@ TEST_CASE("recipe: a warm-up on LLaVA conversations, then PO on triples, in one 
                                 "data.train=" + d + "/train.jsonl", "data.val=", "data.image_root=" + d,
                                 "data.tokenizer=" + d + "/tokenizer.json", "data.batch_size=2", "model.llm.num_layers=1",
                                 "model.vision.num_layers=1", "validation.benchmark=", "log.tensorboard=false"};
-  auto result = test::run(train::load_run_config(yaml, o));
+  auto result = test::run(recipe::load_run_config(yaml, o));
   CHECK(result.losses.size() == 2);
   // The same recipe without the per-stage formats: data.format (conversations) cannot feed a PO stage.
   auto bad = o;
   bad.push_back("data.format=conversations");
   bad.push_back("stages.1.format=");
   bad.push_back("run.name=mixed-bad");
-  CHECK_THROWS_WITH(test::run(train::load_run_config(yaml, bad)),
+  CHECK_THROWS_WITH(test::run(recipe::load_run_config(yaml, bad)),
                     Catch::Contains("stage step1 (stages.1.format unset, data.format = conversations): loss po needs "
                                     "preference triples but " + d + "/train.jsonl is read as 'conversations'"));
   // A triples file read as conversations names the stage and the format before the row's own error.
   auto wrong = o;
   wrong.push_back("stages.0.format=preference");
   wrong.push_back("run.name=mixed-wrong");
-  CHECK_THROWS_WITH(test::run(train::load_run_config(yaml, wrong)),
+  CHECK_THROWS_WITH(test::run(recipe::load_run_config(yaml, wrong)),
                     Catch::Contains("stage warmup (stages.0.format = preference): " + d + "/llava.jsonl read as format 'preference'"));
 }

@@ -61,11 +61,11 @@ TEST_CASE("trainer: shared-prefix PO equals the naive layout in loss and gradien
     INFO(n_rej << " rejected");
     std::vector<data::EncodedPreference> samples = {pref_sample(n_rej, tpt, 1), pref_sample(n_rej, tpt, 2), pref_sample(n_rej, tpt, 3)};
     std::vector<at::Tensor> pixels = {torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28})};
-    train::LossConfig lc{"po", 2.0, 0.5, 1.0};
+    recipe::LossConfig lc{"po", 2.0, 0.5, 1.0};
     auto run = [&](bool shared) {
       model->zero_grad();
       auto b = data::collate_preference(samples, pixels, 0, shared);
-      auto out = train::batch_loss(*model, b, lc, {b.num_sft_tokens, b.num_questions});
+      auto out = recipe::batch_loss(*model, b, lc, {b.num_sft_tokens, b.num_questions});
       out.loss.backward();
       return std::make_pair(out, grads_of(*model));
     };
@@ -91,15 +91,15 @@ TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B, check
   std::vector<data::EncodedPreference> samples;
   std::vector<at::Tensor> pixels;
   for (int i = 0; i < 8; ++i) samples.push_back(pref_sample(1 + i % 2, tpt, i)), pixels.push_back(torch::randn({1, 3, 28, 28}));
-  train::LossConfig lc{"po", 2.0, 0.5, 1.0};
+  recipe::LossConfig lc{"po", 2.0, 0.5, 1.0};
   auto big = data::collate_preference(samples, pixels, 0, true);
   model->zero_grad();
-  auto out = train::batch_loss(*model, big, lc, {big.num_sft_tokens, big.num_questions});
+  auto out = recipe::batch_loss(*model, big, lc, {big.num_sft_tokens, big.num_questions});
   out.loss.backward();
   auto g_big = grads_of(*model);
 
   std::vector<data::Batch> micro;
-  train::StepCounts total;
+  recipe::StepCounts total;
   for (int k = 0; k < 4; ++k) {
     micro.push_back(data::collate_preference({samples[2 * k], samples[2 * k + 1]}, {pixels[2 * k], pixels[2 * k + 1]}, 0, true));
     total.sft_tokens += micro.back().num_sft_tokens, total.questions += micro.back().num_questions;
@@ -107,7 +107,7 @@ TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B, check
   model->zero_grad();
   double loss = 0;
   for (auto& b : micro) {
-    auto o = train::batch_loss(*model, b, lc, total);
+    auto o = recipe::batch_loss(*model, b, lc, total);
     o.loss.backward();
     loss += o.loss.item<double>();
   }
@@ -118,7 +118,7 @@ TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B, check
   model->language_model->activation_checkpointing = true;
   model->train();
   model->zero_grad();
-  train::batch_loss(*model, big, lc, {big.num_sft_tokens, big.num_questions}).loss.backward();
+  recipe::batch_loss(*model, big, lc, {big.num_sft_tokens, big.num_questions}).loss.backward();
   CHECK(max_grad_diff(grads_of(*model), g_big) < 1e-6);
 }
 
@@ -127,7 +127,7 @@ namespace {
 struct DemoData : test::DemoDataDir {
   DemoData() : DemoDataDir(48) {}
   // `extra` overrides come last (a later key=value wins).
-  train::RunConfig config(const std::string& name, const std::vector<std::string>& extra = {}) const {
+  recipe::RunConfig config(const std::string& name, const std::vector<std::string>& extra = {}) const {
     const std::string d = dir.str("data");
     std::vector<std::string> o = {"run.name=" + name, "run.output_dir=" + dir.str("runs"), "data.train=" + d + "/train.jsonl",
                                    "data.val=" + d + "/val.jsonl", "data.image_root=" + d, "data.tokenizer=" + d + "/tokenizer.json",
@@ -135,7 +135,7 @@ struct DemoData : test::DemoDataDir {
                                    "optim.warmup_steps=2", "checkpoint.every_steps=2", "model.llm.num_layers=2",
                                    "validation.benchmark=" + d + "/mc_test.tsv", "validation.benchmark_limit=4"};
     o.insert(o.end(), extra.begin(), extra.end());
-    return train::load_run_config(test::source_path("configs/demo.yaml"), o);
+    return recipe::load_run_config(test::source_path("configs/demo.yaml"), o);
   }
 };
 

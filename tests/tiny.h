@@ -47,10 +47,10 @@ struct DemoDataDir {
   }
 };
 
-// The recipe of `c` in <output_dir>/<name>; `resume` and `stop_after` as train::run_recipe.
-inline train::RecipeResult run(train::RunConfig c, const std::string& resume = "", int64_t stop_after = 0) {
+// The recipe of `c` in <output_dir>/<name>; `resume` and `stop_after` as recipe::run_recipe.
+inline recipe::RecipeResult run(recipe::RunConfig c, const std::string& resume = "", int64_t stop_after = 0) {
   const std::string dir = c.run.output_dir + "/" + c.run.name;
-  return train::run_recipe(c, dir, train::resolved_yaml(c, "test", {}), resume, stop_after);
+  return recipe::run_recipe(c, dir, recipe::resolved_yaml(c, "test", {}), resume, stop_after);
 }
 
 }  // namespace phantom::test

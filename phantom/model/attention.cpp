@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "phantom/model/segments.h"
+#include "phantom/model/segment_attention.h"
 
 namespace phantom {
 namespace F = torch::nn::functional;

@@ -12,7 +12,7 @@
 
 #include "phantom/model/layers.h"
 #include "phantom/model/model_config.h"
-#include "phantom/util/segments.h"
+#include "phantom/util/segment_layout.h"
 
 namespace phantom {
 
@@ -54,7 +54,7 @@ struct AttentionInputs {
   at::Tensor sos_index;  // (B,) int64 index of the sos token within this call's L (prefill / training);
                          // (B, S) with sos_slot: the sos of each sequence of a packed row
   at::Tensor sos_slot;   // (B, L) int64 sequence of each position (packed rows); undefined = one sequence per row
-  // Rows holding several sequences or a shared prefix: attention per segment (phantom/model/segments.h), no
+  // Rows holding several sequences or a shared prefix: attention per segment (phantom/model/segment_attention.h), no
   // mask. Training only (no cache).
   std::shared_ptr<const SegmentLayout> segments;
   int64_t rope_seq_len = 0;  // max position + 1 of the whole sequence (dynamic RoPE / longrope)

@@ -3,7 +3,7 @@
 #include <functional>
 
 #include "phantom/model/runtime.h"
-#include "phantom/model/segments.h"
+#include "phantom/model/segment_attention.h"
 
 namespace phantom {
 

@@ -33,7 +33,7 @@ TORCH_MODULE(DecoderLayer);
 //   mask           (B, 1, L, T) explicit bool attention mask; overrides the causal + padding mask built from
 //                  attention_mask.
 //   segments       rows holding several sequences (packed SFT) or a shared prompt (PO): attention per segment,
-//                  no mask; positions and Phantom's sos per sequence (phantom/util/segments.h). Training only.
+//                  no mask; positions and Phantom's sos per sequence (phantom/util/segment_layout.h). Training only.
 struct DecoderInputs {
   at::Tensor embeds;
   at::Tensor attention_mask;

@@ -288,8 +288,8 @@ int main(int argc, char** argv) {
     t.run = [p](const std::string& s) {
       write(p, s);
       try {
-        train::RunConfig c = train::load_run_config(p.string(), {});
-        (void)train::resolved_yaml(c, p.string(), {});
+        recipe::RunConfig c = recipe::load_run_config(p.string(), {});
+        (void)recipe::resolved_yaml(c, p.string(), {});
       } catch (const config::ConfigError& e) {
         // Cross-key checks name the key, not the file: rethrow with the file so the naming check applies.
         const std::string msg = e.what();

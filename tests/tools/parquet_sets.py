@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Test helper for VisualWebBench and BLINK (tests/test_benchmarks_converted.cpp).
+"""Test helper for VisualWebBench and BLINK (tests/test_benchmarks_parquet_sets.cpp).
 
     parquet_sets.py fixtures OUT_DIR      tiny parquet files in the Hugging Face layouts of both sets (pyarrow)
     parquet_sets.py reference IN.json     the Python the sets are scored with: rouge 1.0.1 and str(list)

@@ -79,7 +79,7 @@ int cmd_bench(int argc, char** argv) {
     // unfused pieces, for the ablation in docs/benchmarks.md.
     const bool chunked = a.get("head", "chunked") == "chunked", fused = a.get("optim", "fused") == "fused";
     std::unique_ptr<torch::optim::AdamW> opt;
-    if (fused) opt = std::make_unique<train::FusedAdamW>(params, torch::optim::AdamWOptions(1e-5));
+    if (fused) opt = std::make_unique<recipe::FusedAdamW>(params, torch::optim::AdamWOptions(1e-5));
     else opt = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(1e-5));
     auto ids = torch::randint(0, c.vocab_size, {batch, seq}).to(dev);
     double total = 0;
@@ -95,7 +95,7 @@ int cmd_bench(int argc, char** argv) {
           // Every position but the last predicts the next id: the rows of the head, (B * (L - 1), C).
           auto h = lm->forward_hidden(in).narrow(1, 0, seq - 1).reshape({-1, c.hidden_size});
           auto target = ids.narrow(1, 1, seq - 1).reshape({-1});
-          loss = train::head_cross_entropy(h, lm->embed_tokens->weight, target, 1.0 / static_cast<double>(target.numel())).first;
+          loss = recipe::head_cross_entropy(h, lm->embed_tokens->weight, target, 1.0 / static_cast<double>(target.numel())).first;
         } else {
           auto logits = lm->forward(in);
           loss = torch::nn::functional::cross_entropy(
@@ -197,14 +197,14 @@ int cmd_bench(int argc, char** argv) {
     const std::string stage = a.get("stage", "step1");
     const bool step1 = what == "po" ? a.get("trainable", "step1") == "step1" : what == "pack" ? false : stage == "step1";
     if (what == "train" && stage != "step1" && stage != "step2") throw UsageError("--stage: step1 | step2");
-    auto trainable = train::select_trainable(
+    auto trainable = recipe::select_trainable(
         *model, step1 ? std::vector<std::string>{"^vision_proj\\.", "_phantom"} : std::vector<std::string>{".*"});
-    train::OptimConfig oc;
-    auto opt = train::make_adamw(trainable, oc);
+    recipe::OptimConfig oc;
+    auto opt = recipe::make_adamw(trainable, oc);
     auto body = mc;
     body.llm.vocab_size = 0;  // FLOPs: decoder body per token + the LM head per supervised row
     auto flops = [&](const StepTiming& t, int64_t len) {
-      return train::train_flops_per_token(body, len) * static_cast<double>(t.tokens) +
+      return recipe::train_flops_per_token(body, len) * static_cast<double>(t.tokens) +
              6.0 * static_cast<double>(c.hidden_size * c.vocab_size) * static_cast<double>(t.supervised);
     };
     if (what == "pack") {

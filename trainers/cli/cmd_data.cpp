@@ -35,13 +35,13 @@ static const char* kDataHelp =
 
 // What both subcommands build from a run config: the tokenizer, the encoder and the tiling of the model.
 struct DataSetup {
-  train::RunConfig cfg;
+  recipe::RunConfig cfg;
   ModelConfig mc;
   std::unique_ptr<data::Tokenizer> tok;
   std::unique_ptr<data::SampleEncoder> enc;
   data::TileOptions tiles;
 
-  explicit DataSetup(const Args& a) : cfg(train::load_run_config(a.require("config"), a.overrides)) {
+  explicit DataSetup(const Args& a) : cfg(recipe::load_run_config(a.require("config"), a.overrides)) {
     data::check_paths(cfg.data);
     mc = cfg.model;
     if (!mc.path.empty()) read_hf_config(mc.path, mc);
@@ -66,7 +66,7 @@ static int data_bench(const Args& a) {
   const bool preference = a.get("loss", samples.front().is_preference() ? "po" : "sft") != "sft";
   std::mutex mu;
   const int32_t pad_id = d.enc->chat_template().pad_id(*d.tok);
-  train::BatchMaker maker{d.cfg, samples, *d.enc, d.tiles, pad_id, preference, d.cfg.shared_prefix, &mu, &skipped};
+  recipe::BatchMaker maker{d.cfg, samples, *d.enc, d.tiles, pad_id, preference, d.cfg.shared_prefix, &mu, &skipped};
   data::LoaderOptions lo;
   lo.global_batch = d.cfg.data.batch_size;
   lo.seed = static_cast<uint64_t>(d.cfg.run.seed);
@@ -74,7 +74,7 @@ static int data_bench(const Args& a) {
   lo.group_by_length = d.cfg.data.group_by_length;
   lo.prefetch = std::max<int64_t>(1, d.cfg.data.prefetch);
   const int64_t tpt = d.enc->image_tokens().tokens_per_tile;
-  data::Loader<data::Batch> loader(train::estimated_lengths(samples, tpt), lo, maker);
+  data::Loader<data::Batch> loader(recipe::estimated_lengths(samples, tpt), lo, maker);
   const int64_t batches = int_flag(a, "batches", 32, 1);
   int64_t n = 0, tiles = 0, tokens = 0;
   const auto t0 = std::chrono::steady_clock::now();

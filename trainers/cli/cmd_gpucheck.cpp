@@ -18,16 +18,11 @@
 #include "trainers/cli/commands.h"
 #include "trainers/cli/flags.h"
 #include "trainers/cli/step_timing.h"
+#include "trainers/distributed/nccl.h"
 #include "phantom/model/runtime.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/metrics.h"
 #include "trainers/recipe/optim.h"
-
-namespace phantom::train {
-// trainers/distributed/nccl.cpp (kept out of distributed.h: its callers are the World and this check).
-c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                                                    std::chrono::milliseconds timeout, int device_index);
-}  // namespace phantom::train
 
 namespace phantom::cli {
 namespace {
@@ -174,7 +169,7 @@ void step_bf16(Report& r, const c10::Device& dev) {
 void step_nccl(Report& r, bool cuda) {
   if (!cuda) return r.skip("nccl", "NCCL process group of world 1, all-reduce");
   auto store = c10::make_intrusive<c10d::HashStore>();
-  auto pg = train::make_nccl_backend(store, 0, 1, std::chrono::milliseconds(60000), 0);
+  auto pg = distributed::make_nccl_backend(store, 0, 1, std::chrono::milliseconds(60000), 0);
   std::vector<at::Tensor> t = {torch::arange(1 << 20, torch::TensorOptions().dtype(torch::kFloat).device(torch::kCUDA))};
   const auto want = t[0].clone();
   pg->allreduce(t)->wait();
@@ -201,8 +196,8 @@ void step_po(Report& r, const c10::Device& dev, int64_t warmup, int64_t steps) {
   model->train();
   model->to(dev);
   const auto ac = AutocastState::for_compute(cuda ? c10::kBFloat16 : c10::kFloat, dev);
-  auto trainable = train::select_trainable(*model, {"^vision_proj\\.", "_phantom"});  // PO stage (step 1)
-  auto opt = train::make_adamw(trainable, train::OptimConfig{});
+  auto trainable = recipe::select_trainable(*model, {"^vision_proj\\.", "_phantom"});  // PO stage (step 1)
+  auto opt = recipe::make_adamw(trainable, recipe::OptimConfig{});
   const std::vector<int64_t> prompts = cuda ? std::vector<int64_t>{1024, 1792} : std::vector<int64_t>{96};
   const int64_t batch = cuda ? 4 : 2, answer = 32;
   for (int64_t P : prompts) {
@@ -246,8 +241,8 @@ void step_7b(Report& r, const c10::Device& dev, int64_t layers, int64_t seq, int
   model->train();
   model->to(dev);
   const auto ac = AutocastState::for_compute(cuda ? c10::kBFloat16 : c10::kFloat, dev);
-  auto trainable = train::select_trainable(*model, {".*"});
-  auto opt = train::make_adamw(trainable, train::OptimConfig{});
+  auto trainable = recipe::select_trainable(*model, {".*"});
+  auto opt = recipe::make_adamw(trainable, recipe::OptimConfig{});
   auto qs = bench_questions(batch, seq / 2, seq / 2, 0, l.vocab_size);  // SFT on prompt + answer = seq tokens
   std::vector<data::EncodedConversation> sft;
   for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
@@ -255,7 +250,7 @@ void step_7b(Report& r, const c10::Device& dev, int64_t layers, int64_t seq, int
   const auto t = time_interleaved(*model, {&b}, {{"sft"}}, *opt, trainable.params, ac, dev, warmup, steps)[0];
   auto body = mc;
   body.llm.vocab_size = 0;  // the decoder per token + the LM head per supervised row (as `phantom bench train`)
-  const double flops = train::train_flops_per_token(body, b.input_ids.size(1)) * static_cast<double>(t.tokens) +
+  const double flops = recipe::train_flops_per_token(body, b.input_ids.size(1)) * static_cast<double>(t.tokens) +
                        6.0 * static_cast<double>(l.hidden_size * l.vocab_size) * static_cast<double>(t.supervised);
   const double tflops = flops / (t.ms / 1e3) / 1e12;
   const auto [n_params, n_train] = count_parameters(*model);

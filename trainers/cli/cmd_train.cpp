@@ -40,7 +40,7 @@ namespace fs = std::filesystem;
 
 // Every input path of the config is a readable regular file (data files, tokenizer, model.path/config.json, which
 // is also validated): checked before the run directory is created, so a typo leaves nothing behind.
-static void check_run_paths(const train::RunConfig& c) {
+static void check_run_paths(const recipe::RunConfig& c) {
   // A file without stages is a fine base for includes, not a run: training it would export an untrained model.
   if (c.stages.empty())
     throw config::ConfigError("config error: stages: empty; list at least one training stage (see configs/demo.yaml)");
@@ -80,17 +80,17 @@ int cmd_train(int argc, char** argv) {
   const bool rank0 = !launch || launch->rank == 0;
   if (launch && launch->world > 1) log::init(launch->rank, launch->world, !rank0);
   const int64_t max_steps = int_flag(a, "max-steps", 0, 0);
-  train::RunConfig cfg = train::load_run_config(path, a.overrides);
+  recipe::RunConfig cfg = recipe::load_run_config(path, a.overrides);
   check_run_paths(cfg);  // before the run directory exists: a typo leaves nothing behind
-  const std::string resolved = train::resolved_yaml(cfg, path, a.overrides);
+  const std::string resolved = recipe::resolved_yaml(cfg, path, a.overrides);
   if (rank0) std::fputs(resolved.c_str(), stdout);
   const std::string resume = a.options.count("resume") ? a.get("resume") : (a.switches.count("resume") ? "latest" : "");
   // --resume of a run whose every stage is done: say so and touch nothing (its exports, benchmark files and
   // config.yaml stay as they are). Training again needs a new run.name.
   const std::string run_dir = (std::filesystem::path(cfg.run.output_dir) / cfg.run.name).string();
   if (resume == "latest" && !a.has("dry-run"))
-    if (auto ckpt = train::latest_checkpoint(run_dir)) {
-      const auto st = train::read_train_state(*ckpt);
+    if (auto ckpt = recipe::latest_checkpoint(run_dir)) {
+      const auto st = recipe::read_train_state(*ckpt);
       if (st.stage_done && st.stage + 1 >= static_cast<int64_t>(cfg.stages.size())) {
         if (rank0)
           std::printf("%s is finished: all %zu stages are done (last checkpoint %s); nothing was changed.\n"
@@ -100,17 +100,17 @@ int cmd_train(int argc, char** argv) {
       }
     }
   std::unique_ptr<util::DirLock> lock;  // held until the process ends
-  const std::string dir = rank0 ? train::prepare_run_dir(cfg, resolved, lock)
+  const std::string dir = rank0 ? recipe::prepare_run_dir(cfg, resolved, lock)
                                 : (std::filesystem::path(cfg.run.output_dir) / cfg.run.name).string();
   log::info("run directory: {} (resolved config saved as config.yaml)", dir);
   const int threads = set_threads(cfg.run.threads);
   log::info("intra-op threads: {}", threads);
   if (a.has("dry-run")) return 0;
-  train::RecipeResult result;
+  recipe::RecipeResult result;
   try {
-    result = train::run_recipe(cfg, dir, resolved, resume, max_steps);
+    result = recipe::run_recipe(cfg, dir, resolved, resume, max_steps);
   } catch (const std::exception& e) {
-    train::fail_if_distributed(e);  // data parallel: tell the other ranks, exit 1 ("rank N failed: ...")
+    distributed::fail_if_distributed(e);  // data parallel: tell the other ranks, exit 1 ("rank N failed: ...")
     throw;
   }
   if (!rank0) return 0;
@@ -141,8 +141,8 @@ int cmd_config(int argc, char** argv) {
     return 0;
   }
   const std::string path = a.require("config");
-  train::RunConfig cfg = train::load_run_config(path, a.overrides);
-  std::fputs(train::resolved_yaml(cfg, path, a.overrides).c_str(), stdout);
+  recipe::RunConfig cfg = recipe::load_run_config(path, a.overrides);
+  std::fputs(recipe::resolved_yaml(cfg, path, a.overrides).c_str(), stdout);
   return 0;
 }
 

@@ -35,14 +35,14 @@ void sync(const c10::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
 }
 
-double one_step(PhantomModelImpl& m, const data::Batch& b, const train::LossConfig& lc, torch::optim::Optimizer& opt,
+double one_step(PhantomModelImpl& m, const data::Batch& b, const recipe::LossConfig& lc, torch::optim::Optimizer& opt,
                 const std::vector<at::Tensor>& params, const AutocastState& ac, const c10::Device& device) {
   sync(device);
   const auto t0 = Clock::now();
-  train::LossOut out;
+  recipe::LossOut out;
   {
     AutocastScope scope(ac);
-    out = train::batch_loss(m, b, lc, {b.num_sft_tokens, b.num_questions});
+    out = recipe::batch_loss(m, b, lc, {b.num_sft_tokens, b.num_questions});
   }
   out.loss.backward();
   torch::nn::utils::clip_grad_norm_(params, 1.0);
@@ -59,7 +59,7 @@ double median(std::vector<double> v) {
 }
 
 std::vector<StepTiming> time_interleaved(PhantomModelImpl& m, const std::vector<const data::Batch*>& batches,
-                                         const std::vector<train::LossConfig>& losses, torch::optim::Optimizer& opt,
+                                         const std::vector<recipe::LossConfig>& losses, torch::optim::Optimizer& opt,
                                          const std::vector<at::Tensor>& params, const AutocastState& ac,
                                          const c10::Device& device, int64_t warmup, int64_t steps) {
   std::vector<std::vector<double>> ms(batches.size());

@@ -30,7 +30,7 @@ struct StepTiming {
 };
 
 // One optimiser step (forward in `ac`, backward, clip, AdamW, zero_grad) on the model's device, in milliseconds.
-double one_step(PhantomModelImpl& m, const data::Batch& b, const train::LossConfig& lc, torch::optim::Optimizer& opt,
+double one_step(PhantomModelImpl& m, const data::Batch& b, const recipe::LossConfig& lc, torch::optim::Optimizer& opt,
                 const std::vector<at::Tensor>& params, const AutocastState& ac, const c10::Device& device);
 
 double median(std::vector<double> v);
@@ -38,7 +38,7 @@ double median(std::vector<double> v);
 // Median step time of each batch, the batches interleaved round by round (after `warmup` rounds), so a slow
 // spell of a shared machine hits every layout alike.
 std::vector<StepTiming> time_interleaved(PhantomModelImpl& m, const std::vector<const data::Batch*>& batches,
-                                         const std::vector<train::LossConfig>& losses, torch::optim::Optimizer& opt,
+                                         const std::vector<recipe::LossConfig>& losses, torch::optim::Optimizer& opt,
                                          const std::vector<at::Tensor>& params, const AutocastState& ac,
                                          const c10::Device& device, int64_t warmup, int64_t steps);
 

@@ -9,7 +9,7 @@
 
 #include "phantom/util/logf.h"
 
-namespace phantom::train {
+namespace phantom::distributed {
 
 // A group of tensors whose gradients are summed together. The flat buffer holds segments: one per owner rank
 // (reduced to that owner), else one for everything (all-reduced). A segment is its tensors' elements, then one
@@ -241,4 +241,4 @@ std::string GradientBuckets::describe() const {
                      owner_.empty() ? "" : ", each reduced to its tensors' owners");
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::distributed

@@ -18,7 +18,7 @@
 
 #include "trainers/distributed/world.h"
 
-namespace phantom::train {
+namespace phantom::distributed {
 
 class GradientBuckets {
  public:
@@ -69,4 +69,4 @@ class GradientBuckets {
   std::mutex mu_;
 };
 
-}  // namespace phantom::train
+}  // namespace phantom::distributed

@@ -5,7 +5,7 @@
 
 #include "phantom/util/config.h"
 
-namespace phantom::train {
+namespace phantom::distributed {
 using config::Check;
 
 // Data parallelism over the ranks of a torchrun launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT);
@@ -37,4 +37,4 @@ struct DistributedConfig {
   }
 };
 
-}  // namespace phantom::train
+}  // namespace phantom::distributed

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "trainers/distributed/nccl.h"
 #include "trainers/distributed/world.h"
 
 #ifdef PHANTOM_HAS_CUDA
@@ -13,7 +14,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
-namespace phantom::train {
+namespace phantom::distributed {
 
 c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
                                                     std::chrono::milliseconds timeout, int device_index) {
@@ -28,4 +29,4 @@ c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10
 #endif
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::distributed

@@ -16,12 +16,9 @@
 
 #include "phantom/model/runtime.h"
 #include "phantom/util/logf.h"
+#include "trainers/distributed/nccl.h"
 
-namespace phantom::train {
-
-// trainers/distributed/nccl.cpp (compiled with CUDA headers when LibTorch has CUDA).
-c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                                                    std::chrono::milliseconds timeout, int device_index);
+namespace phantom::distributed {
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -336,4 +333,4 @@ void broadcast_module(World* w, torch::nn::Module& m) {
   }
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::distributed

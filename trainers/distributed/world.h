@@ -18,7 +18,7 @@
 #include "phantom/util/launch_env.h"
 #include "trainers/distributed/config.h"
 
-namespace phantom::train {
+namespace phantom::distributed {
 
 // A collective failed; the message names the rank at fault when it can be found.
 struct CollectiveError : std::runtime_error {
@@ -86,4 +86,4 @@ std::pair<int64_t, int64_t> rank_share(int64_t begin, int64_t end, int rank, int
 // Every parameter and buffer takes rank 0's values (a run starts identical on every rank).
 void broadcast_module(World* w, torch::nn::Module& m);
 
-}  // namespace phantom::train
+}  // namespace phantom::distributed

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
-namespace phantom::train {
+namespace phantom::distributed {
 
 std::vector<int> partition_by_size(const std::vector<at::Tensor>& params, int world) {
   const size_t n = params.size();
@@ -126,4 +126,4 @@ void keep_owned_state(torch::optim::AdamW& full, torch::optim::AdamW& mine, cons
   }
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::distributed

@@ -10,7 +10,7 @@
 
 #include "trainers/distributed/world.h"
 
-namespace phantom::train {
+namespace phantom::distributed {
 
 // Owner of each tensor: largest tensors first, each to the rank holding the fewest elements so far (the same on
 // every rank).
@@ -33,4 +33,4 @@ void gather_adamw_state(World& w, const std::vector<at::Tensor>& params, const s
 void keep_owned_state(torch::optim::AdamW& full, torch::optim::AdamW& mine, const std::vector<at::Tensor>& params,
                       const std::vector<int>& owner, int rank);
 
-}  // namespace phantom::train
+}  // namespace phantom::distributed

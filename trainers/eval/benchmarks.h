@@ -2,8 +2,8 @@
 // Phantom is evaluated with (docs/paper.md, "Evaluation"), the scorers, result files and the hook for GPT-judged
 // benchmarks. docs/evaluation.md describes every format read and every metric.
 //
-//   io.{h,cpp}      TSV / JSON / JSONL / base64 helpers, row-error collection (internal to the readers)
-//   readers.cpp     one reader per benchmark: files -> BenchItems (+ row errors)
+//   bench_files.{h,cpp}TSV / JSON / JSONL / base64 helpers, row-error collection (internal to the readers)
+//   readers_*.cpp   one reader per benchmark: files -> BenchItems (+ row errors)
 //   prompts.cpp     BenchItem -> prompt text and max_new_tokens
 //   scorers.cpp     option-letter extraction, accuracy, ChartQA, POPE, MME, HallusionBench
 //   results.cpp     results JSON + summary Markdown (atomic), resume, MMBench submission, judge files + hook
@@ -38,7 +38,7 @@ enum class Bench {
   MathVista,       // MathVista testmini (GPT judge)
   MMVet,           // MM-Vet (GPT judge)
   LLaVAW,          // LLaVA-Bench in-the-wild (GPT judge)
-  // Sets beyond the paper's main table that Phantom's own evaluation code covers (readers_extended.cpp):
+  // Sets beyond the paper's main table that Phantom's own evaluation code covers (readers_phantom_extra_sets.cpp):
   MathVerse,       // MathVerse testmini (+ text-only), GPT judge
   SEED2Plus,       // SEED-Bench-2-Plus (text-rich: charts, maps, webs)
   CVBench,         // CV-Bench (2D and 3D)
@@ -96,7 +96,7 @@ struct ReadResult {
   std::vector<RowError> errors;
 };
 
-// ---- readers (readers.cpp); formats in docs/evaluation.md ------------------------------------------------
+// ---- readers (readers_*.cpp); formats in docs/evaluation.md ------------------------------------------------
 ReadResult read_mmbench(const std::string& tsv, const ReadOptions& opt = {});
 ReadResult read_mmstar(const std::string& tsv, const ReadOptions& opt = {});
 ReadResult read_scienceqa(const std::string& problems_json, const ReadOptions& opt = {});
@@ -109,12 +109,12 @@ ReadResult read_hallusionbench(const std::string& json, const ReadOptions& opt =
 ReadResult read_mathvista(const std::string& json, const ReadOptions& opt = {});
 ReadResult read_mmvet(const std::string& json, const ReadOptions& opt = {});
 ReadResult read_llavaw(const std::string& questions_jsonl, const ReadOptions& opt = {});
-// readers_extended.cpp: MathVerse takes testmini.json and optionally testmini_text_only.json.
+// readers_phantom_extra_sets.cpp: MathVerse takes testmini.json and optionally testmini_text_only.json.
 ReadResult read_mathverse(const std::vector<std::string>& json_files, const ReadOptions& opt = {});
 ReadResult read_seed2plus(const std::string& json, const ReadOptions& opt = {});
 ReadResult read_cvbench(const std::string& test_jsonl, const ReadOptions& opt = {});
 ReadResult read_mmvet2(const std::string& json, const ReadOptions& opt = {});
-// readers_converted.cpp: the data.jsonl of scripts/parquet_to_jsonl.py (image paths relative to its directory).
+// readers_parquet_sets.cpp: the data.jsonl of scripts/parquet_to_jsonl.py (image paths relative to its directory).
 ReadResult read_visualwebbench(const std::string& jsonl, const ReadOptions& opt = {});
 ReadResult read_blink(const std::string& jsonl, const ReadOptions& opt = {});
 // Dispatch by benchmark; `files` is one path except for POPE and ChartQA (one per split) and MathVerse.

@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "trainers/eval/io.h"
+#include "trainers/eval/bench_files.h"
 
 namespace phantom::eval {
 namespace fs = std::filesystem;
@@ -62,7 +62,7 @@ const std::vector<PaperRow>& paper_rows() {
 }
 
 const PaperRow& paper_row(const std::string& size) {
-  std::string s = io::lower(io::trim(size));
+  std::string s = files::lower(files::trim(size));
   if (s.rfind("phantom-", 0) == 0) s = s.substr(8);
   for (const auto& r : paper_rows())
     if (r.size == s) return r;
@@ -77,7 +77,7 @@ std::vector<std::optional<double>> results_for_columns(const std::string& dir) {
     const fs::path f = fs::path(dir) / (c.results + ".json");
     std::optional<double> v;
     if (fs::exists(f, ec)) {
-      const auto j = io::read_json(f.string());
+      const auto j = files::read_json(f.string());
       if (!j.is_object() || !j.contains("metrics") || !j["metrics"].is_object())
         throw std::runtime_error(f.string() + ": not a results file (no 'metrics' object)");
       if (j["metrics"].contains(c.metric) && j["metrics"][c.metric].is_number())

@@ -11,13 +11,13 @@
 
 #include "phantom/util/atomic_file.h"
 #include "phantom/util/logf.h"
-#include "trainers/eval/io.h"
+#include "trainers/eval/bench_files.h"
 #include "trainers/eval/benchmarks.h"
 #include "trainers/eval/xlsx.h"
 
 namespace phantom::eval {
 namespace fs = std::filesystem;
-using io::json;
+using files::json;
 
 namespace {
 
@@ -75,12 +75,12 @@ void write_results(const std::string& path, const BenchReport& r) {
 std::map<std::string, std::string> read_responses(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return {};
-  const json j = io::read_json(path);
+  const json j = files::read_json(path);
   if (!j.is_object() || !j.contains("items") || !j["items"].is_array())
     throw std::runtime_error(path + ": not a results file (no 'items' list)");
   std::map<std::string, std::string> out;
   for (const auto& x : j["items"]) {
-    const auto id = io::field(x, "id");
+    const auto id = files::field(x, "id");
     if (!id) throw std::runtime_error(path + ": an item has no id");
     if (x.contains("response") && x["response"].is_string()) out[*id] = x["response"].get<std::string>();
   }
@@ -134,12 +134,12 @@ void write_mmbench_submission(const std::string& path, const std::vector<BenchIt
     std::vector<std::string> row = {it.id, it.question, extra("hint")};
     for (size_t i = 0; i < n_opt; ++i) row.push_back(i < it.options.size() ? it.options[i] : "");
     if (has_answer) row.push_back(it.answer);
-    row.push_back(k ? std::string(1, char('A' + *k)) : io::trim(resp));
+    row.push_back(k ? std::string(1, char('A' + *k)) : files::trim(resp));
     row.push_back(it.category);
     row.push_back(extra("l2-category"));
     rows.push_back(std::move(row));
   }
-  if (io::lower(fs::path(path).extension().string()) == ".xlsx") {
+  if (files::lower(fs::path(path).extension().string()) == ".xlsx") {
     write_xlsx(path, rows);
     return;
   }
@@ -263,7 +263,7 @@ bool read_mmvet_grades(const json& j, const std::vector<BenchItem>& items, std::
     if (s == per_id.end()) continue;
     std::stringstream ss(it.category);
     for (std::string c; std::getline(ss, c, ',');) {
-      auto& [sum, n] = caps[io::trim(c)];
+      auto& [sum, n] = caps[files::trim(c)];
       sum += s->second;
       ++n;
     }
@@ -281,7 +281,7 @@ bool read_llava_reviews(const std::string& text, std::map<std::string, double>& 
   std::string line;
   bool any = false;
   while (std::getline(in, line)) {
-    if (io::trim(line).empty()) continue;
+    if (files::trim(line).empty()) continue;
     json r;
     try {
       r = json::parse(line);
@@ -290,7 +290,7 @@ bool read_llava_reviews(const std::string& text, std::map<std::string, double>& 
     }
     if (!r.is_object() || !r.contains("tuple") || !r["tuple"].is_array() || r["tuple"].size() != 2) return false;
     const double ref = r["tuple"][0].get<double>(), model = r["tuple"][1].get<double>();
-    for (const std::string& k : {std::string("all"), io::field(r, "category").value_or("")}) {
+    for (const std::string& k : {std::string("all"), files::field(r, "category").value_or("")}) {
       if (k.empty()) continue;
       sums[k].first += ref;
       sums[k].second += model;
@@ -311,7 +311,7 @@ bool read_llava_reviews(const std::string& text, std::map<std::string, double>& 
 
 std::map<std::string, double> read_judge_scores(Bench b, const std::string& path,
                                                 const std::vector<BenchItem>& items) {
-  const std::string text = io::read_text(path);
+  const std::string text = files::read_text(path);
   std::map<std::string, double> out;
   json j;
   bool is_json = true;

@@ -7,13 +7,13 @@
 #include <regex>
 
 #include "phantom/util/logf.h"
-#include "trainers/eval/io.h"
+#include "trainers/eval/bench_files.h"
 #include "trainers/eval/benchmarks.h"
 
 namespace phantom::eval {
-using io::lower;
-using io::trim;
-using io::json;
+using files::lower;
+using files::trim;
+using files::json;
 
 // ---- option letters --------------------------------------------------------------------------------------------
 

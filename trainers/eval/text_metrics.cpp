@@ -1,6 +1,6 @@
 // The text scorers of VisualWebBench and BLINK, matching the Python they are published with: the `rouge` package's
 // ROUGE-1/2/L (sets of words, exclusive mode), VisualWebBench's choice parse, BLINK's "(x)" parse, and Python's
-// list formatting for the prompts. tests/test_benchmarks_converted.cpp checks them against the package itself.
+// list formatting for the prompts. tests/test_benchmarks_parquet_sets.cpp checks them against the package itself.
 #include <algorithm>
 #include <cctype>
 #include <charconv>

@@ -4,7 +4,7 @@
 
 #include "data/images/tile_batch.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
   std::vector<data::EncodedPreference> prefs;
@@ -93,4 +93,4 @@ std::vector<int64_t> estimated_lengths(const std::vector<data::Sample>& samples,
   return out;
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

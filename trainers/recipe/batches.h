@@ -17,7 +17,7 @@
 #include "data/tensor_pool.h"
 #include "trainers/recipe/run_config.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 // Everything a batch needs from samples: images tiled, text encoded, lengths checked, bad samples per policy.
 struct BatchMaker {
@@ -44,4 +44,4 @@ struct BatchMaker {
 // Rough length for length grouping (exact lengths are only known after tiling and tokenising).
 std::vector<int64_t> estimated_lengths(const std::vector<data::Sample>& samples, int64_t tokens_per_image);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -4,7 +4,7 @@
 
 #include "phantom/model/runtime.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
@@ -200,4 +200,4 @@ std::pair<at::Tensor, at::Tensor> head_cross_entropy(const at::Tensor& rows, con
   return {out[0], out[1]};
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -18,7 +18,7 @@
 
 #include <torch/torch.h>
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 // Rows per chunk so that one chunk of fp32 logits is about `bytes` (at least 16 rows).
 int64_t head_chunk_rows(int64_t vocab, int64_t bytes = 64ll << 20);
@@ -32,4 +32,4 @@ std::pair<at::Tensor, at::Tensor> head_cross_entropy(const at::Tensor& rows, con
                                                      const at::Tensor& target, double scale,
                                                      int64_t chunk_rows = 0);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

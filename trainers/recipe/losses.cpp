@@ -2,7 +2,7 @@
 
 #include "trainers/recipe/head_loss.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 namespace F = torch::nn::functional;
 
 at::Tensor token_logps(const at::Tensor& hidden, const data::Targets& t,
@@ -159,4 +159,4 @@ at::Tensor segment_logps(PhantomModelImpl& model, const data::Batch& b) {
   return torch::zeros({b.targets.num_segments}, logp.options()).index_add(0, seg, logp);
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

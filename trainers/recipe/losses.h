@@ -18,7 +18,7 @@
 #include "data/collate.h"
 #include "phantom/model/model.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 // log p(target) at every supervised position, from final hidden states (B, L, C): gathers the predicting rows
 // first so the LM head runs on T rows instead of B*L. -> (T,)
@@ -55,4 +55,4 @@ LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConf
 // Summed log-prob of every segment (answer) of a batch -> (num_segments,) fp32: what DPO/IPO's reference gives.
 at::Tensor segment_logps(PhantomModelImpl& model, const data::Batch& b);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -5,7 +5,7 @@
 
 #include "phantom/util/logf.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 Metrics finish_metrics(const Metrics& s) {
   Metrics m;
@@ -69,4 +69,4 @@ void MetricSink::emit(int64_t global_step, const Metrics& values) {
   if (tb_) tb_->scalars(global_step, values), tb_->flush();
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -11,7 +11,7 @@
 #include "phantom/model/model_config.h"
 #include "trainers/recipe/tensorboard.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 using Metrics = std::map<std::string, double>;
 
@@ -41,4 +41,4 @@ class MetricSink {
   std::unique_ptr<TensorBoardWriter> tb_;
 };
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -8,7 +8,7 @@
 #include "trainers/distributed/zero.h"
 #include "trainers/recipe/train_state.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 Trainable select_trainable(torch::nn::Module& model, const std::vector<std::string>& patterns) {
   std::vector<std::regex> res;
@@ -107,31 +107,31 @@ namespace {
 int64_t nbytes(const at::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0; }
 }  // namespace
 
-StageOptimizer::StageOptimizer(World* w, const Trainable& t, const OptimConfig& oc, const DistributedConfig& dc)
+StageOptimizer::StageOptimizer(distributed::World* w, const Trainable& t, const OptimConfig& oc, const distributed::DistributedConfig& dc)
     : w_(w), all_(t), oc_(oc), zero_(w ? dc.zero_level() : 0) {
   if (zero_ == 0) {
     opt_ = make_adamw(all_, oc_);
   } else {
-    owner_ = partition_by_size(all_.params, w_->size());
+    owner_ = distributed::partition_by_size(all_.params, w_->size());
     Trainable mine;
     for (size_t i = 0; i < all_.params.size(); ++i)
       if (owner_[i] == w_->rank()) mine.names.push_back(all_.names[i]), mine.params.push_back(all_.params[i]), mine.count += all_.params[i].numel();
     opt_ = make_adamw(mine, oc_);
   }
-  if (w_) buckets_ = std::make_unique<GradientBuckets>(*w_, all_.params, all_.names, dc, zero_ == 2 ? owner_ : std::vector<int>{});
+  if (w_) buckets_ = std::make_unique<distributed::GradientBuckets>(*w_, all_.params, all_.names, dc, zero_ == 2 ? owner_ : std::vector<int>{});
 }
 
 double StageOptimizer::clip_grad_norm(double max_norm) {
   max_norm = max_norm > 0 ? max_norm : 1e30;
   if (zero_ < 2) return torch::nn::utils::clip_grad_norm_(all_.params, max_norm);
-  return clip_owned_grad_norm(*w_, all_.params, owner_, max_norm);
+  return distributed::clip_owned_grad_norm(*w_, all_.params, owner_, max_norm);
 }
 
 void StageOptimizer::step(double lr) {
   if (full_) full_->state().clear();  // the copy gathered for the last checkpoint
   set_lr(*opt_, lr);
   opt_->step();
-  if (zero_ >= 1) broadcast_from_owners(*w_, all_.params, owner_);
+  if (zero_ >= 1) distributed::broadcast_from_owners(*w_, all_.params, owner_);
   zero_grad();
 }
 
@@ -143,7 +143,7 @@ void StageOptimizer::zero_grad() {
 torch::optim::Optimizer* StageOptimizer::checkpoint_state() {
   if (zero_ == 0) return opt_.get();
   if (w_->rank() == 0 && !full_) full_ = make_adamw(all_, oc_);
-  gather_adamw_state(*w_, all_.params, owner_, *opt_, full_.get());
+  distributed::gather_adamw_state(*w_, all_.params, owner_, *opt_, full_.get());
   if (w_->rank() != 0) return nullptr;
   set_lr(*full_, static_cast<torch::optim::AdamWOptions&>(opt_->param_groups().at(0).options()).lr());
   return full_.get();
@@ -153,7 +153,7 @@ void StageOptimizer::load(const std::string& ckpt_dir) {
   if (zero_ == 0) return load_checkpoint_optimizer(ckpt_dir, *opt_);
   auto full = make_adamw(all_, oc_);  // the full state, then only this rank's tensors are kept
   load_checkpoint_optimizer(ckpt_dir, *full);
-  keep_owned_state(*full, *opt_, all_.params, owner_, w_->rank());
+  distributed::keep_owned_state(*full, *opt_, all_.params, owner_, w_->rank());
 }
 
 int64_t StageOptimizer::state_bytes() const {
@@ -179,7 +179,7 @@ std::string StageOptimizer::memory_report() {
   std::vector<int64_t> per(2 * n, 0);
   per[static_cast<size_t>(w_->rank())] = state_bytes();
   per[n + static_cast<size_t>(w_->rank())] = grad_bytes();
-  sum_over_ranks(w_, per);
+  distributed::sum_over_ranks(w_, per);
   const char* how[] = {"replicated", "ZeRO-1 sharded", "ZeRO-2 sharded"};
   std::string s = fmt::format("AdamW state per rank ({}):", how[zero_]);
   for (size_t r = 0; r < n; ++r) s += fmt::format(" {}={:.2f} MB", r, static_cast<double>(per[r]) / mb);
@@ -188,4 +188,4 @@ std::string StageOptimizer::memory_report() {
   return s + "; " + buckets_->describe();
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

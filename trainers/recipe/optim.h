@@ -12,7 +12,7 @@
 
 #include "trainers/recipe/run_config.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 struct Trainable {
   std::vector<std::string> names;
@@ -49,7 +49,7 @@ void set_lr(torch::optim::Optimizer& opt, double lr);
 // full state (gathered on rank 0), so any world size resumes.
 class StageOptimizer {
  public:
-  StageOptimizer(World* w, const Trainable& t, const OptimConfig& oc, const DistributedConfig& dc);
+  StageOptimizer(distributed::World* w, const Trainable& t, const OptimConfig& oc, const distributed::DistributedConfig& dc);
 
   // Data parallel: the next backward is the last micro-batch of the step, so its gradients are summed.
   void sync_next_backward(bool on) { if (buckets_) buckets_->sync_next_backward(on); }
@@ -67,14 +67,14 @@ class StageOptimizer {
   std::string memory_report();             // collective: the state and gradients held by each rank
 
  private:
-  World* w_;
+  distributed::World* w_;
   Trainable all_;
   OptimConfig oc_;
   int zero_ = 0;                               // ZeRO stage in effect (0 without a world)
   std::vector<int> owner_;                     // ZeRO: owning rank of each trainable tensor
   std::unique_ptr<torch::optim::AdamW> opt_;   // all tensors, or this rank's own under ZeRO
   std::unique_ptr<torch::optim::AdamW> full_;  // ZeRO, rank 0: the gathered state for checkpoints
-  std::unique_ptr<GradientBuckets> buckets_;   // data parallel only
+  std::unique_ptr<distributed::GradientBuckets> buckets_;   // data parallel only
 };
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -13,7 +13,7 @@
 #include "phantom/util/stop.h"
 #include "trainers/recipe/losses.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 namespace fs = std::filesystem;
 
 namespace {
@@ -278,4 +278,4 @@ RefResult reference_logps(PhantomModelImpl& policy, const RefSetup& s) {
   return r;
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

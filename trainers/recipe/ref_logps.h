@@ -28,7 +28,7 @@
 #include "phantom/model/model.h"
 #include "phantom/model/runtime.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 // 128-bit non-cryptographic digest (two multiply-xorshift lanes over 8-byte words) for cache keys.
 class Digest {
@@ -102,4 +102,4 @@ struct RefResult {
 // The cache when its key matches, else a fresh pass (and the cache written); see the header comment for resume.
 RefResult reference_logps(PhantomModelImpl& policy, const RefSetup& s);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -7,7 +7,7 @@
 #include "phantom/util/atomic_file.h"
 #include "phantom/util/threads.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 namespace fs = std::filesystem;
 using config::ConfigError;
 
@@ -82,4 +82,4 @@ std::string prepare_run_dir(RunConfig& c, const std::string& resolved, std::uniq
   return dir.string();
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -14,7 +14,7 @@
 #include "phantom/util/dir_lock.h"
 #include "trainers/distributed/config.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 using config::Check;
 
 struct RunSection {
@@ -206,7 +206,7 @@ struct RunConfig {
   CheckpointConfig checkpoint;
   LogConfig log;
   ValidationConfig validation;
-  DistributedConfig distributed;
+  ::phantom::distributed::DistributedConfig distributed;
 
   template <class V>
   void visit(V& v) {
@@ -237,4 +237,4 @@ std::string resolved_yaml(RunConfig& c, const std::string& path, const std::vect
 // (atomically). Returns the directory.
 std::string prepare_run_dir(RunConfig& c, const std::string& resolved, std::unique_ptr<util::DirLock>& lock);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

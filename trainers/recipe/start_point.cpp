@@ -7,7 +7,7 @@
 #include "data/tokenizers/tokenizer.h"
 #include "phantom/util/atomic_file.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -88,4 +88,4 @@ std::string init_token_rows(PhantomModelImpl& model, const std::vector<int32_t>&
   return s;
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -10,7 +10,7 @@
 
 #include "phantom/model/model.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 struct TokenizerPatch {
   std::string path;                                 // the tokenizer to use (the input when nothing was added)
@@ -28,4 +28,4 @@ TokenizerPatch add_special_tokens(const std::string& path, const std::vector<std
 // `min_rows` first when smaller. Returns a sentence for the log.
 std::string init_token_rows(PhantomModelImpl& model, const std::vector<int32_t>& ids, int64_t mean_of, int64_t min_rows);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

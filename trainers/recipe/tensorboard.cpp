@@ -6,7 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 uint32_t crc32c(const void* data, size_t n) {
   static uint32_t table[256];
@@ -94,4 +94,4 @@ void TensorBoardWriter::scalars(int64_t step, const std::map<std::string, double
   record(ev);
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -9,7 +9,7 @@
 #include <map>
 #include <string>
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 class TensorBoardWriter {
  public:
@@ -27,4 +27,4 @@ class TensorBoardWriter {
 
 uint32_t crc32c(const void* data, size_t n);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -12,7 +12,7 @@
 #include "phantom/io/checkpoint.h"
 #include "phantom/util/atomic_file.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -186,4 +186,4 @@ void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& 
   }
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -18,7 +18,7 @@
 
 #include "data/loader.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 struct TrainState {
   int64_t stage = 0;         // index into cfg.stages
@@ -44,4 +44,4 @@ TrainState read_train_state(const std::string& ckpt_dir);
 void load_checkpoint_model(const std::string& ckpt_dir, torch::nn::Module& model);
 void load_checkpoint_optimizer(const std::string& ckpt_dir, torch::optim::Optimizer& opt);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

@@ -36,7 +36,7 @@
 #include "trainers/distributed/world.h"
 #include "trainers/eval/run.h"
 #include "trainers/recipe/batches.h"
-#include "trainers/recipe/lora.h"
+#include "trainers/recipe/lora_stage.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/metrics.h"
 #include "trainers/recipe/optim.h"
@@ -44,7 +44,7 @@
 #include "trainers/recipe/start_point.h"
 #include "trainers/recipe/train_state.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -62,7 +62,7 @@ data::Batch to_device(data::Batch b, const c10::Device& d) {
 struct Run {
   RunConfig& cfg;
   std::string dir, resolved_yaml;
-  World* world = nullptr;  // nullptr in a single process
+  distributed::World* world = nullptr;  // nullptr in a single process
   int rank = 0, nranks = 1;
   bool writer = true;      // only rank 0 writes metrics, TensorBoard, checkpoints and exports
   c10::Device device{c10::kCPU};
@@ -128,7 +128,7 @@ struct Stage {
 void setup(Run& r) {
   set_threads(r.cfg.run.threads);
   seed_everything(static_cast<uint64_t>(r.cfg.run.seed));
-  r.world = World::init(r.cfg.distributed, r.cfg.run.device);
+  r.world = distributed::World::init(r.cfg.distributed, r.cfg.run.device);
   r.rank = r.world ? r.world->rank() : 0, r.nranks = r.world ? r.world->size() : 1;
   r.writer = r.rank == 0;
   r.device = r.world ? r.world->device() : pick_device(r.cfg.run.device);
@@ -218,7 +218,7 @@ TrainState resume(Run& r, const std::string& resume_arg, std::string& ckpt) {
     log::info("resuming from {} (stage {}, step {}/{})", ckpt, st.stage, st.stage_step, st.stage_total);
     if (st.stage_done) ++st.stage, st.stage_step = 0, st.data = {}, st.stage_done = false;
   }
-  broadcast_module(r.world, *r.model);  // data parallel: every rank starts from rank 0's weights
+  distributed::broadcast_module(r.world, *r.model);  // data parallel: every rank starts from rank 0's weights
   return st;
 }
 
@@ -235,7 +235,7 @@ void init_from(Run& r, const Stage& s) {
 
 void select_trainable(Run& r, Stage& s) {
   if (!s.resuming) attach_stage_lora(*r.model, s.cfg);                     // lora.rank > 0: adapters, merged at the end
-  if (!s.resuming && s.cfg.lora.rank > 0) broadcast_module(r.world, *r.model);  // rank 0's fresh adapters everywhere
+  if (!s.resuming && s.cfg.lora.rank > 0) distributed::broadcast_module(r.world, *r.model);  // rank 0's fresh adapters everywhere
   s.trainable = select_stage_trainable(*r.model, s.cfg);
   log::info("stage {} ({}): {} trainable parameters of {} ({:.2f}%) in {} tensors", s.cfg.name, s.cfg.loss,
             s.trainable.count, r.n_params,
@@ -300,7 +300,7 @@ void reference_logps(Run& r, Stage& s, const TrainState& st, const std::string& 
   rs.make = maker;
   rs.device = r.device;
   rs.autocast = r.autocast;
-  auto ref = train::reference_logps(*r.model, rs);
+  auto ref = recipe::reference_logps(*r.model, rs);
   s.ref_table = ref.table, s.ref_identity = ref.identity;
   r.result.ref_passes += ref.computed ? 1 : 0;
 }
@@ -332,7 +332,7 @@ Metrics validate(Run& r) {
   for (int64_t b0 = 0; b0 < n; b0 += B) {
     if (cfg.validation.max_batches > 0 && batches >= cfg.validation.max_batches) break;
     ++batches;
-    const auto [first, last] = rank_share(b0, std::min(n, b0 + B), r.rank, r.nranks);  // this rank's part
+    const auto [first, last] = distributed::rank_share(b0, std::min(n, b0 + B), r.rank, r.nranks);  // this rank's part
     if (first == last) continue;
     std::vector<size_t> idx;
     for (int64_t i = first; i < last; ++i) idx.push_back(static_cast<size_t>(i));
@@ -341,7 +341,7 @@ Metrics validate(Run& r) {
     auto out = batch_loss(*r.model, b, lc, StepCounts{b.num_sft_tokens, b.num_questions});
     for (auto& [k, v] : out.sums) sums[k] += v;
   }
-  sum_over_ranks(r.world, sums);
+  distributed::sum_over_ranks(r.world, sums);
   r.model->train();
   Metrics m;
   for (auto& [k, v] : finish_metrics(sums)) m["val/" + k] = v;
@@ -375,7 +375,7 @@ StepOut train_step(Run& r, Stage& s) {
   }
   // Data parallel: the counts of the whole step over all ranks, and a stop signal every rank agrees on.
   std::vector<int64_t> agreed{counts.sft_tokens, counts.questions, util::stop_requested() ? 1 : 0};
-  sum_over_ranks(r.world, agreed);
+  distributed::sum_over_ranks(r.world, agreed);
   counts = StepCounts{agreed[0], agreed[1]};
   StepOut out;
   out.stop = agreed[2] > 0;
@@ -396,7 +396,7 @@ StepOut train_step(Run& r, Stage& s) {
   s.opt->finish_backward();
   if (r.world) {  // the step's loss, tokens and metric sums over all ranks
     sums["step/loss"] = loss, sums["step/tokens"] = static_cast<double>(tokens), sums["step/slots"] = static_cast<double>(slots);
-    sum_over_ranks(r.world, sums);
+    distributed::sum_over_ranks(r.world, sums);
     loss = sums["step/loss"], tokens = static_cast<int64_t>(sums["step/tokens"]), slots = static_cast<int64_t>(sums["step/slots"]);
   }
   if (!std::isfinite(loss)) {
@@ -612,4 +612,4 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   return r.result;
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

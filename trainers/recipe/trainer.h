@@ -10,7 +10,7 @@
 
 #include "trainers/recipe/run_config.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 struct RecipeResult {
   std::string run_dir;
@@ -29,4 +29,4 @@ struct RecipeResult {
 RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::string& resolved_yaml,
                         const std::string& resume, int64_t stop_after_steps = 0);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

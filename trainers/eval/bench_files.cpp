@@ -1,5 +1,5 @@
-// File formats of the benchmark readers and row-error collection (io.h).
-#include "trainers/eval/io.h"
+// File formats of the benchmark readers and row-error collection (bench_files.h).
+#include "trainers/eval/bench_files.h"
 
 #include <algorithm>
 #include <cctype>
@@ -18,7 +18,7 @@ data::RgbImage BenchImage::decode() const {
   return data::load_image(path);
 }
 
-namespace io {
+namespace files {
 namespace fs = std::filesystem;
 
 std::string read_text(const std::string& path) {
@@ -279,5 +279,5 @@ std::string dir_of(const std::string& path) {
   return p.empty() ? "." : p;
 }
 
-}  // namespace io
+}  // namespace files
 }  // namespace phantom::eval

@@ -6,27 +6,27 @@
 #include <stdexcept>
 
 #include "trainers/eval/benchmarks.h"
-#include "trainers/eval/io.h"
+#include "trainers/eval/bench_files.h"
 
 namespace phantom::eval {
-using io::json;
+using files::json;
 
 namespace {
 
 struct Lines {
-  std::vector<io::JsonLine> lines;
+  std::vector<files::JsonLine> lines;
   std::string root;
 };
 
-Lines read_lines(const std::string& path, const ReadOptions& opt, io::Errors& errors) {
+Lines read_lines(const std::string& path, const ReadOptions& opt, files::Errors& errors) {
   std::vector<RowError> bad;
-  Lines out{io::read_jsonl(path, bad), opt.image_root.empty() ? io::dir_of(path) : opt.image_root};
+  Lines out{files::read_jsonl(path, bad), opt.image_root.empty() ? files::dir_of(path) : opt.image_root};
   for (const auto& e : bad) errors.add(e);
   return out;
 }
 
 // An item id appearing twice would make resumed runs and results ambiguous: a row error naming the first line.
-bool unique_id(std::map<std::string, int64_t>& seen, const std::string& id, int64_t line, io::Errors& errors) {
+bool unique_id(std::map<std::string, int64_t>& seen, const std::string& id, int64_t line, files::Errors& errors) {
   auto [it, fresh] = seen.emplace(id, line);
   if (!fresh) errors.add(id, "id repeated (first on line " + std::to_string(it->second) + ")");
   return fresh;
@@ -43,12 +43,12 @@ const std::set<std::string>& vwb_tasks() {
 // ---- VisualWebBench: {id, task_type, image, answer, + question | bbox | elem_desc | options | instruction} ------
 
 ReadResult read_visualwebbench(const std::string& path, const ReadOptions& opt) {
-  io::Errors errors(path, opt);
+  files::Errors errors(path, opt);
   const Lines in = read_lines(path, opt, errors);
   std::map<std::string, int64_t> seen;
   ReadResult out;
   for (const auto& [line, x] : in.lines) {
-    const auto id = io::field(x, "id"), task = io::field(x, "task_type"), image = io::field(x, "image");
+    const auto id = files::field(x, "id"), task = files::field(x, "task_type"), image = files::field(x, "image");
     BenchItem it;
     it.id = id.value_or("line " + std::to_string(line));
     if (!id || !task || !image || !x.contains("answer")) {
@@ -66,7 +66,7 @@ ReadResult read_visualwebbench(const std::string& path, const ReadOptions& opt) 
     const json& a = x["answer"];
     std::string bad;
     auto need = [&](const char* key) -> std::string {
-      auto v = io::field(x, key);
+      auto v = files::field(x, key);
       if (!v) bad = std::string("needs ") + key;
       return v.value_or("");
     };
@@ -108,8 +108,8 @@ ReadResult read_visualwebbench(const std::string& path, const ReadOptions& opt) 
       errors.add(it.id, bad);
       continue;
     }
-    if (auto w = io::field(x, "website")) it.extra["website"] = *w;
-    if (!io::attach_file(it, io::join(in.root, *image), opt, errors)) continue;
+    if (auto w = files::field(x, "website")) it.extra["website"] = *w;
+    if (!files::attach_file(it, files::join(in.root, *image), opt, errors)) continue;
     out.items.push_back(std::move(it));
   }
   errors.finish(out);
@@ -119,13 +119,13 @@ ReadResult read_visualwebbench(const std::string& path, const ReadOptions& opt) 
 // ---- BLINK: {idx, sub_task, image_1..image_4 (null when unused), choices, prompt, answer "(B)"} --------------------
 
 ReadResult read_blink(const std::string& path, const ReadOptions& opt) {
-  io::Errors errors(path, opt);
+  files::Errors errors(path, opt);
   const Lines in = read_lines(path, opt, errors);
   std::map<std::string, int64_t> seen;
   ReadResult out;
   for (const auto& [line, x] : in.lines) {
-    const auto id = io::field(x, "idx"), task = io::field(x, "sub_task"), prompt = io::field(x, "prompt"),
-               ans = io::field(x, "answer");
+    const auto id = files::field(x, "idx"), task = files::field(x, "sub_task"), prompt = files::field(x, "prompt"),
+               ans = files::field(x, "answer");
     BenchItem it;
     it.id = id.value_or("line " + std::to_string(line));
     if (!id || !task || !prompt || !ans || !x.contains("choices") || !x["choices"].is_array()) {
@@ -134,7 +134,7 @@ ReadResult read_blink(const std::string& path, const ReadOptions& opt) {
     }
     if (!unique_id(seen, it.id, line, errors)) continue;
     for (const auto& c : x["choices"]) it.options.push_back(c.is_string() ? c.get<std::string>() : c.dump());
-    const std::string a = io::trim(*ans);
+    const std::string a = files::trim(*ans);
     // The test split hides its answers; only the validation split can be scored here.
     if (a.size() != 3 || a[0] != '(' || a[2] != ')' || a[1] < 'A' || size_t(a[1] - 'A') >= it.options.size()) {
       errors.add(it.id, "answer '" + a + "' is not one of (A).. for " + std::to_string(it.options.size()) + " choices");
@@ -151,7 +151,7 @@ ReadResult read_blink(const std::string& path, const ReadOptions& opt) {
                                                                                                   : *prompt;
     bool ok = true;
     for (const char* k : {"image_1", "image_2", "image_3", "image_4"})
-      if (auto img = io::field(x, k); img && !img->empty()) ok = ok && io::attach_file(it, io::join(in.root, *img), opt, errors);
+      if (auto img = files::field(x, k); img && !img->empty()) ok = ok && files::attach_file(it, files::join(in.root, *img), opt, errors);
     if (!ok) continue;
     if (it.images.empty()) {
       errors.add(it.id, "no image (image_1..image_4 all null)");

@@ -1,6 +1,6 @@
 // How the tokens of one batch row attend when the row holds more than one sequence, without an L x L mask
 // (docs/training.md, "Packed rows and shared prefixes"). Plain data: the data pipeline writes it, the decoder's
-// attention reads it (phantom/model/segments.h).
+// attention reads it (phantom/model/segment_attention.h).
 //
 //   packed SFT row       [ sample 0 | sample 1 | ... | padding ]     every segment without a prefix: causal
 //                                                                     within itself, positions restart at 0

@@ -1,4 +1,4 @@
-// One reader per benchmark: the published files -> BenchItems, with every bad row collected (io.h).
+// One reader per benchmark: the published files -> BenchItems, with every bad row collected (bench_files.h).
 // Formats, defaults for image roots and the choices made are documented in docs/evaluation.md.
 #include <algorithm>
 #include <cctype>
@@ -7,12 +7,12 @@
 #include <stdexcept>
 
 #include "phantom/util/logf.h"
-#include "trainers/eval/io.h"
+#include "trainers/eval/bench_files.h"
 #include "trainers/eval/benchmarks.h"
 
 namespace phantom::eval {
 namespace fs = std::filesystem;
-using io::json;
+using files::json;
 
 namespace {
 
@@ -20,7 +20,7 @@ std::string letter(size_t i) { return std::string(1, char('A' + i)); }
 
 // "yes"/"no" from a label ("Yes", "no", ...); empty when it is neither.
 std::string yes_no(const std::string& s) {
-  const std::string l = io::lower(io::trim(s));
+  const std::string l = files::lower(files::trim(s));
   return (l == "yes" || l == "no") ? l : "";
 }
 
@@ -39,7 +39,7 @@ std::vector<std::string> options_from_text(const std::string& question) {
   for (size_t i = 1;; ++i) {
     const std::string sep = ", " + letter(i) + ":";
     const size_t next = s.find(sep, pos);
-    out.push_back(io::trim(s.substr(pos, next == std::string::npos ? std::string::npos : next - pos)));
+    out.push_back(files::trim(s.substr(pos, next == std::string::npos ? std::string::npos : next - pos)));
     if (next == std::string::npos) break;
     pos = next + sep.size();
   }
@@ -49,8 +49,8 @@ std::vector<std::string> options_from_text(const std::string& question) {
 enum class TsvKind { MMBench, MMStar, AI2D };
 
 ReadResult read_choice_tsv(const std::string& path, const ReadOptions& opt, TsvKind kind) {
-  const io::Table t = io::read_tsv(path);
-  io::Errors errors(path, opt);
+  const files::Table t = files::read_tsv(path);
+  files::Errors errors(path, opt);
   const int c_index = t.column("index"), c_question = t.column("question"), c_hint = t.column("hint"),
             c_answer = t.column("answer"), c_category = t.column("category"), c_image = t.column("image");
   int c_l2 = t.column("l2-category");
@@ -64,7 +64,7 @@ ReadResult read_choice_tsv(const std::string& path, const ReadOptions& opt, TsvK
   // VLMEvalKit's TSVs store a repeated image once: other rows hold the index of the row that has it.
   std::map<std::string, const std::string*> image_of;
   for (const auto& r : t.rows)
-    if (r.fields.size() == t.header.size()) image_of[io::trim(r.fields[c_index])] = &r.fields[c_image];
+    if (r.fields.size() == t.header.size()) image_of[files::trim(r.fields[c_index])] = &r.fields[c_image];
 
   ReadResult out;
   for (const auto& r : t.rows) {
@@ -75,23 +75,23 @@ ReadResult read_choice_tsv(const std::string& path, const ReadOptions& opt, TsvK
     }
     auto get = [&](int c) { return c < 0 ? std::string() : r.fields[c]; };
     BenchItem it;
-    it.id = io::trim(get(c_index));
+    it.id = files::trim(get(c_index));
     if (it.id.empty()) {
       errors.add(line, "empty index");
       continue;
     }
     it.question = get(c_question);
-    if (io::pandas_na(io::trim(it.question))) {
+    if (files::pandas_na(files::trim(it.question))) {
       errors.add(it.id, "empty question");
       continue;
     }
-    if (!io::pandas_na(get(c_hint))) it.extra["hint"] = get(c_hint);
+    if (!files::pandas_na(get(c_hint))) it.extra["hint"] = get(c_hint);
     // Options A.. in order, stopping at the first empty one (pandas NaN); a later non-empty one is a gap.
     bool gap = false, ended = false;
     for (size_t i = 0; i < c_opt.size(); ++i) {
       if (c_opt[i] < 0) break;
       const std::string v = get(c_opt[i]);
-      if (io::pandas_na(v)) {
+      if (files::pandas_na(v)) {
         ended = true;
       } else if (ended) {
         gap = true;
@@ -108,8 +108,8 @@ ReadResult read_choice_tsv(const std::string& path, const ReadOptions& opt, TsvK
       errors.add(it.id, "fewer than two options");
       continue;
     }
-    const std::string ans = io::trim(get(c_answer));
-    if (c_answer >= 0 && !io::pandas_na(ans)) {
+    const std::string ans = files::trim(get(c_answer));
+    if (c_answer >= 0 && !files::pandas_na(ans)) {
       const bool letter_ok = ans.size() == 1 && ans[0] >= 'A' && ans[0] <= 'Z' &&
                              (it.options.empty() || size_t(ans[0] - 'A') < it.options.size());
       if (!letter_ok) {
@@ -121,12 +121,12 @@ ReadResult read_choice_tsv(const std::string& path, const ReadOptions& opt, TsvK
       errors.add(it.id, "empty answer");
       continue;
     }
-    it.category = io::trim(get(c_category));
-    if (c_l2 >= 0) it.extra["l2-category"] = io::trim(get(c_l2));
+    it.category = files::trim(get(c_category));
+    if (c_l2 >= 0) it.extra["l2-category"] = files::trim(get(c_l2));
     for (const char* col : {"source", "split", "bench"})
-      if (int c = t.column(col); c >= 0 && !io::pandas_na(get(c))) it.extra[col] = get(c);
+      if (int c = t.column(col); c >= 0 && !files::pandas_na(get(c))) it.extra[col] = get(c);
 
-    const std::string img = io::trim(get(c_image));
+    const std::string img = files::trim(get(c_image));
     const std::string* data = &img;
     if (!img.empty() && img.size() <= 64 && std::all_of(img.begin(), img.end(), [](unsigned char c) { return std::isdigit(c) != 0; })) {
       auto ref = image_of.find(img);
@@ -136,11 +136,11 @@ ReadResult read_choice_tsv(const std::string& path, const ReadOptions& opt, TsvK
       }
       data = ref->second;
     }
-    if (io::pandas_na(io::trim(*data))) {
+    if (files::pandas_na(files::trim(*data))) {
       errors.add(it.id, "missing image (empty image field)");
       continue;
     }
-    if (!io::attach_base64(it, *data, path, opt, errors)) continue;
+    if (!files::attach_base64(it, *data, path, opt, errors)) continue;
     out.items.push_back(std::move(it));
   }
   errors.finish(out);
@@ -150,21 +150,21 @@ ReadResult read_choice_tsv(const std::string& path, const ReadOptions& opt, TsvK
 // ---- AI2D as Phantom's loader reads it (a flattened list of the original question files) ----------------------
 
 ReadResult read_ai2d_json(const std::string& path, const ReadOptions& opt) {
-  const json j = io::read_json(path);
+  const json j = files::read_json(path);
   if (!j.is_array()) throw std::runtime_error(path + ": expected a JSON list of AI2D questions");
-  const std::string root = io::root_or(opt, io::dir_of(path));
-  io::Errors errors(path, opt);
+  const std::string root = files::root_or(opt, files::dir_of(path));
+  files::Errors errors(path, opt);
   ReadResult out;
   for (size_t n = 0; n < j.size(); ++n) {
     const json& x = j[n];
     const json meta = x.is_object() && x.contains("metadata") ? x["metadata"] : json();
     BenchItem it;
-    it.id = io::field(meta, "questionId").value_or("");
+    it.id = files::field(meta, "questionId").value_or("");
     if (it.id.empty()) {
       errors.add("#" + std::to_string(n), "no metadata.questionId");
       continue;
     }
-    const auto q = io::field(x, "question"), image = io::field(x, "imageName");
+    const auto q = files::field(x, "question"), image = files::field(x, "imageName");
     if (!q || !image) {
       errors.add(it.id, !q ? "no question" : "no imageName");
       continue;
@@ -179,7 +179,7 @@ ReadResult read_ai2d_json(const std::string& path, const ReadOptions& opt) {
       if (!o.is_string()) ok = false;
       else it.options.push_back(o.get<std::string>());
     }
-    const auto correct = io::field(meta, "correctAnswer");
+    const auto correct = files::field(meta, "correctAnswer");
     size_t idx = 0;
     try {
       idx = correct ? std::stoul(*correct) : it.options.size();
@@ -194,7 +194,7 @@ ReadResult read_ai2d_json(const std::string& path, const ReadOptions& opt) {
     const bool abc = meta.contains("abcLabel") && meta["abcLabel"].is_boolean() && meta["abcLabel"].get<bool>();
     it.extra["imageName"] = *image;
     it.extra["abcLabel"] = abc ? "true" : "false";
-    if (!io::attach_file(it, io::join(root, std::string(abc ? "abc_images/" : "images/") + *image), opt, errors))
+    if (!files::attach_file(it, files::join(root, std::string(abc ? "abc_images/" : "images/") + *image), opt, errors))
       continue;
     out.items.push_back(std::move(it));
   }
@@ -213,7 +213,7 @@ ReadResult read_mmstar(const std::string& tsv, const ReadOptions& opt) {
 }
 
 ReadResult read_ai2d(const std::string& path, const ReadOptions& opt) {
-  const std::string ext = io::lower(fs::path(path).extension().string());
+  const std::string ext = files::lower(fs::path(path).extension().string());
   if (ext == ".tsv") return read_choice_tsv(path, opt, TsvKind::AI2D);
   return read_ai2d_json(path, opt);
 }
@@ -221,23 +221,23 @@ ReadResult read_ai2d(const std::string& path, const ReadOptions& opt) {
 // ---- ScienceQA-IMG: problems.json (pid -> problem, with "split") + images/<split>/<pid>/<image> ---------------
 
 ReadResult read_scienceqa(const std::string& problems_json, const ReadOptions& opt) {
-  const json j = io::read_json(problems_json);
+  const json j = files::read_json(problems_json);
   if (!j.is_object()) throw std::runtime_error(problems_json + ": expected an object pid -> problem");
-  const std::string root = io::root_or(opt, io::join(io::dir_of(problems_json), "images"));
-  io::Errors errors(problems_json, opt);
+  const std::string root = files::root_or(opt, files::join(files::dir_of(problems_json), "images"));
+  files::Errors errors(problems_json, opt);
   ReadResult out;
   for (const auto& [pid, x] : j.items()) {
     if (!x.is_object()) {
       errors.add(pid, "problem is not an object");
       continue;
     }
-    if (io::field(x, "split").value_or("") != opt.split) continue;
-    const auto image = io::field(x, "image");
+    if (files::field(x, "split").value_or("") != opt.split) continue;
+    const auto image = files::field(x, "image");
     if (!image || image->empty()) continue;  // SQA-IMG: only problems with an image
     BenchItem it;
     it.id = pid;
-    const auto q = io::field(x, "question");
-    const auto ans = io::field(x, "answer");
+    const auto q = files::field(x, "question");
+    const auto ans = files::field(x, "answer");
     if (!q || !x.contains("choices") || !x["choices"].is_array() || !ans) {
       errors.add(pid, !q ? "no question" : !ans ? "no answer" : "no choices list");
       continue;
@@ -254,11 +254,11 @@ ReadResult read_scienceqa(const std::string& problems_json, const ReadOptions& o
       continue;
     }
     it.answer = letter(idx);
-    if (auto h = io::field(x, "hint"); h && !io::trim(*h).empty()) it.extra["hint"] = *h;
-    it.category = io::field(x, "subject").value_or("");
+    if (auto h = files::field(x, "hint"); h && !files::trim(*h).empty()) it.extra["hint"] = *h;
+    it.category = files::field(x, "subject").value_or("");
     for (const char* k : {"grade", "topic", "category", "skill"})
-      if (auto v = io::field(x, k)) it.extra[k] = *v;
-    if (!io::attach_file(it, io::join(root, opt.split + "/" + pid + "/" + *image), opt, errors)) continue;
+      if (auto v = files::field(x, k)) it.extra[k] = *v;
+    if (!files::attach_file(it, files::join(root, opt.split + "/" + pid + "/" + *image), opt, errors)) continue;
     out.items.push_back(std::move(it));
   }
   errors.finish(out);
@@ -268,7 +268,7 @@ ReadResult read_scienceqa(const std::string& problems_json, const ReadOptions& o
 // ---- SEED-Bench: {"questions": [...], "question_type": {name: id}}; image items only -----------------------------
 
 ReadResult read_seed(const std::string& path, const ReadOptions& opt) {
-  const json j = io::read_json(path);
+  const json j = files::read_json(path);
   if (!j.is_object() || !j.contains("questions") || !j["questions"].is_array())
     throw std::runtime_error(path + ": expected SEED-Bench JSON with a 'questions' list");
   // Type names: from the file's own map when present, else SEED-Bench's nine image dimensions.
@@ -278,42 +278,42 @@ ReadResult read_seed(const std::string& path, const ReadOptions& opt) {
       {"7", "Instance Interaction"}, {"8", "Visual Reasoning"},    {"9", "Text Understanding"}};
   if (j.contains("question_type") && j["question_type"].is_object())
     for (const auto& [name, id] : j["question_type"].items())
-      if (auto s = io::field(j["question_type"], name.c_str())) type_name[*s] = name;
-  const std::string root = io::root_or(opt, io::join(io::dir_of(path), "SEED-Bench-image"));
-  io::Errors errors(path, opt);
+      if (auto s = files::field(j["question_type"], name.c_str())) type_name[*s] = name;
+  const std::string root = files::root_or(opt, files::join(files::dir_of(path), "SEED-Bench-image"));
+  files::Errors errors(path, opt);
   ReadResult out;
   const json& qs = j["questions"];
   for (size_t n = 0; n < qs.size(); ++n) {
     const json& x = qs[n];
-    if (io::field(x, "data_type").value_or("image") != "image") continue;  // SEED-IMG leaves out video items
+    if (files::field(x, "data_type").value_or("image") != "image") continue;  // SEED-IMG leaves out video items
     BenchItem it;
-    it.id = io::field(x, "question_id").value_or("");
+    it.id = files::field(x, "question_id").value_or("");
     if (it.id.empty()) {
       errors.add("#" + std::to_string(n), "no question_id");
       continue;
     }
-    const auto q = io::field(x, "question"), ans = io::field(x, "answer"), data_id = io::field(x, "data_id");
+    const auto q = files::field(x, "question"), ans = files::field(x, "answer"), data_id = files::field(x, "data_id");
     if (!q || !data_id) {
       errors.add(it.id, !q ? "no question" : "no data_id");
       continue;
     }
     it.question = *q;
     for (const char* k : {"choice_a", "choice_b", "choice_c", "choice_d"}) {
-      auto c = io::field(x, k);
+      auto c = files::field(x, k);
       if (!c) break;
       it.options.push_back(*c);
     }
-    const std::string a = io::trim(ans.value_or(""));
+    const std::string a = files::trim(ans.value_or(""));
     if (it.options.size() != 4 || a.size() != 1 || a[0] < 'A' || a[0] > 'D') {
       errors.add(it.id, it.options.size() != 4 ? "needs choice_a..choice_d" : "answer '" + a + "' is not A-D");
       continue;
     }
     it.answer = a;
-    const std::string type = io::field(x, "question_type_id").value_or("");
+    const std::string type = files::field(x, "question_type_id").value_or("");
     it.category = type_name.count(type) ? type_name[type] : type;
     it.extra["question_type_id"] = type;
     it.extra["data_id"] = *data_id;
-    if (!io::attach_file(it, io::join(root, *data_id), opt, errors)) continue;
+    if (!files::attach_file(it, files::join(root, *data_id), opt, errors)) continue;
     out.items.push_back(std::move(it));
   }
   errors.finish(out);
@@ -325,21 +325,21 @@ ReadResult read_seed(const std::string& path, const ReadOptions& opt) {
 ReadResult read_pope(const std::vector<std::string>& files, const ReadOptions& opt) {
   ReadResult out;
   for (const auto& path : files) {
-    const std::string stem = io::lower(fs::path(path).filename().string());
+    const std::string stem = files::lower(fs::path(path).filename().string());
     std::string split;
     for (const char* s : {"adversarial", "popular", "random"})
       if (stem.find(s) != std::string::npos) split = s;
     if (split.empty())
       throw std::runtime_error(path + ": POPE file name must name its split (random, popular or adversarial)");
-    const std::string root = io::root_or(opt, io::dir_of(path));
+    const std::string root = files::root_or(opt, files::dir_of(path));
     std::vector<RowError> bad_lines;
-    const auto lines = io::read_jsonl(path, bad_lines);
-    io::Errors errors(path, opt);
+    const auto lines = files::read_jsonl(path, bad_lines);
+    files::Errors errors(path, opt);
     for (const auto& e : bad_lines) errors.add(e);
     for (const auto& [line, x] : lines) {
-      const auto qid = io::field(x, "question_id");
+      const auto qid = files::field(x, "question_id");
       const std::string row = qid ? split + "/" + *qid : "line " + std::to_string(line);
-      const auto text = io::field(x, "text"), image = io::field(x, "image"), label = io::field(x, "label");
+      const auto text = files::field(x, "text"), image = files::field(x, "image"), label = files::field(x, "label");
       if (!qid || !text || !image || !label) {
         errors.add(row, "needs question_id, image, text and label");
         continue;
@@ -356,7 +356,7 @@ ReadResult read_pope(const std::vector<std::string>& files, const ReadOptions& o
       it.extra["split"] = split;
       it.extra["question_id"] = *qid;
       it.extra["image"] = *image;
-      if (!io::attach_file(it, io::join(root, *image), opt, errors)) continue;
+      if (!files::attach_file(it, files::join(root, *image), opt, errors)) continue;
       out.items.push_back(std::move(it));
     }
     errors.finish(out);
@@ -371,7 +371,7 @@ ReadResult read_pope(const std::vector<std::string>& files, const ReadOptions& o
 ReadResult read_mme(const std::string& root, const ReadOptions& opt) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) throw std::runtime_error(root + ": not a directory (MME release folder)");
-  io::Errors errors(root, opt);
+  files::Errors errors(root, opt);
   ReadResult out;
   std::vector<std::string> categories = mme_perception_categories();
   for (const auto& c : mme_cognition_categories()) categories.push_back(c);
@@ -401,12 +401,12 @@ ReadResult read_mme(const std::string& root, const ReadOptions& opt) {
         errors.add(row_base, "missing image " + (img_dir / (stem + ".jpg")).string() + " (or .png)");
         continue;
       }
-      std::istringstream in(io::read_text(txt.string()));
+      std::istringstream in(files::read_text(txt.string()));
       std::string line;
       int k = 0;
       for (int n = 1; std::getline(in, line); ++n) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (io::trim(line).empty()) continue;
+        if (files::trim(line).empty()) continue;
         const auto tab = line.rfind('\t');
         const std::string row = row_base + " line " + std::to_string(n);
         const std::string ans = tab == std::string::npos ? "" : yes_no(line.substr(tab + 1));
@@ -420,7 +420,7 @@ ReadResult read_mme(const std::string& root, const ReadOptions& opt) {
         it.answer = ans;
         it.category = cat;
         it.extra["image"] = image;  // acc+ pairs the questions of one image
-        if (!io::attach_file(it, (img_dir / image).string(), opt, errors)) continue;
+        if (!files::attach_file(it, (img_dir / image).string(), opt, errors)) continue;
         out.items.push_back(std::move(it));
       }
     }
@@ -437,22 +437,22 @@ ReadResult read_mme(const std::string& root, const ReadOptions& opt) {
 ReadResult read_chartqa(const std::vector<std::string>& files, const ReadOptions& opt) {
   ReadResult out;
   for (const auto& path : files) {
-    const std::string name = io::lower(fs::path(path).stem().string());
+    const std::string name = files::lower(fs::path(path).stem().string());
     const std::string split = name.find("human") != std::string::npos       ? "human"
                               : name.find("augmented") != std::string::npos ? "augmented"
                                                                             : fs::path(path).stem().string();
-    const json j = io::read_json(path);
+    const json j = files::read_json(path);
     if (!j.is_array()) throw std::runtime_error(path + ": expected a JSON list of {imgname, query, label}");
-    const std::string root = io::root_or(opt, io::join(io::dir_of(path), "png"));
-    io::Errors errors(path, opt);
+    const std::string root = files::root_or(opt, files::join(files::dir_of(path), "png"));
+    files::Errors errors(path, opt);
     for (size_t n = 0; n < j.size(); ++n) {
       const json& x = j[n];
       BenchItem it;
       it.id = split + "/" + std::to_string(n);  // imgname repeats (several questions per chart)
-      const auto img = io::field(x, "imgname"), q = io::field(x, "query");
-      std::optional<std::string> label = io::field(x, "label");
+      const auto img = files::field(x, "imgname"), q = files::field(x, "query");
+      std::optional<std::string> label = files::field(x, "label");
       if (!label && x.is_object() && x.contains("label") && x["label"].is_array() && !x["label"].empty())
-        label = io::field(json{{"l", x["label"][0]}}, "l");
+        label = files::field(json{{"l", x["label"][0]}}, "l");
       if (!img || !q || !label) {
         errors.add(it.id, "needs imgname, query and label");
         continue;
@@ -462,7 +462,7 @@ ReadResult read_chartqa(const std::vector<std::string>& files, const ReadOptions
       it.category = split;
       it.extra["split"] = split;
       it.extra["imgname"] = *img;
-      if (!io::attach_file(it, io::join(root, *img), opt, errors)) continue;
+      if (!files::attach_file(it, files::join(root, *img), opt, errors)) continue;
       out.items.push_back(std::move(it));
     }
     errors.finish(out);
@@ -473,17 +473,17 @@ ReadResult read_chartqa(const std::vector<std::string>& files, const ReadOptions
 // ---- HallusionBench: HallusionBench.json, a list; filename null for the text-only questions ------------------
 
 ReadResult read_hallusionbench(const std::string& path, const ReadOptions& opt) {
-  const json j = io::read_json(path);
+  const json j = files::read_json(path);
   if (!j.is_array()) throw std::runtime_error(path + ": expected the HallusionBench JSON list");
-  const std::string root = io::root_or(opt, io::dir_of(path));
-  io::Errors errors(path, opt);
+  const std::string root = files::root_or(opt, files::dir_of(path));
+  files::Errors errors(path, opt);
   ReadResult out;
   for (size_t n = 0; n < j.size(); ++n) {
     const json& x = j[n];
     std::map<std::string, std::string> f;
     bool ok = true;
     for (const char* k : {"category", "subcategory", "set_id", "figure_id", "question_id", "question", "gt_answer"}) {
-      auto v = io::field(x, k);
+      auto v = files::field(x, k);
       if (!v) ok = false;
       else f[k] = *v;
     }
@@ -503,12 +503,12 @@ ReadResult read_hallusionbench(const std::string& path, const ReadOptions& opt) 
     }
     it.category = f["category"] + "/" + f["subcategory"];
     for (const char* k : {"category", "subcategory", "set_id", "figure_id", "question_id"}) it.extra[k] = f[k];
-    it.extra["visual_input"] = io::field(x, "visual_input").value_or("");
+    it.extra["visual_input"] = files::field(x, "visual_input").value_or("");
     it.extra["row"] = std::to_string(n);
-    const std::string file = io::field(x, "filename").value_or("");
+    const std::string file = files::field(x, "filename").value_or("");
     if (!file.empty() && it.extra["visual_input"] != "0") {
       const std::string rel = file.rfind("./", 0) == 0 ? file.substr(2) : file;
-      if (!io::attach_file(it, io::join(root, rel), opt, errors)) continue;
+      if (!files::attach_file(it, files::join(root, rel), opt, errors)) continue;
     }
     out.items.push_back(std::move(it));
   }
@@ -519,24 +519,24 @@ ReadResult read_hallusionbench(const std::string& path, const ReadOptions& opt) 
 // ---- MathVista: testmini JSON (pid -> problem, or a list of problems); the prompt is the published "query" ----
 
 ReadResult read_mathvista(const std::string& path, const ReadOptions& opt) {
-  const json j = io::read_json(path);
+  const json j = files::read_json(path);
   if (!j.is_object() && !j.is_array()) throw std::runtime_error(path + ": expected MathVista problems JSON");
-  const std::string root = io::root_or(opt, io::dir_of(path));
-  io::Errors errors(path, opt);
+  const std::string root = files::root_or(opt, files::dir_of(path));
+  files::Errors errors(path, opt);
   ReadResult out;
   auto one = [&](const std::string& key, const json& x) {
     BenchItem it;
-    it.id = io::field(x, "pid").value_or(key);
-    const auto query = io::field(x, "query"), image = io::field(x, "image");
+    it.id = files::field(x, "pid").value_or(key);
+    const auto query = files::field(x, "query"), image = files::field(x, "image");
     if (!query || !image) {
       errors.add(it.id, !query ? "no query" : "no image");
       return;
     }
     it.question = *query;
-    it.answer = io::field(x, "answer").value_or("");
-    if (x.contains("metadata")) it.category = io::field(x["metadata"], "task").value_or("");
+    it.answer = files::field(x, "answer").value_or("");
+    if (x.contains("metadata")) it.category = files::field(x["metadata"], "task").value_or("");
     it.extra["raw"] = x.dump();  // the judge input carries every published field
-    if (!io::attach_file(it, io::join(root, *image), opt, errors)) return;
+    if (!files::attach_file(it, files::join(root, *image), opt, errors)) return;
     out.items.push_back(std::move(it));
   };
   if (j.is_object())
@@ -550,25 +550,25 @@ ReadResult read_mathvista(const std::string& path, const ReadOptions& opt) {
 // ---- MM-Vet: mm-vet.json, id -> {imagename, capability, question, answer}; images/ beside it ----------------
 
 ReadResult read_mmvet(const std::string& path, const ReadOptions& opt) {
-  const json j = io::read_json(path);
+  const json j = files::read_json(path);
   if (!j.is_object()) throw std::runtime_error(path + ": expected an object id -> {imagename, question, ...}");
-  const std::string root = io::root_or(opt, io::join(io::dir_of(path), "images"));
-  io::Errors errors(path, opt);
+  const std::string root = files::root_or(opt, files::join(files::dir_of(path), "images"));
+  files::Errors errors(path, opt);
   ReadResult out;
   for (const auto& [id, x] : j.items()) {
     BenchItem it;
     it.id = id;
-    const auto q = io::field(x, "question"), image = io::field(x, "imagename");
+    const auto q = files::field(x, "question"), image = files::field(x, "imagename");
     if (!q || !image) {
       errors.add(id, !q ? "no question" : "no imagename");
       continue;
     }
     it.question = *q;
-    it.answer = io::field(x, "answer").value_or("");
+    it.answer = files::field(x, "answer").value_or("");
     if (x.contains("capability") && x["capability"].is_array())
       for (const auto& c : x["capability"])
         if (c.is_string()) it.category += (it.category.empty() ? "" : ",") + c.get<std::string>();
-    if (!io::attach_file(it, io::join(root, *image), opt, errors)) continue;
+    if (!files::attach_file(it, files::join(root, *image), opt, errors)) continue;
     out.items.push_back(std::move(it));
   }
   errors.finish(out);
@@ -578,14 +578,14 @@ ReadResult read_mmvet(const std::string& path, const ReadOptions& opt) {
 // ---- LLaVA-Bench in-the-wild: questions.jsonl {question_id, image, text, category}; images/ beside it ---------
 
 ReadResult read_llavaw(const std::string& path, const ReadOptions& opt) {
-  const std::string root = io::root_or(opt, io::join(io::dir_of(path), "images"));
+  const std::string root = files::root_or(opt, files::join(files::dir_of(path), "images"));
   std::vector<RowError> bad_lines;
-  const auto lines = io::read_jsonl(path, bad_lines);
-  io::Errors errors(path, opt);
+  const auto lines = files::read_jsonl(path, bad_lines);
+  files::Errors errors(path, opt);
   for (const auto& e : bad_lines) errors.add(e);
   ReadResult out;
   for (const auto& [line, x] : lines) {
-    const auto qid = io::field(x, "question_id"), text = io::field(x, "text"), image = io::field(x, "image");
+    const auto qid = files::field(x, "question_id"), text = files::field(x, "text"), image = files::field(x, "image");
     BenchItem it;
     it.id = qid.value_or("line " + std::to_string(line));
     if (!qid || !text || !image) {
@@ -593,8 +593,8 @@ ReadResult read_llavaw(const std::string& path, const ReadOptions& opt) {
       continue;
     }
     it.question = *text;
-    it.category = io::field(x, "category").value_or("");
-    if (!io::attach_file(it, io::join(root, *image), opt, errors)) continue;
+    it.category = files::field(x, "category").value_or("");
+    if (!files::attach_file(it, files::join(root, *image), opt, errors)) continue;
     out.items.push_back(std::move(it));
   }
   errors.finish(out);

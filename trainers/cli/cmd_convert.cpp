@@ -1,25 +1,13 @@
-// The small subcommands: info and convert.
+// `phantom convert`: checkpoint tools (merge the LoRA adapters of a training checkpoint into an HF-format model).
 #include <cstdio>
 #include <cstring>
 
 #include "trainers/cli/args.h"
 #include "trainers/cli/commands.h"
 #include "trainers/cli/flags.h"
-#include "phantom/model/runtime.h"
-#include "trainers/recipe/lora.h"
+#include "trainers/recipe/lora_stage.h"
 
 namespace phantom::cli {
-
-int cmd_info(int argc, char** argv) {
-  Args a = parse_args(argc, argv, 2, {"threads"}, {"help"});
-  if (a.has("help")) {
-    std::fputs("usage: phantom info [--threads N]\n", stdout);
-    return 0;
-  }
-  set_threads(threads_flag(a));
-  std::fputs(runtime_report().c_str(), stdout);
-  return 0;
-}
 
 static const char* kConvertHelp =
     "usage: phantom convert merge-lora --checkpoint DIR --out DIR [--base DIR] [--tokenizer FILE] [--adapter-out DIR]\n"
@@ -49,13 +37,13 @@ int cmd_convert(int argc, char** argv) {
   if (!a.positional.empty()) throw UsageError("unexpected argument '" + a.positional[0] + "'");
   if (!a.overrides.empty()) throw UsageError("unexpected argument '" + a.overrides[0] + "'");
   set_threads(threads_flag(a));
-  train::MergeOptions o;
+  recipe::MergeOptions o;
   o.checkpoint = a.require("checkpoint");
   o.out = a.require("out");
   o.base = a.get("base");
   o.tokenizer = a.get("tokenizer");
   o.adapter_out = a.get("adapter-out");
-  auto r = train::merge_lora_checkpoint(o);
+  auto r = recipe::merge_lora_checkpoint(o);
   std::printf("merged %lld LoRA adapters (stage %s) into %s\n", static_cast<long long>(r.merged), r.stage.c_str(),
               o.out.c_str());
   return 0;

@@ -1,4 +1,4 @@
-// Attention over a SegmentLayout (phantom/util/segments.h): one SDPA call per segment, never an L x L mask.
+// Attention over a SegmentLayout (phantom/util/segment_layout.h): one SDPA call per segment, never an L x L mask.
 // A segment without a prefix is plain causal attention over itself (is_causal: the flash kernels apply); a
 // segment with a prefix (an answer after its shared prompt) attends over [prefix K/V | its own K/V] with a small
 // length x (prefix + length) mask. Equal to the dense-mask layout (tests/test_segments.cpp).
@@ -6,7 +6,7 @@
 
 #include <torch/torch.h>
 
-#include "phantom/util/segments.h"
+#include "phantom/util/segment_layout.h"
 
 namespace phantom {
 

@@ -1,4 +1,4 @@
-#include "trainers/recipe/lora.h"
+#include "trainers/recipe/lora_stage.h"
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -11,7 +11,7 @@
 #include "phantom/util/logf.h"
 #include "trainers/recipe/train_state.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 namespace fs = std::filesystem;
 
 LoraOptions lora_options(const LoraConfig& c) {
@@ -156,4 +156,4 @@ MergeResult merge_lora_checkpoint(const MergeOptions& o) {
   return r;
 }
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe

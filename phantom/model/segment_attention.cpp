@@ -1,4 +1,4 @@
-#include "phantom/model/segments.h"
+#include "phantom/model/segment_attention.h"
 
 #include <string>
 

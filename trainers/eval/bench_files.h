@@ -11,7 +11,7 @@
 
 #include "trainers/eval/benchmarks.h"
 
-namespace phantom::eval::io {
+namespace phantom::eval::files {
 
 using nlohmann::json;
 
@@ -85,4 +85,4 @@ inline std::string root_or(const ReadOptions& opt, const std::string& fallback) 
   return opt.image_root.empty() ? fallback : opt.image_root;
 }
 
-}  // namespace phantom::eval::io
+}  // namespace phantom::eval::files

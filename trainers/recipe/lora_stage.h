@@ -15,7 +15,7 @@
 #include "trainers/recipe/optim.h"
 #include "trainers/recipe/run_config.h"
 
-namespace phantom::train {
+namespace phantom::recipe {
 
 LoraOptions lora_options(const LoraConfig& c);
 
@@ -48,4 +48,4 @@ void write_peft_adapter(PhantomModelImpl& model, const LoraConfig& lora, const s
 // model.safetensors + the tokenizer files. A checkpoint without adapters is exported as it is.
 MergeResult merge_lora_checkpoint(const MergeOptions& o);
 
-}  // namespace phantom::train
+}  // namespace phantom::recipe
