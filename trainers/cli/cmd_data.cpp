@@ -51,6 +51,7 @@ struct DataSetup {
     enc = std::make_unique<data::SampleEncoder>(*tok, data::ChatTemplate::resolve(cfg.data.chat_template, mc.llm.family),
                                                 data::ImageTokens::from_tokenizer(*tok, side * side));
     enc->set_image_placement(cfg.data.image_placement);
+    enc->set_answer_tokenization(cfg.data.answer_tokenization);
     tiles.tile = static_cast<int>(mc.vision.image_size);
     tiles.max_num = static_cast<int>(cfg.data.max_tiles);
     tiles.use_thumbnail = cfg.data.use_thumbnail;
@@ -166,11 +167,7 @@ int cmd_data(int argc, char** argv) {
       data::EncodedConversation c = s.is_preference() ? data::chosen_as_conversation(enc.preference(s, counts))
                                                       : enc.conversation(s, counts);
       int64_t len = static_cast<int64_t>(c.ids.size());
-      if (s.is_preference()) {  // the packed PO row: prompt + every answer
-        auto p = enc.preference(s, counts);
-        len = static_cast<int64_t>(p.prompt.size());
-        for (auto& ans : p.answers) len += static_cast<int64_t>(ans.size());
-      }
+      if (s.is_preference()) len = enc.preference(s, counts).row_length(cfg.shared_prefix);  // the PO row
       if (static_cast<int64_t>(i) < show)
         std::printf("--- sample %zu (%s), %lld tokens ---\n%s\n", i, s.where.c_str(), static_cast<long long>(len),
                     render(*tok, c.ids, c.labels, ctx).c_str());
