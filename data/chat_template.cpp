@@ -54,6 +54,16 @@ void SampleEncoder::set_answer_tokenization(const std::string& m) {
   answer_mode_ = m;
 }
 
+std::string SampleEncoder::counts_summary() const {
+  const auto& n = *counts_;
+  std::string s = "answer tokens " + answer_mode_ + " (data.answer_tokenization): " + std::to_string(n.answers) + " answers";
+  if (answer_mode_ == "in_context") s += ", " + std::to_string(n.straddling) + " with a first token straddling the prompt's end (supervised)";
+  if (n.preference_questions > 0)
+    s += ", " + std::to_string(n.unshared_prompts) + " of " + std::to_string(n.preference_questions) +
+         " preference questions with unshared prompt ids (laid out one row per answer)";
+  return s;
+}
+
 int64_t EncodedPreference::row_length(bool shared_prefix) const {
   int64_t len = 0;
   if (shared_prefix && shared()) {

@@ -254,6 +254,11 @@ void check_answer_tokens(const std::string& family, const nlohmann::json& sample
   CHECK(n.answers == stats["answers"].get<int64_t>());
   CHECK(n.straddling == stats["straddling"].get<int64_t>());
   CHECK(n.unshared_prompts == stats["unshared_prompts"].get<int64_t>());
+  // The boundary cases are exercised where the vocabulary can join the prompt's "\n" with an answer's start.
+  if (family == "qwen2" || family == "internlm2_newlines") {
+    CHECK(n.straddling > 0);
+    CHECK(n.unshared_prompts > 0);
+  }
 }
 
 }  // namespace
@@ -275,4 +280,7 @@ TEST_CASE("tokenizers: in-context answer tokens and label masks equal the offici
   SECTION("Phi-3: SentencePiece-style tokenizer.json") { check_answer_tokens("phi3", samples, expected); }
   SECTION("Llama legacy=False: Metaspace first") { check_answer_tokens("llama", samples, expected); }
   SECTION("InternLM2 as LlamaTokenizerFast: tokenizer.json") { check_answer_tokens("internlm2_fast", samples, expected); }
+  SECTION("InternLM2 tokenizer.model with newline pieces (straddling tokens)") {
+    check_answer_tokens("internlm2_newlines", samples, expected);
+  }
 }

@@ -5,7 +5,9 @@ prompt + answer, tokenised with HF tokenizers, and its label mask, for samples r
     answer_tokens_reference.py FAMILIES_DIR        # a directory written by tokenizer_families.py
 
 For each family directory (qwen2: byte-level tokenizer.json; internlm2: tokenizer.model through the slow
-InternLM2Tokenizer; phi3: SentencePiece-style tokenizer.json; llama, internlm2_fast when present) and each sample:
+InternLM2Tokenizer; phi3: SentencePiece-style tokenizer.json; llama, internlm2_fast when present; and
+internlm2_newlines, built here: the InternLM2 layout with a SentencePiece model that has pieces joining newlines
+with what follows, as real vocabularies do, so that tokens straddle the prompt's end) and each sample:
   ids     AutoTokenizer(full string).input_ids, the string being the whole conversation as the official Phantom code
           (make_instruction_and_label) and InternVL's trainer build it: user turn (images first, as
           <img><IMG_CONTEXT>*n</img>), assistant start, answer, end token, next turn, ...
@@ -31,7 +33,11 @@ TEMPLATES = {
     "chatml": ("<|im_start|>user\n", "<|im_end|>", "<|im_start|>assistant\n", "<|im_end|>"),
     "phi3": ("<|user|>\n", "<|end|>", "<|assistant|>\n", "<|end|>"),
 }
-FAMILY_TEMPLATE = {"qwen2": "chatml", "internlm2": "chatml", "internlm2_fast": "chatml", "phi3": "phi3", "llama": "phi3"}
+FAMILY_TEMPLATE = {"qwen2": "chatml", "internlm2": "chatml", "internlm2_fast": "chatml", "phi3": "phi3", "llama": "phi3",
+                   "internlm2_newlines": "chatml"}
+# The tiny SentencePiece models learn no piece with a newline (the trainer reads one sentence per line); these,
+# user-defined, join the prompt's last "\n" with an answer's first characters.
+NEWLINE_PIECES = ["\n\n", "\nN", "\nT", "\n'"]
 
 QUESTIONS = [
     "What is in the image?", "<image>\nWhat is this product?", "Größere Übungen kosten 12,50 € — naïve café.",
@@ -89,7 +95,7 @@ class Spans:
     def __init__(self, family, d):
         from transformers import AutoTokenizer
         self.tok = AutoTokenizer.from_pretrained(d, trust_remote_code=True)
-        self.slow = family == "internlm2"
+        self.slow = family.startswith("internlm2") and family != "internlm2_fast"
         if self.slow:
             import sentencepiece as spm
             self.sp = spm.SentencePieceProcessor(model_file=os.path.join(d, "tokenizer.model"))
@@ -200,13 +206,30 @@ def family_reference(family, d, items, stats):
     return out
 
 
+def build_internlm2_newlines(fam_dir):
+    """tokenizer_families.py's InternLM2 layout around a SentencePiece model with NEWLINE_PIECES."""
+    import sentencepiece as spm
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import tokenizer_families as tf
+    d = os.path.join(fam_dir, "internlm2_newlines")
+    os.makedirs(d, exist_ok=True)
+    prefix = os.path.join(fam_dir, "spm_newlines")
+    spm.SentencePieceTrainer.train(input=os.path.join(fam_dir, "spm.txt"), model_prefix=prefix, vocab_size=1500,
+                                   model_type="bpe", character_coverage=0.9995, byte_fallback=True,
+                                   normalization_rule_name="identity", remove_extra_whitespaces=False,
+                                   split_digits=True, allow_whitespace_only_pieces=True,
+                                   user_defined_symbols=tf.CHATML + NEWLINE_PIECES, minloglevel=2)
+    tf.build_internlm2(prefix + ".model", d)
+
+
 def main(fam_dir):
     items = samples()
+    build_internlm2_newlines(fam_dir)
     out_dir = os.path.join(fam_dir, "answers")
     os.makedirs(out_dir, exist_ok=True)
     os.environ["HF_MODULES_CACHE"] = os.path.join(fam_dir, "hf_modules")
     expected = {}
-    for family in ("qwen2", "internlm2", "phi3", "llama", "internlm2_fast"):
+    for family in ("qwen2", "internlm2", "phi3", "llama", "internlm2_fast", "internlm2_newlines"):
         d = os.path.join(fam_dir, family)
         if not os.path.isdir(d):
             continue

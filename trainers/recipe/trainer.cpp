@@ -486,6 +486,7 @@ void finish_stage(Run& r, Stage& s) {
   auto v = validate(r);
   if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("stage {} validation: {}", s.cfg.name, nlohmann::json(v).dump());
   if (r.skipped.total()) log::warn("data: {}", r.skipped.summary());
+  log::info("data: {}", r.enc->counts_summary());  // so far in this run (every stage, validation included)
   const std::string export_dir = (fs::path(r.dir) / s.cfg.name).string();
   if (const int64_t merged = merge_lora(*r.model)) log::info("stage {}: {} LoRA adapters merged into the base weights", s.cfg.name, merged);
   if (r.writer) {
