@@ -41,6 +41,7 @@
 #include "trainers/recipe/metrics.h"
 #include "trainers/recipe/optim.h"
 #include "trainers/recipe/ref_logps.h"
+#include "trainers/recipe/stage_weights.h"
 #include "trainers/recipe/start_point.h"
 #include "trainers/recipe/train_state.h"
 
@@ -173,6 +174,7 @@ void load_model(Run& r) {
   if (!img_id) throw std::runtime_error("the tokenizer has no image token '" + mc.image_token + "'");
   model->image_token_index = *img_id;
   model->language_model->activation_checkpointing = cfg.activation_checkpointing;
+  model->vision_model->activation_checkpointing = cfg.vision_checkpointing;
   model->to(r.device);
   const auto tmpl = data::ChatTemplate::resolve(cfg.data.chat_template, model->cfg.llm.family);
   r.enc = std::make_unique<data::SampleEncoder>(*r.tok, tmpl,
@@ -211,9 +213,11 @@ TrainState resume(Run& r, const std::string& resume_arg, std::string& ckpt) {
       ckpt = resume_arg;
     }
     st = read_train_state(ckpt);
-    // A mid-stage checkpoint of a LoRA stage holds its adapters: give the model the same tensors first.
+    // A mid-stage checkpoint holds its stage's adapters and frozen storage (int8 / bf16): give the model the same
+    // tensors first.
     if (!st.stage_done && st.stage_step > 0 && st.stage < static_cast<int64_t>(r.cfg.stages.size()))
-      attach_stage_lora(*r.model, r.cfg.stages[static_cast<size_t>(st.stage)]);
+      prepare_stage_weights(*r.model, r.cfg.stages[static_cast<size_t>(st.stage)],
+                            frozen_storage_dtype(r.cfg.run.frozen_dtype, r.dtype));
     load_checkpoint_model(ckpt, *r.model);
     log::info("resuming from {} (stage {}, step {}/{})", ckpt, st.stage, st.stage_step, st.stage_total);
     if (st.stage_done) ++st.stage, st.stage_step = 0, st.data = {}, st.stage_done = false;
@@ -236,7 +240,9 @@ void init_from(Run& r, const Stage& s) {
 void select_trainable(Run& r, Stage& s) {
   if (!s.resuming) attach_stage_lora(*r.model, s.cfg);                     // lora.rank > 0: adapters, merged at the end
   if (!s.resuming && s.cfg.lora.rank > 0) distributed::broadcast_module(r.world, *r.model);  // rank 0's fresh adapters everywhere
-  s.trainable = select_stage_trainable(*r.model, s.cfg);
+  // The trainable set in fp32; the frozen rest stored as run.frozen_dtype / stage.base_int8 ask.
+  s.trainable = prepare_stage_weights(*r.model, s.cfg, frozen_storage_dtype(r.cfg.run.frozen_dtype, r.dtype),
+                                      /*attach_adapters=*/false);
   log::info("stage {} ({}): {} trainable parameters of {} ({:.2f}%) in {} tensors", s.cfg.name, s.cfg.loss,
             s.trainable.count, r.n_params,
             100.0 * static_cast<double>(s.trainable.count) / static_cast<double>(r.n_params), s.trainable.names.size());
@@ -508,7 +514,7 @@ void finish_stage(Run& r, Stage& s) {
   if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("stage {} validation: {}", s.cfg.name, nlohmann::json(v).dump());
   if (r.skipped.total()) log::warn("data: {}", r.skipped.summary());
   const std::string export_dir = (fs::path(r.dir) / s.cfg.name).string();
-  if (const int64_t merged = merge_lora(*r.model)) log::info("stage {}: {} LoRA adapters merged into the base weights", s.cfg.name, merged);
+  if (const int64_t merged = finish_stage_weights(*r.model)) log::info("stage {}: {} LoRA adapters merged into the base weights", s.cfg.name, merged);
   if (r.writer) {
     save_phantom(*r.model, export_dir);
     if (fs::is_directory(cfg.data.tokenizer))  // SentencePiece with added_tokens.json
