@@ -175,12 +175,14 @@ struct CheckpointConfig {
 struct LogConfig {
   int64_t every_steps = 1;
   bool tensorboard = true;
-  double peak_tflops = 0;  // accelerator peak for MFU (H100 bf16 dense: 989); 0 = CUDA default or not reported
+  double peak_tflops = 0;  // accelerator peak for MFU; 0 = the device's bf16 dense peak by name (flops.h), none on CPU
   template <class V>
   void visit(V& v) {
     v.field("every_steps", every_steps, "console/JSONL line every N steps", Check::positive());
     v.field("tensorboard", tensorboard, "write TensorBoard event files");
-    v.field("peak_tflops", peak_tflops, "peak TFLOP/s for MFU (0: 989 on CUDA, none on CPU)", Check::non_negative());
+    v.field("peak_tflops", peak_tflops,
+            "peak TFLOP/s per device for MFU (0: the bf16 dense peak of the CUDA device by name: H100, H200, A100, "
+            "A6000, RTX 3090; none on CPU or an unknown device)", Check::non_negative());
   }
 };
 

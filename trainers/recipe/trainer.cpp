@@ -36,6 +36,7 @@
 #include "trainers/distributed/world.h"
 #include "trainers/eval/run.h"
 #include "trainers/recipe/batches.h"
+#include "trainers/recipe/flops.h"
 #include "trainers/recipe/lora_stage.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/metrics.h"
@@ -374,11 +375,15 @@ StepOut train_step(Run& r, Stage& s) {
   }
   StepCounts counts;
   int64_t tokens = 0, max_len = 0, slots = 0;
+  StepWork work;  // this rank's share, for the FLOP count
   for (auto& b : micro) {
     counts.sft_tokens += b.num_sft_tokens, counts.questions += b.num_questions, tokens += b.num_tokens;
     slots += b.num_slots;
     max_len = std::max<int64_t>(max_len, b.input_ids.size(1));
+    work.head_rows += b.targets.target.numel();
+    work.tiles += b.pixel_values.defined() ? b.pixel_values.size(0) : 0;
   }
+  work.tokens = tokens, work.row_length = max_len;
   // Data parallel: the counts of the whole step over all ranks, and a stop signal every rank agrees on.
   std::vector<int64_t> agreed{counts.sft_tokens, counts.questions, util::stop_requested() ? 1 : 0};
   distributed::sum_over_ranks(r.world, agreed);
@@ -421,8 +426,9 @@ StepOut train_step(Run& r, Stage& s) {
 
   const double secs = seconds_since(t0);
   auto& m = out.metrics = finish_metrics(sums);
-  const double tflops = train_flops_per_token(r.model->cfg, max_len) * static_cast<double>(tokens) / secs / 1e12;
-  const double peak = r.nranks * (r.cfg.log.peak_tflops > 0 ? r.cfg.log.peak_tflops : (r.device.is_cuda() ? 989.0 : 0.0));
+  // Every rank ran the same model on its own share: the step's FLOPs are this rank's times the ranks.
+  const double tflops = r.nranks * step_flops(*r.model, work).total() / secs / 1e12;
+  const double peak = r.nranks * peak_tflops_for(r.device, r.cfg.log.peak_tflops);
   m["loss"] = loss, m["grad_norm"] = gnorm, m["lr"] = lr, m["tokens_per_s"] = static_cast<double>(tokens) / secs;
   m["step_ms"] = 1e3 * secs, m["data_wait_ms"] = 1e3 * wait, m["peak_mem_gb"] = peak_memory_gb(r.device);
   m["tflops"] = tflops;
