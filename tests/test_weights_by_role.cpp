@@ -27,7 +27,7 @@ const std::vector<std::string> kStep1 = {R"(^vision_proj\.)", "_phantom"};
 const std::vector<std::string> kAllLinears = {R"(^vision_model\..*\.(qkv|proj|fc1|fc2)$)",
                                               R"(^language_model\.model\..*\.(qkv_proj|o_proj|gate_up_proj|down_proj)$)"};
 
-ModelConfig config(bool tied) {
+ModelConfig vlm_config(bool tied) {
   auto c = test::tiny_vlm_config();
   c.llm.tie_word_embeddings = tied;
   return c;
@@ -60,7 +60,7 @@ struct StepResult {
 // The stage prepared with `frozen` storage, one forward + backward of the text tokens' cross-entropy.
 StepResult step(const StateDict& weights, bool tied, const recipe::StageConfig& stage, c10::ScalarType frozen,
                 c10::ScalarType compute, bool vision_ckpt = false) {
-  PhantomModel m(config(tied));
+  PhantomModel m(vlm_config(tied));
   load_state_dict(*m, weights, true);
   torch::manual_seed(5);  // the same LoRA A draws in every variant
   recipe::prepare_stage_weights(*m, stage, frozen);
@@ -122,7 +122,7 @@ recipe::StageConfig stage2(bool int8) {
 TEST_CASE("weights by role: a step with frozen bf16 / int8 storage against the fp32-frozen step") {
   for (bool tied : {true, false}) {
     torch::manual_seed(2);
-    PhantomModel base(config(tied));
+    PhantomModel base(vlm_config(tied));
     init_weights(*base, 0.2);
     const auto sd = module_state_dict(*base);
     for (bool lora : {false, true}) {
@@ -162,7 +162,7 @@ TEST_CASE("weights by role: trainable tensors stay fp32, lm_head is never int8, 
   for (bool tied : {true, false}) {
     INFO("tied " << tied);
     torch::manual_seed(3);
-    PhantomModel m(config(tied));
+    PhantomModel m(vlm_config(tied));
     init_weights(*m, 0.2);
     const auto before = module_state_dict(*m);
     auto stage = stage2(true);
@@ -212,7 +212,7 @@ TEST_CASE("weights by role: trainable tensors stay fp32, lm_head is never int8, 
 
 TEST_CASE("weights by role: a frozen bf16 weight in an fp32 forward is cast, the forward matches bf16-rounded fp32") {
   torch::manual_seed(4);
-  PhantomModel a(config(true)), b(config(true));
+  PhantomModel a(vlm_config(true)), b(vlm_config(true));
   init_weights(*a, 0.2);
   load_state_dict(*b, module_state_dict(*a), true);
   for (auto& p : a->parameters()) p.set_requires_grad(false);
@@ -233,7 +233,7 @@ TEST_CASE("weights by role: a frozen bf16 weight in an fp32 forward is cast, the
 
 TEST_CASE("vision checkpointing: gradients equal the uncheckpointed step (step 2 with LoRA on the ViT, step 1)") {
   torch::manual_seed(6);
-  PhantomModel base(config(true));
+  PhantomModel base(vlm_config(true));
   init_weights(*base, 0.2);
   const auto sd = module_state_dict(*base);
   for (bool lora : {true, false}) {
@@ -323,5 +323,18 @@ TEST_CASE("weights by role: the recipe with frozen int8 + bf16 storage resumes b
       CHECK(a.at(k).scalar_type() == v.scalar_type());
       CHECK(a.at(k).sizes() == v.sizes());
     }
+  }
+}
+
+TEST_CASE("weights by role: the phantom-*.yaml recipes ship 8-bit frozen bases in both steps and both checkpointings") {
+  for (const char* size : {"0.5b", "1.8b", "3.8b", "7b"}) {
+    INFO(size);
+    auto c = recipe::load_run_config(test::source_path(std::string("configs/phantom-") + size + ".yaml"), {});
+    REQUIRE(c.stages.size() == 2);
+    CHECK(c.stages[0].base_int8);
+    CHECK(c.stages[1].base_int8);
+    CHECK(c.run.frozen_dtype == "auto");
+    CHECK(c.activation_checkpointing);
+    CHECK(c.vision_checkpointing);
   }
 }
