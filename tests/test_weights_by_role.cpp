@@ -338,3 +338,23 @@ TEST_CASE("weights by role: the phantom-*.yaml recipes ship 8-bit frozen bases i
     CHECK(c.vision_checkpointing);
   }
 }
+
+TEST_CASE("weights by role: the bare-start recipe warms the projector up alone, then runs the paper's two steps") {
+  auto c = recipe::load_run_config(test::source_path("configs/phantom-0.5b-bare.yaml"), {});
+  REQUIRE(c.stages.size() == 3);
+  const auto& w = c.stages[0];
+  CHECK(w.name == "warmup");
+  CHECK(w.format == "conversations");
+  CHECK(w.loss == "sft");
+  CHECK(w.base_int8);
+  CHECK(*w.optim.lr == 1e-3);
+  CHECK(c.stages[1].loss == "po");
+  CHECK(c.stages[2].lora.rank == 256);
+  CHECK_FALSE(c.model.vision_path.empty());
+  // On a small model of the same layout the warm-up trains exactly the projector.
+  torch::manual_seed(0);
+  PhantomModel m(vlm_config(true));
+  auto t = recipe::select_stage_trainable(*m, w);
+  REQUIRE(!t.names.empty());
+  for (auto& n : t.names) CHECK(n.rfind("vision_proj.", 0) == 0);
+}
