@@ -6,12 +6,12 @@
 //     resume           the checkpoint's model, RNG and position (--resume)
 //     for each stage   run_stage:
 //       init_from        weights of another model, when the stage names one
-//       trainable set    LoRA adapters, freezing by name patterns
+//       trainable set    LoRA adapters, freezing by name patterns, frozen weights as bf16 / int8
 //       optimiser        AdamW (+ data parallel sums, ZeRO)
 //       data             samples -> batches (loader with its saved position)
 //       reference        DPO/IPO reference log-probs (cached on disk)
 //       loop             train_step, metrics line, validation, checkpoints, stops
-//       finish_stage     validate, merge LoRA, export, checkpoint
+//       finish_stage     validate, merge LoRA + fp32 weights again, export, checkpoint
 //     benchmark        the held-out benchmark through generation, as `phantom eval` runs it
 //
 // Each step is a function below, in that order. What they share lives in `Run` (set up once) and `Stage` (one
