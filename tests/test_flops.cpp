@@ -73,7 +73,7 @@ TEST_CASE("flops: everything trains: 6 x parameters per row (the patch conv 4 x:
   CHECK(t.decoder == f.decoder);
 }
 
-TEST_CASE("flops: device peaks are the datasheets' dense bf16 figures; log.peak_tflops wins; none on CPU") {
+TEST_CASE("flops: device peaks are the datasheets' dense bf16 figures, log.peak_tflops wins, none on CPU") {
   CHECK(recipe::bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989.0);
   CHECK(recipe::bf16_peak_tflops("NVIDIA H100 PCIe") == 756.0);
   CHECK(recipe::bf16_peak_tflops("NVIDIA H100 NVL") == 835.0);
