@@ -48,7 +48,7 @@ double count(Counter& c, torch::nn::Module& m, double rows) {
   return f;
 }
 
-// `module`'s own parameters (not in a Linear) that train, e.g. norms, layer scales, embeddings.
+// Whether any parameter of `m` trains (a norm, a layer scale, an embedding: gradients flow from there on).
 bool any_trains(torch::nn::Module& m) {
   for (auto& p : m.parameters())
     if (p.requires_grad()) return true;
