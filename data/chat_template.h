@@ -94,7 +94,7 @@ class SampleEncoder {
   // Where the images go, one rule for every format, `generate`, `eval` and the trainer's benchmark: the text's own
   // <image> placeholders (each with the newline after it) are removed, and every image is put at the start of the
   // first user turn as "<image>" (prepend: the official Phantom prompt) or "<image>\n" (prepend_newline: LLaVA's).
-  // The rule is saved with an exported model (config.json image_placement) and used when it is loaded.
+  // The rule is saved with an exported model (config.json phantom_prompt) and used when it is loaded.
   static bool valid_image_placement(const std::string& p) { return p == "prepend" || p == "prepend_newline"; }
   void set_image_placement(const std::string& p);
   const std::string& image_placement() const { return placement_; }
