@@ -169,7 +169,7 @@ TEST_CASE("reliability: model configs are validated before any module is built",
     t.file("m/config.json", "{\"llm_config\": {\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 32, "
                             "\"intermediate_size\": 64, \"num_hidden_layers\": 1, \"vocab_size\": 64, " + llm + "}, "
                             "\"vision_config\": {\"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1, "
-                            "\"num_attention_heads\": 2, \"patch_size\": 7, \"image_size\": 28}}");
+                            "\"num_attention_heads\": 2, \"patch_size\": 7, \"image_size\": 28}, \"ps_version\": \"v2\"}");
     ModelConfig mc;
     read_hf_config(t.str("m"), mc);
     return mc;

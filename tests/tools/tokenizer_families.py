@@ -265,6 +265,9 @@ def write_expected(out, dirs, texts, chats, model):
         tests += [l for l in t.split("\n")[:150]]
     tests += QUESTIONS + ANSWERS + MISC + chats
     tests += [a + b for a in QUESTIONS[:6] for b in ("<|im_end|>", "<img>", " <IMG_CONTEXT> ", "<|end|>\n", " \n<|user|>  \n")]
+    # special tokens between words: decode(skip_special_tokens=True) must keep the words' spaces
+    tests += [f"that{s}work" for s in ("<|im_end|> ", " <|im_end|>", "<img> ", "<IMG_CONTEXT> ", "<|end|> ", " <|user|> ")]
+    tests += [f"{q}{s}{a}" for q, a in zip(QUESTIONS, ANSWERS) for s in ("<|im_end|>", "<img></img>", "<|end|>")]
 
     expected, prompts = {}, []
     # Evaluation prompts the official way: "<image>" -> image run, the whole string tokenised at once.
@@ -279,7 +282,9 @@ def write_expected(out, dirs, texts, chats, model):
             dec = [decode_runs(sp, x, t.added_tokens_decoder) for x in ids]
         else:
             dec = [t.decode(x, skip_special_tokens=False) for x in ids]
-        expected[fam] = {"ids": ids, "decoded": dec, "class": type(t).__name__}
+        # what `phantom generate` and `eval` print: the official class's decode without special tokens
+        dec_skip = [t.decode(x, skip_special_tokens=True) for x in ids]
+        expected[fam] = {"ids": ids, "decoded": dec, "decoded_skip": dec_skip, "class": type(t).__name__}
         tmpl = "phi3" if fam in ("phi3", "llama") else "chatml"
         u, e, a = ("<|user|>\n", "<|end|>", "<|assistant|>\n") if tmpl == "phi3" else ("<|im_start|>user\n", "<|im_end|>", "<|im_start|>assistant\n")
         for p in prompts:
