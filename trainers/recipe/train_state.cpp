@@ -73,7 +73,7 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, torch
     json j = {{"stage", st.stage},           {"stage_step", st.stage_step}, {"global_step", st.global_step},
               {"stage_total", st.stage_total}, {"stage_done", st.stage_done},
               {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}, {"global_batch", st.global_batch},
-                        {"grad_accum", st.grad_accum}}}};
+                        {"grad_accum", st.grad_accum}, {"base_global_batch", st.base_global_batch}}}};
     if (!st.ref_identity.empty()) j["ref_identity"] = st.ref_identity;
     if (!st.run_id.empty()) j["run_id"] = st.run_id;
     util::write_file_atomic((tmp / "config.yaml").string(), resolved_config);
@@ -167,6 +167,7 @@ TrainState read_train_state(const std::string& dir) {
   // Written since the batch geometry is checked on resume; absent (0) in older checkpoints.
   st.global_batch = d.contains("global_batch") ? integer(d, "global_batch", "data.global_batch") : 0;
   st.grad_accum = d.contains("grad_accum") ? integer(d, "grad_accum", "data.grad_accum") : 0;
+  st.base_global_batch = d.contains("base_global_batch") ? integer(d, "base_global_batch", "data.base_global_batch") : 0;
   if (j.contains("run_id") && j["run_id"].is_string()) st.run_id = j["run_id"].get<std::string>();
   if (j.contains("ref_identity")) {
     if (!j["ref_identity"].is_string())

@@ -31,6 +31,8 @@ struct TrainState {
   int64_t global_batch = 0;  // samples per micro-batch over all ranks, and micro-batches per step, when it was
   int64_t grad_accum = 0;    // written: a resume with other values would not continue the same data order (0: unknown)
   std::string ref_identity;  // dpo/ipo: identity of this stage's reference model (checks the cache on resume)
+  int64_t base_global_batch = 0;  // the global micro-batch of the run's first launch (0: unknown); a resume on
+                                  // other ranks keeps base_global_batch x grad_accum samples per step
   std::string run_id;        // the run that wrote it (recipe::new_run_id; empty in older checkpoints)
 };
 

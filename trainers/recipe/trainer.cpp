@@ -78,6 +78,7 @@ struct Run {
   int64_t n_params = 0;
   MetricSink sink;
   std::string run_id;                 // recorded in every checkpoint (a fresh run's own, or the resumed one's)
+  int64_t base_global_batch = 0;      // global micro-batch of the run's first launch (keep_step_batch)
   Clock::time_point last_checkpoint;  // for checkpoint.every_minutes
   std::map<std::string, std::vector<data::Sample>> datasets;  // read once per format and path
   std::mutex skip_mu;
@@ -253,26 +254,32 @@ void make_optimizer(Run& r, Stage& s, const std::string& ckpt) {
   log::info("stage {}: {}", s.cfg.name, s.opt->memory_report());
 }
 
-// A resume keeps the checkpoint's optimiser-step batch (global micro-batch x grad_accum). On another number of
-// ranks with the same data.batch_size per rank, grad_accum is recomputed when that divides; anything else would
-// change the training (or replay and skip samples), so it is refused with the numbers.
+// Every stage's optimiser step holds base_global_batch x its grad_accum samples, base_global_batch being the
+// global micro-batch of the run's first launch. A run resumed on another number of ranks (same data.batch_size
+// per rank) keeps that by recomputing grad_accum when the new micro-batch divides it; anything else would change
+// the training (or replay and skip samples), so it is refused with the numbers.
 void keep_step_batch(Run& r, Stage& s, const TrainState& st) {
-  if (!st.global_batch || !st.grad_accum) return;  // written before the geometry was recorded
-  const int64_t step_batch = st.global_batch * st.grad_accum, micro = s.global_batch;
-  if (st.global_batch == micro && st.grad_accum == s.optim.grad_accum) return;
-  const int64_t done = st.data.batch * st.global_batch;  // samples of the epoch consumed
-  if (step_batch % micro != 0 || done % micro != 0)
+  const int64_t target = r.base_global_batch * s.optim.grad_accum, micro = s.global_batch;
+  const int64_t done = s.resuming ? st.data.batch * st.global_batch : 0;  // samples of the epoch already read
+  if (s.resuming && st.global_batch && st.grad_accum && st.global_batch * st.grad_accum != target)
     throw config::ConfigError(fmt::format(
         "config error: the checkpoint's optimiser steps hold {} samples (global micro-batch {} x grad_accum {}); this "
-        "run's micro-batch of {} (data.batch_size {} per rank x {} rank{}) does not divide {}{}: resume with a "
-        "data.batch_size and number of ranks whose product divides {}, or start a new run.name",
-        step_batch, st.global_batch, st.grad_accum, micro, r.cfg.data.batch_size, r.nranks, r.nranks == 1 ? "" : "s",
-        step_batch, done % micro ? fmt::format(" (nor the {} samples of this epoch already read)", done) : "", step_batch));
-  const int64_t accum = step_batch / micro;
-  if (accum != s.optim.grad_accum)
-    log::info("stage {}: grad_accum {} instead of {}: the checkpoint's {} samples per optimiser step = {} per micro-batch "
-              "({} per rank x {} rank{}) x {}", s.cfg.name, accum, s.optim.grad_accum, step_batch, micro,
-              r.cfg.data.batch_size, r.nranks, r.nranks == 1 ? "" : "s", accum);
+        "config asks {} ({} x grad_accum {}): resume with the checkpoint's data.batch_size and grad_accum (its "
+        "config.yaml has them) or start a new run.name", st.global_batch * st.grad_accum, st.global_batch, st.grad_accum,
+        target, r.base_global_batch, s.optim.grad_accum));
+  if (target == micro * s.optim.grad_accum && done % micro == 0) return;
+  if (target % micro != 0 || done % micro != 0)
+    throw config::ConfigError(fmt::format(
+        "config error: stage {}: the run's optimiser steps hold {} samples (global micro-batch {} when it started x "
+        "grad_accum {}); this launch's micro-batch of {} (data.batch_size {} per rank x {} rank{}) does not divide {}{}: "
+        "use a data.batch_size and number of ranks whose product divides {}, or start a new run.name",
+        s.cfg.name, target, r.base_global_batch, s.optim.grad_accum, micro, r.cfg.data.batch_size, r.nranks,
+        r.nranks == 1 ? "" : "s", target, done % micro ? fmt::format(" (nor the {} samples of this epoch already read)", done) : "",
+        target));
+  const int64_t accum = target / micro;
+  log::info("stage {}: grad_accum {} instead of {}: the run's {} samples per optimiser step = {} per micro-batch "
+            "({} per rank x {} rank{}) x {}", s.cfg.name, accum, s.optim.grad_accum, target, micro,
+            r.cfg.data.batch_size, r.nranks, r.nranks == 1 ? "" : "s", accum);
   s.optim.grad_accum = accum;
 }
 
@@ -287,7 +294,7 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
   lo.group_by_length = cfg.data.group_by_length;
   lo.prefetch = std::max<int64_t>(1, cfg.data.prefetch);
   s.global_batch = lo.global_batch;
-  if (s.resuming) keep_step_batch(r, s, st);
+  keep_step_batch(r, s, st);
   // Length grouping in blocks of one optimiser step's samples: the order is then the same for any split of that
   // step into ranks x micro-batches (a resume on another number of ranks continues the same sample order).
   lo.group_unit = s.global_batch * s.optim.grad_accum;
@@ -342,6 +349,7 @@ void checkpoint(Run& r, Stage& s, bool stage_done) {
   now.global_batch = s.global_batch, now.grad_accum = s.optim.grad_accum;
   now.ref_identity = s.ref_identity;
   now.run_id = r.run_id;
+  now.base_global_batch = r.base_global_batch;
   auto* state = s.opt->checkpoint_state();  // the full AdamW state (gathered on rank 0 under ZeRO)
   if (r.writer) save_checkpoint(r.dir, *r.model, state, now, r.resolved_yaml, r.cfg.checkpoint.keep_last);
   r.last_checkpoint = Clock::now();
@@ -624,6 +632,9 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   std::string ckpt;
   const TrainState st = resume(r, resume_arg, ckpt);
   r.run_id = ckpt.empty() ? new_run_id() : st.run_id;  // a resumed run keeps its id (empty: written before ids)
+  r.base_global_batch = st.base_global_batch ? st.base_global_batch
+                        : st.global_batch    ? st.global_batch  // written before base_global_batch
+                                             : cfg.data.batch_size * r.nranks;
   if (r.writer) log::info("run id {}", r.run_id.empty() ? std::string("(none: the checkpoint predates run ids)") : r.run_id);
   r.result.global_step = st.global_step;
   for (int64_t si = st.stage; si < static_cast<int64_t>(cfg.stages.size()); ++si) {
