@@ -38,8 +38,9 @@ std::vector<size_t> epoch_sample_order(const std::vector<int64_t>& lengths, cons
     order.resize(n);
     std::iota(order.begin(), order.end(), 0);
   }
-  if (!opt.group_by_length || opt.global_batch <= 1) return order;
-  const size_t G = static_cast<size_t>(opt.global_batch), window = G * static_cast<size_t>(opt.group_window);
+  const int64_t unit = opt.group_unit > 0 ? opt.group_unit : opt.global_batch;
+  if (!opt.group_by_length || unit <= 1) return order;
+  const size_t G = static_cast<size_t>(unit), window = G * static_cast<size_t>(opt.group_window);
   std::vector<size_t> out;
   out.reserve(n);
   uint64_t state = seed ^ 0x5bd1e995ULL;

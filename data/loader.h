@@ -18,7 +18,9 @@ struct LoaderOptions {
   uint64_t seed = 0;
   bool shuffle = true;
   bool group_by_length = true;
-  int64_t group_window = 64;   // global batches per length-sorting window
+  int64_t group_window = 64;   // blocks per length-sorting window
+  int64_t group_unit = 0;      // samples shuffled as one block after length sorting (a multiple of global_batch,
+                               // e.g. one optimiser step's); 0 = global_batch
   int64_t prefetch = 4;        // batches prepared ahead (one thread each)
   bool drop_last = true;       // a trailing partial global batch is dropped (keeps every rank's batch equal)
 };
@@ -102,7 +104,9 @@ class Loader {
 std::vector<size_t> seeded_permutation(size_t n, uint64_t seed);
 
 // The order of one epoch, independent of rank/world: shuffled, then (optionally) sorted by length inside windows
-// of `window` global batches, with the batches of each window shuffled again so long ones are not all last.
+// of `group_window` blocks of `group_unit` samples, with the blocks of each window shuffled again so long ones are
+// not all last. With group_unit = one optimiser step's samples, any split of a step into micro-batches and ranks
+// reads the same order.
 std::vector<size_t> epoch_sample_order(const std::vector<int64_t>& lengths, const LoaderOptions& opt, int64_t epoch);
 
 template <class Prepared>

@@ -60,7 +60,12 @@ TEST_CASE("recipe: resume refuses a changed batch geometry and a checkpoint with
   auto first = test::run(d.config("r"), "", 5);  // stops inside stage step1 (2 of its 4 steps done)
   REQUIRE(first.interrupted);
   CHECK_THROWS_WITH(test::run(d.config("r", {"data.batch_size=8"}), "latest"),
-                    Catch::Contains("global micro-batch of 4 samples and grad_accum 1, this run has 8 and 1"));
+                    Catch::Contains("the run's optimiser steps hold 4 samples (global micro-batch 4 when it started x "
+                                    "grad_accum 1); this launch's micro-batch of 8 (data.batch_size 8 per rank x 1 rank) "
+                                    "does not divide 4"));
+  CHECK_THROWS_WITH(test::run(d.config("r", {"optim.grad_accum=2"}), "latest"),
+                    Catch::Contains("the checkpoint's optimiser steps hold 4 samples (global micro-batch 4 x grad_accum 1); "
+                                    "this config asks 8 (4 x grad_accum 2)"));
   const auto ckpt = recipe::latest_checkpoint(d.run_dir("r"));
   REQUIRE(ckpt);
   CHECK(recipe::read_train_state(*ckpt).global_batch == 4);

@@ -169,7 +169,7 @@ TEST_CASE("reliability: model configs are validated before any module is built",
     t.file("m/config.json", "{\"llm_config\": {\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 32, "
                             "\"intermediate_size\": 64, \"num_hidden_layers\": 1, \"vocab_size\": 64, " + llm + "}, "
                             "\"vision_config\": {\"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1, "
-                            "\"num_attention_heads\": 2, \"patch_size\": 7, \"image_size\": 28}}");
+                            "\"num_attention_heads\": 2, \"patch_size\": 7, \"image_size\": 28}, \"ps_version\": \"v2\"}");
     ModelConfig mc;
     read_hf_config(t.str("m"), mc);
     return mc;
@@ -245,6 +245,27 @@ TEST_CASE("reliability: a checkpoint that does not fit fails cleanly, the previo
   CHECK(torch::equal(again->weight, model->weight));
   auto opt2 = torch::optim::AdamW(again->parameters());
   recipe::load_checkpoint_optimizer(first, opt2);
+}
+
+// Retention and "latest" go by the step number, not the name's text (step-1000000 sorts before step-999999), and
+// never count or delete another run's checkpoints.
+TEST_CASE("reliability: retention keeps the newest checkpoints of the run by step, another run's are kept", "[reliability]") {
+  test::TempDir t;
+  torch::nn::Linear model(4, 4);
+  recipe::TrainState st;
+  st.run_id = "other";
+  st.global_step = 5;
+  recipe::save_checkpoint(t.str(), *model, nullptr, st, "x: 1\n", 1);  // a copied-in checkpoint of another run
+  st.run_id = "this";
+  for (int64_t step : {999998, 999999, 1000000, 1000001}) {
+    st.global_step = step;
+    recipe::save_checkpoint(t.str(), *model, nullptr, st, "x: 1\n", 2);
+  }
+  std::vector<std::string> kept;
+  for (const auto& c : recipe::list_checkpoints(t.str())) kept.push_back(fs::path(c.path).filename().string() + " " + c.run_id);
+  CHECK(kept == std::vector<std::string>{"step-000005 other", "step-1000000 this", "step-1000001 this"});
+  CHECK(recipe::latest_checkpoint(t.str()) == t.str("checkpoints/step-1000001"));
+  CHECK(recipe::read_train_state(t.str("checkpoints/step-1000001")).run_id == "this");
 }
 
 TEST_CASE("reliability: a truncated optimizer.pt or a state.json of the wrong type names the file", "[reliability]") {

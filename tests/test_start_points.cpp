@@ -69,6 +69,27 @@ TEST_CASE("start points: InternVL2 remote code and transformers-native InternVL 
     CHECK(rep.created.size() == 2 * (12 + 4));  // 2 layers x (3 XAttn x 4 Linears + 2 gates x weight, bias)
     ph->image_token_index = 5;
     torch::NoGradGuard ng;
+    // Created as the official classes build them fresh (the LLM's _init_weights): weights N(0, 0.02), biases zero.
+    std::vector<at::Tensor> weights;
+    for (auto& [name, w] : module_state_dict(*ph))
+      if (std::find(rep.created.begin(), rep.created.end(), name) != rep.created.end()) {
+        if (w.dim() == 2) weights.push_back(w.flatten());
+        else CHECK(w.abs().max().item<double>() == 0.0);
+      }
+    const auto all = torch::cat(weights);
+    INFO("fresh Phantom weights: " << all.numel() << " values, mean " << all.mean().item<double>() << ", std " << all.std().item<double>());
+    CHECK(std::abs(all.std().item<double>() - 0.02) < 0.001);
+    CHECK(std::abs(all.mean().item<double>()) < 0.001);
+    // ...and so are they in a model built from scratch.
+    PhantomModel fresh(ph->cfg);
+    init_weights(*fresh);
+    std::vector<at::Tensor> fresh_w;
+    for (auto& p : fresh->named_parameters())
+      if (p.key().find("_phantom") != std::string::npos) {
+        if (p.value().dim() == 2) fresh_w.push_back(p.value().flatten());
+        else CHECK(p.value().abs().max().item<double>() == 0.0);
+      }
+    CHECK(std::abs(torch::cat(fresh_w).std().item<double>() - 0.02) < 0.001);
     for (auto& p : ph->named_parameters())
       if (p.key().find("xattn_") != std::string::npos) p.value().zero_();
     ph->eval();
@@ -80,8 +101,12 @@ TEST_CASE("start points: InternVL2 remote code and transformers-native InternVL 
 
 TEST_CASE("start points: omitted config keys take the upstream defaults (InternVisionConfig, Qwen2Config, eos)") {
   TempDir t;
+  // InternVLChatConfig's pixel shuffle default is v1, which changes the network: an omitted ps_version is refused.
+  t.file("v1/config.json", R"({"llm_config": {"architectures": ["Qwen2ForCausalLM"]}, "vision_config": {}})");
+  ModelConfig v1;
+  CHECK_THROWS_WITH(read_hf_config(t.str("v1"), v1), Catch::Contains("ps_version 'v1' (omitted: InternVLChatConfig's default)"));
   t.file("vlm/config.json", R"({"llm_config": {"architectures": ["Qwen2ForCausalLM"], "eos_token_id": 7},
-                                "vision_config": {"hidden_size": 32, "num_attention_heads": 4}})");
+                                "vision_config": {"hidden_size": 32, "num_attention_heads": 4}, "ps_version": "v2"})");
   t.file("vlm/generation_config.json", R"({"eos_token_id": [7, 9]})");
   ModelConfig c;
   auto info = read_hf_config(t.str("vlm"), c);
@@ -212,6 +237,78 @@ TEST_CASE("start points: a bare Qwen2 + InternViT trains one step through the re
   CHECK(tok->token_to_id("<IMG_CONTEXT>") == std::optional<int32_t>(static_cast<int32_t>(old_size + 2)));
 }
 
+namespace {
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+// docs/start-points.md's InternVL2 command: the checkpoint directory is both model.path and data.tokenizer. Each
+// stage's export must be the trained model (the tokenizer's directory holds weights and a config.json too: copying
+// it whole over the export would silently ship the input) and must load with its own tokenizer.
+TEST_CASE("start points: an InternVL2 directory as model.path and data.tokenizer exports the trained model") {
+  test::DemoDataDir data(16);
+  const std::string d = data.dir.str("data");
+  const int64_t vocab = data::load_tokenizer(d + "/tokenizer.json")->vocab_size();
+  TempDir t;
+  start_reference(t, "internvl --family qwen2 --vocab " + std::to_string(vocab));
+  const std::string start = t.str("remote");  // the InternVL2 layout: mlp1.*, no Phantom tensor
+  std::filesystem::copy_file(d + "/tokenizer.json", start + "/tokenizer.json");
+  t.file("remote/tokenizer_config.json", R"({"model_max_length": 4096})");
+  const std::string weights_before = file_bytes(start + "/model.safetensors"), config_before = file_bytes(start + "/config.json");
+  const std::string yaml = data.dir.file(
+      "ivl.yaml", "base: " + test::source_path("configs/demo.yaml") +
+                      "\nstages:\n  - name: step1\n    loss: po\n    trainable: [\"^vision_proj\\\\.\", \"_phantom\"]\n"
+                      "    max_steps: 1\n  - name: step2\n    loss: sft\n    trainable: [\".*\"]\n    max_steps: 1\n");
+  auto rc = recipe::load_run_config(
+      yaml, {"run.name=ivl", "run.output_dir=" + data.dir.str("runs"), "run.threads=2", "data.train=" + d + "/train.jsonl",
+             "data.val=", "data.image_root=" + d, "data.tokenizer=" + start, "data.batch_size=2", "model.path=" + start,
+             "optim.lr=1e-3", "validation.benchmark=", "log.tensorboard=false"});
+  auto result = test::run(rc);
+  REQUIRE(result.losses.size() == 2);
+  // The input is untouched.
+  CHECK(file_bytes(start + "/model.safetensors") == weights_before);
+  CHECK(file_bytes(start + "/config.json") == config_before);
+
+  ModelConfig in_cfg;
+  LoadReport in_rep;
+  const auto input = module_state_dict(*load_phantom(start, in_cfg, &in_rep));
+  CHECK_FALSE(in_rep.created.empty());  // the input has no Phantom tensor
+  StateDict exported[2];
+  for (int k = 0; k < 2; ++k) {
+    const std::string dir = data.dir.str("runs/ivl/step" + std::to_string(k + 1));
+    INFO(dir);
+    CHECK(file_bytes(dir + "/model.safetensors") != weights_before);
+    CHECK(file_bytes(dir + "/config.json") != config_before);
+    ModelConfig cfg;
+    LoadReport rep;
+    auto model = load_phantom(dir, cfg, &rep);
+    CHECK(rep.created.empty());  // every Phantom tensor is in the export
+    CHECK(rep.missing.empty());
+    exported[k] = module_state_dict(*model);
+    // Its own tokenizer: the one the run trained with (generate and eval load it from the directory).
+    auto tok = data::load_tokenizer(dir);
+    CHECK(tok->vocab_size() == vocab);
+    CHECK(tok->token_to_id("<IMG_CONTEXT>").has_value());
+    CHECK(std::filesystem::exists(dir + "/tokenizer_config.json"));
+  }
+  auto differs = [](const at::Tensor& a, const at::Tensor& b) { return !torch::equal(a, b); };
+  int phantom_tensors = 0;
+  for (const auto& [name, w] : exported[0]) {
+    INFO(name);
+    const bool is_phantom = name.find("_phantom") != std::string::npos;
+    phantom_tensors += is_phantom;
+    if (is_phantom) CHECK(differs(w, exported[1].at(name)));          // trained again in step 2
+    else if (name.rfind("vision_proj.", 0) == 0) CHECK(differs(w, input.at(name)));  // trained in step 1
+    else CHECK_FALSE(differs(w, input.at(name)));                      // frozen in step 1
+  }
+  CHECK(phantom_tensors == 2 * (12 + 4));  // 2 layers x (3 XAttn x 4 Linears + 2 gates x weight, bias)
+  CHECK(differs(exported[1].at("language_model.model.embed_tokens.weight"), input.at("language_model.model.embed_tokens.weight")));
+}
+
 TEST_CASE("image placement: one rule for conversations, triples and inference prompts, saved with the model") {
   test::DemoDataDir data(4);
   auto tok = data::load_tokenizer(data.dir.str("data/tokenizer.json"));
@@ -255,7 +352,7 @@ TEST_CASE("image placement: one rule for conversations, triples and inference pr
   ModelConfig back;
   read_hf_config(t.str("saved"), back);
   CHECK(back.prompt.image_placement == "prepend_newline");
-  t.file("official/config.json", R"({"llm_config": {"model_type": "qwen2"}, "vision_config": {}})");
+  t.file("official/config.json", R"({"llm_config": {"model_type": "qwen2"}, "vision_config": {}, "ps_version": "v2"})");
   ModelConfig official;
   read_hf_config(t.str("official"), official);
   CHECK(official.prompt.image_placement == "prepend");

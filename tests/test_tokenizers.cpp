@@ -6,6 +6,7 @@
 
 #include "data/chat_template.h"
 #include "data/tokenizers/tokenizer.h"
+#include "trainers/eval/answer_stream.h"
 #include "tests/helpers.h"
 
 using phantom::test::TempDir;
@@ -105,7 +106,7 @@ void check_family(const std::string& family, const std::string& path_in_dir, con
   CHECK(tok->describe().find(kind) != std::string::npos);
   const auto& ids = f.expected[family]["ids"];
   const auto& decoded = f.expected[family]["decoded"];
-  size_t bad_ids = 0, bad_text = 0;
+  size_t bad_ids = 0, bad_text = 0, bad_skip = 0;
   for (size_t i = 0; i < f.texts.size(); ++i) {
     const auto got = tok->encode(f.texts[i]);
     const auto want = ids[i].get<std::vector<int32_t>>();
@@ -119,8 +120,19 @@ void check_family(const std::string& family, const std::string& path_in_dir, con
       CHECK(text == decoded[i].get<std::string>());
     }
   }
+  // decode(skip_special_tokens=True): a skipped token between words keeps their space ("that work", not "thatwork")
+  const auto& skip_cases = f.expected[family]["skip_cases"];
+  CHECK(skip_cases.size() >= 40);
+  for (const auto& c : skip_cases) {
+    const auto answer = tok->decode(c["ids"].get<std::vector<int32_t>>(), /*skip_special=*/true);
+    if (answer != c["text"].get<std::string>() && ++bad_skip <= 3) {
+      INFO("decode without special tokens of " << c["ids"].dump());
+      CHECK(answer == c["text"].get<std::string>());
+    }
+  }
   CHECK(bad_ids == 0);
   CHECK(bad_text == 0);
+  CHECK(bad_skip == 0);
   // Evaluation prompts through the chat template, images included: the official code tokenises the whole string.
   const auto tmpl = phantom::data::ChatTemplate::by_name(family == "phi3" || family == "llama" ? "phi3" : "chatml");
   const phantom::data::SampleEncoder enc(*tok, tmpl, phantom::data::ImageTokens::from_tokenizer(*tok, 4));
@@ -151,6 +163,34 @@ TEST_CASE("tokenizers: every family's tokenizer gives AutoTokenizer's ids, decod
   }
   SECTION("InternLM2 exported by LlamaTokenizerFast: tokenizer.json alone") {
     check_family("internlm2_fast", "internlm2_fast", "tokenizer.json: BPE with byte fallback");
+  }
+}
+
+// `phantom generate` prints the answer as its tokens arrive: the printed text must end as the decode of all of them
+// (what --input writes), also when a token ends inside a multi-byte character.
+TEST_CASE("tokenizers: a streamed answer prints exactly the final decode, CJK and emoji cut between tokens") {
+  auto& f = Families::get();
+  const std::string answer = "東京です。数据并行训练需要同步梯度。🙂👩‍💻 Größe 12,50 € — done.";
+  for (const char* family : {"qwen2", "phi3", "internlm2"}) {
+    INFO(family);
+    auto tok = phantom::data::load_tokenizer(f.dir.str(family));
+    auto ids = tok->encode(answer);
+    ids.push_back(*tok->token_to_id(std::string(family) == "phi3" ? "<|end|>" : "<|im_end|>"));  // the eos
+    int cut = 0;  // prefixes whose decode ends inside a character: the case a stream must hold back
+    for (size_t k = 1; k <= ids.size(); ++k) {
+      const auto t = tok->decode(std::vector<int32_t>(ids.begin(), ids.begin() + static_cast<long>(k)), true);
+      cut += t.size() >= 3 && t.compare(t.size() - 3, 3, "\xEF\xBF\xBD") == 0;
+    }
+    CHECK(cut > 0);
+    std::string out;
+    int pieces = 0;
+    phantom::eval::AnswerStream stream(*tok, [&](const std::string& p) { out += p, ++pieces; });
+    for (auto id : ids) stream.add(id);
+    stream.add(tok->vocab_size() + 5);  // a padded embedding row: no text
+    stream.finish();
+    CHECK(out == tok->decode(ids, true));
+    CHECK(out.find("\xEF\xBF\xBD") == std::string::npos);
+    CHECK(pieces >= 20);  // printed as it came, not held back to the end
   }
 }
 

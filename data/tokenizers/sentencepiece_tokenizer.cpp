@@ -73,9 +73,12 @@ class SentencePieceTokenizer : public Tokenizer {
     };
     for (auto id : ids) {
       auto a = added_.find(id);
+      // A skipped special token is removed before decoding, as transformers' decode(skip_special_tokens=True)
+      // does: the pieces around it stay one run ("that" <|im_end|> "▁work" -> "that work", not "thatwork").
+      if (a != added_.end() && skip_special && special_.count(id)) continue;
       if (a != added_.end()) {
         flush();
-        if (!(skip_special && special_.count(id))) out += a->second;
+        out += a->second;
       } else if (id >= 0 && id < sp_.GetPieceSize()) {  // ids past the model (padded rows) decode to nothing
         run.push_back(id);
       }

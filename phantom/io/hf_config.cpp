@@ -245,8 +245,14 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
     // InternVL2 remote code: the last ViT layer, pixel shuffle v2; other settings change the model.
     if (get<int64_t>(j, "select_layer", -1, path) != -1)
       throw std::runtime_error(path + ": select_layer " + j["select_layer"].dump() + " is not supported (only -1)");
-    if (get<std::string>(j, "ps_version", "v2", path) != "v2")
-      throw std::runtime_error(path + ": ps_version '" + j["ps_version"].get<std::string>() + "' is not supported (only v2)");
+    // Omitted keys take InternVLChatConfig's defaults; its ps_version default is v1 (pixel shuffle without the
+    // final transpose). Our own exports were v2 before they wrote the key.
+    const bool ours = get<std::string>(j, "model_type", "", path) == "phantom";
+    const auto ps = get<std::string>(j, "ps_version", ours ? "v2" : "v1", path);
+    if (ps != "v2")
+      throw std::runtime_error(path + ": ps_version '" + ps + "'" +
+                               (j.contains("ps_version") ? "" : " (omitted: InternVLChatConfig's default)") +
+                               " is not supported (only v2, the pixel shuffle of every InternVL2 and Phantom release)");
     cfg.downsample_ratio = get<double>(j, "downsample_ratio", 0.5, path);
     cfg.image_token_index = get<int64_t>(j, "image_token_index", cfg.image_token_index, path);
     // Written by our exporter: the Phantom variant the tensors were trained with (official configs: gate, 1e-4).
@@ -354,6 +360,8 @@ json phantom_config_json(const ModelConfig& c) {
                         {"qk_normalization", v.qk_normalization}, {"qkv_bias", v.qkv_bias},
                         {"initializer_factor", v.initializer_factor}, {"hidden_act", "gelu"}};
   j["downsample_ratio"] = c.downsample_ratio;
+  j["ps_version"] = "v2";  // InternVLChatConfig reads an omitted one as v1
+  j["select_layer"] = -1;
   j["force_image_size"] = v.image_size;
   j["image_token_index"] = c.image_token_index;
   j["phantom"] = c.phantom;  // ours: which Phantom variant the tensors were trained with

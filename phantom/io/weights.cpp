@@ -9,6 +9,9 @@ namespace phantom {
 
 namespace {
 
+// initializer_range of the LLMs the Phantom modules live in (every released config): the std of fresh Phantom weights.
+constexpr double kPhantomInitStd = 0.02;
+
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
 std::string replace_once(std::string s, const std::string& from, const std::string& to) {
@@ -251,13 +254,10 @@ LoadReport load_state_dict(torch::nn::Module& model, const StateDict& sd, bool s
     if (it == sd.end()) {
       const bool phantom = name.find("_phantom") != std::string::npos;
       if (phantom && !strict) {
-        // The official modules are plain nn.Linear: PyTorch's default init (kaiming-uniform weights, uniform bias).
-        const int64_t fan_in = dst.dim() == 2 ? dst.size(1) : -1;
-        if (fan_in > 0) {
-          const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-          dst.uniform_(-bound, bound);
-        }
-        // gating biases keep the bound of their weight's fan-in, set where the weight was
+        // As the official classes build them fresh: they are nn.Linear inside the LLM, whose _init_weights draws
+        // weights from N(0, initializer_range) (0.02 in every released config) and zeroes biases.
+        if (dst.dim() == 2) dst.normal_(0.0, kPhantomInitStd);
+        else dst.zero_();
         r.created.push_back(name);
       } else {
         r.missing.push_back(name);
@@ -272,15 +272,6 @@ LoadReport load_state_dict(torch::nn::Module& model, const StateDict& sd, bool s
       continue;
     }
     dst.copy_(src);
-  }
-  // Gating biases: same bound as their weights (fan_in = head_dim).
-  for (auto& name : r.created) {
-    const auto dot = name.rfind(".bias");
-    if (dot == std::string::npos || dot + 5 != name.size()) continue;
-    auto w = params.find(name.substr(0, dot) + ".weight");
-    if (w == params.end()) continue;
-    const double bound = 1.0 / std::sqrt(static_cast<double>(w->second.size(1)));
-    params[name].uniform_(-bound, bound);
   }
   for (auto& kv : sd)
     if (!params.count(kv.first)) r.unexpected.push_back(kv.first);

@@ -45,7 +45,7 @@ struct LoadReport {
 };
 
 // Copies `sd` (our names) into the module's parameters and buffers. Missing Phantom tensors (a plain LLM or
-// InternVL checkpoint) are initialised with PyTorch's default nn.Linear init and listed in `created`.
+// InternVL checkpoint) are initialised as the official classes build them fresh (weights N(0, 0.02), biases zero) and listed in `created`.
 // A missing non-Phantom tensor or a mis-shaped one is always an error naming each; unexpected tensors are
 // reported. strict: missing Phantom tensors and unexpected tensors are errors too.
 LoadReport load_state_dict(torch::nn::Module& model, const StateDict& sd, bool strict);

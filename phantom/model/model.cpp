@@ -85,15 +85,10 @@ void init_weights(PhantomModelImpl& model, double std) {
       return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
     };
     if (phantom) {
-      // PyTorch's nn.Linear default, as the official modules are created (the paper gives no other init).
-      if (p.dim() == 2) {
-        const double bound = 1.0 / std::sqrt(static_cast<double>(p.size(1)));
-        p.uniform_(-bound, bound);
-      } else {
-        // gating bias: bound 1/sqrt(fan_in) with fan_in = head_dim
-        const double bound = 1.0 / std::sqrt(static_cast<double>(model.cfg.llm.head_dim()));
-        p.uniform_(-bound, bound);
-      }
+      // The official Phantom modules live inside the LLM, whose _init_weights sets every nn.Linear when the model
+      // is built fresh: weights N(0, initializer_range = 0.02), biases zero.
+      if (p.dim() == 2) p.normal_(0.0, std);
+      else p.zero_();
     } else if (ends("ls1") || ends("ls2")) {
       p.fill_(model.cfg.vision.initializer_factor);
     } else if (name.find("norm") != std::string::npos || name.find("vision_proj.0.") != std::string::npos) {

@@ -5,7 +5,7 @@
 #   Python: PIL + the torchvision transforms (re-implemented, torchvision is not installed) + HF tokenizers +
 #           a padding collate, in a torch DataLoader with 0 and with 2 worker processes
 # Images: a real photo at 8 sizes from 300x200 to 1600x900, 448-px tiles, up to 6 tiles + thumbnail.
-# Goal (issue 14): ours >= 3x the best Python figure, same work (no image cache: every image decoded and tiled).
+# Goal: ours >= 3x the best Python figure, same work (no image cache: every image decoded and tiled).
 # The last line is ours with data.image_cache_mb set: the set repeats 8 photos, so nearly every image is a cache
 # hit there; it shows what the cache saves, not a like-for-like ratio.
 #   scripts/bench/data.sh [SAMPLES]     # default 256 (32 batches of 8)

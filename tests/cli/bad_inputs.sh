@@ -101,7 +101,8 @@ c = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size"
 v = {"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 1, "num_attention_heads": 4,
      "patch_size": 7, "image_size": 56}
 exec(sys.argv[2])
-json.dump({"architectures": ["PhantomForCausalLM"], "llm_config": c, "vision_config": v, "downsample_ratio": 0.5},
+json.dump({"architectures": ["PhantomForCausalLM"], "llm_config": c, "vision_config": v, "downsample_ratio": 0.5,
+           "ps_version": "v2"},
           open(sys.argv[1], "w"))
 PY
 }

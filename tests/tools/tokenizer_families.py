@@ -265,6 +265,9 @@ def write_expected(out, dirs, texts, chats, model):
         tests += [l for l in t.split("\n")[:150]]
     tests += QUESTIONS + ANSWERS + MISC + chats
     tests += [a + b for a in QUESTIONS[:6] for b in ("<|im_end|>", "<img>", " <IMG_CONTEXT> ", "<|end|>\n", " \n<|user|>  \n")]
+    # special tokens between words: decode(skip_special_tokens=True) must keep the words' spaces
+    tests += [f"that{s}work" for s in ("<|im_end|> ", " <|im_end|>", "<img> ", "<IMG_CONTEXT> ", "<|end|> ", " <|user|> ")]
+    tests += [f"{q}{s}{a}" for q, a in zip(QUESTIONS, ANSWERS) for s in ("<|im_end|>", "<img></img>", "<|end|>")]
 
     expected, prompts = {}, []
     # Evaluation prompts the official way: "<image>" -> image run, the whole string tokenised at once.
@@ -279,7 +282,16 @@ def write_expected(out, dirs, texts, chats, model):
             dec = [decode_runs(sp, x, t.added_tokens_decoder) for x in ids]
         else:
             dec = [t.decode(x, skip_special_tokens=False) for x in ids]
-        expected[fam] = {"ids": ids, "decoded": dec, "class": type(t).__name__}
+        # What `phantom generate` and `eval` print: decode(skip_special_tokens=True), here of answers with the tokens
+        # the class skips (all_special_ids) at their start, end and between their words.
+        skip_ids = sorted(set(t.all_special_ids))
+        skip_cases = []
+        for k, x in enumerate(["that work", "It is a shirt and a coat."] + ANSWERS + QUESTIONS):
+            xi = t.encode(x, add_special_tokens=False)
+            s, mid = skip_ids[k % len(skip_ids)], len(xi) // 2
+            for case in ([s] + xi, xi[:mid] + [s] + xi[mid:], xi + [s], xi[:mid] + [s, s] + xi[mid:]):
+                skip_cases.append({"ids": case, "text": t.decode(case, skip_special_tokens=True)})
+        expected[fam] = {"ids": ids, "decoded": dec, "skip_cases": skip_cases, "class": type(t).__name__}
         tmpl = "phi3" if fam in ("phi3", "llama") else "chatml"
         u, e, a = ("<|user|>\n", "<|end|>", "<|assistant|>\n") if tmpl == "phi3" else ("<|im_start|>user\n", "<|im_end|>", "<|im_start|>assistant\n")
         for p in prompts:

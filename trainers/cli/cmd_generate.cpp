@@ -19,6 +19,7 @@
 #include "phantom/util/launch_env.h"
 #include "trainers/eval/answer.h"
 #include "trainers/recipe/model_setup.h"
+#include "trainers/eval/answer_stream.h"
 
 namespace phantom::cli {
 namespace fs = std::filesystem;
@@ -215,18 +216,13 @@ int cmd_generate(int argc, char** argv) {
     std::printf("%s\n", ans[0].text.c_str());
     return 0;
   }
-  // Greedy / sampling: stream the text as tokens arrive.
-  std::vector<int32_t> so_far;
-  std::string printed;
+  // Greedy / sampling: stream the text as tokens arrive (the same text --input writes).
+  eval::AnswerStream stream(*l.tok, [](const std::string& piece) {
+    std::fputs(piece.c_str(), stdout);
+    std::fflush(stdout);
+  });
   auto on_tokens = [&](const std::vector<int64_t>& step) {
-    if (step.empty() || step[0] < 0) return;
-    so_far.push_back(static_cast<int32_t>(step[0]));
-    const std::string text = l.tok->decode(so_far, true);
-    if (text.size() > printed.size() && text.compare(0, printed.size(), printed) == 0) {
-      std::fputs(text.c_str() + printed.size(), stdout);
-      std::fflush(stdout);
-      printed = text;
-    }
+    if (!step.empty()) stream.add(step[0]);
   };
   std::vector<int64_t> counts;
   std::vector<at::Tensor> px;
@@ -245,6 +241,7 @@ int cmd_generate(int argc, char** argv) {
   auto embeds = l.model->embed_inputs(t, px.empty() ? at::Tensor() : torch::cat(px, 0).to(dev));
   gc.eos_token_ids = eval::stop_token_ids(*l.model, *l.tok, *l.enc);
   generate(*l.model->language_model, embeds, torch::ones_like(t), gc, on_tokens);
+  stream.finish();
   std::printf("\n");
   return 0;
 }

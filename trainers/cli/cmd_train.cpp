@@ -13,16 +13,22 @@
 #include "phantom/util/logf.h"
 #include "trainers/distributed/world.h"
 #include "trainers/recipe/run_config.h"
+#include "trainers/recipe/run_start.h"
 #include "trainers/recipe/train_state.h"
 #include "trainers/recipe/trainer.h"
 
 namespace phantom::cli {
 
 static const char* kTrainHelp =
-    "usage: phantom train --config FILE [key=value ...] [--resume [CHECKPOINT]]\n\n"
+    "usage: phantom train --config FILE [key=value ...] [--resume [auto|CHECKPOINT] | --overwrite]\n\n"
     "  --config FILE    YAML recipe (see configs/); `base: other.yaml` inside it includes another file\n"
     "  key=value        override any config key, e.g. optim.lr=2e-5 data.batch_size=4 stages.1.max_steps=10\n"
-    "  --resume [DIR]   continue from the latest checkpoint of the run (or from DIR)\n"
+    "  --resume         continue from the latest checkpoint of the run (an error when there is none)\n"
+    "  --resume auto    continue when the run has a checkpoint, else start it: one command for every requeue\n"
+    "                   (run.resume: auto in the config does the same)\n"
+    "  --resume DIR     continue from the checkpoint DIR\n"
+    "  --overwrite      start over in a run directory that holds checkpoints (they and its exports are deleted);\n"
+    "                   without it, starting there is refused\n"
     "  --dry-run        resolve and save the config, then stop\n"
     "  --max-steps N    stop (with a checkpoint) after N optimiser steps of this invocation\n";
 
@@ -68,7 +74,7 @@ static void check_run_paths(const recipe::RunConfig& c) {
 }
 
 int cmd_train(int argc, char** argv) {
-  Args a = parse_args(argc, argv, 2, {"config", "max-steps"}, {"help", "dry-run"}, {"resume"});
+  Args a = parse_args(argc, argv, 2, {"config", "max-steps"}, {"help", "dry-run", "overwrite"}, {"resume"});
   if (a.has("help")) {
     std::fputs(kTrainHelp, stdout);
     return 0;
@@ -84,31 +90,42 @@ int cmd_train(int argc, char** argv) {
   check_run_paths(cfg);  // before the run directory exists: a typo leaves nothing behind
   const std::string resolved = recipe::resolved_yaml(cfg, path, a.overrides);
   if (rank0) std::fputs(resolved.c_str(), stdout);
-  const std::string resume = a.options.count("resume") ? a.get("resume") : (a.switches.count("resume") ? "latest" : "");
-  // --resume of a run whose every stage is done: say so and touch nothing (its exports, benchmark files and
-  // config.yaml stay as they are). Training again needs a new run.name.
+  std::string asked = a.options.count("resume") ? a.get("resume") : (a.switches.count("resume") ? "latest" : "");
+  if (asked.empty() && cfg.run.resume == "auto" && !a.has("overwrite")) asked = "auto";
+  // What to do with the run directory, decided before anything is written: a start over checkpoints without
+  // --resume or --overwrite is refused with every file as it was.
   const std::string run_dir = (std::filesystem::path(cfg.run.output_dir) / cfg.run.name).string();
-  if (resume == "latest" && !a.has("dry-run"))
-    if (auto ckpt = recipe::latest_checkpoint(run_dir)) {
-      const auto st = recipe::read_train_state(*ckpt);
-      if (st.stage_done && st.stage + 1 >= static_cast<int64_t>(cfg.stages.size())) {
-        if (rank0)
-          std::printf("%s is finished: all %zu stages are done (last checkpoint %s); nothing was changed.\n"
-                      "  evaluate it with `phantom eval --model %s/%s ...`, or train again under a new run.name=...\n",
-                      run_dir.c_str(), cfg.stages.size(), ckpt->c_str(), run_dir.c_str(), cfg.stages.back().name.c_str());
-        return 0;
-      }
+  std::vector<std::string> stage_names;
+  for (const auto& st : cfg.stages) stage_names.push_back(st.name);
+  recipe::StartPlan plan;
+  try {
+    plan = recipe::plan_start(run_dir, {asked, a.has("overwrite")}, stage_names);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  if (!plan.note.empty()) log::info("{}", plan.note);
+  // Resuming a run whose every stage is done: say so and touch nothing (its exports, benchmark files and
+  // config.yaml stay as they are). A requeue of a finished run ends here too.
+  if (!plan.resume.empty() && !a.has("dry-run")) {
+    const auto st = recipe::read_train_state(plan.resume);
+    if (st.stage_done && st.stage + 1 >= static_cast<int64_t>(cfg.stages.size())) {
+      if (rank0)
+        std::printf("%s is finished: all %zu stages are done (last checkpoint %s); nothing was changed.\n"
+                    "  evaluate it with `phantom eval --model %s/%s ...`, or train again under a new run.name=...\n",
+                    run_dir.c_str(), cfg.stages.size(), plan.resume.c_str(), run_dir.c_str(), cfg.stages.back().name.c_str());
+      return 0;
     }
+  }
   std::unique_ptr<util::DirLock> lock;  // held until the process ends
-  const std::string dir = rank0 ? recipe::prepare_run_dir(cfg, resolved, lock)
-                                : (std::filesystem::path(cfg.run.output_dir) / cfg.run.name).string();
+  const std::string dir = rank0 ? recipe::prepare_run_dir(cfg, resolved, lock) : run_dir;
+  if (rank0 && !a.has("dry-run")) recipe::clear_for_start(dir, plan);  // --overwrite, holding the lock
   log::info("run directory: {} (resolved config saved as config.yaml)", dir);
   const int threads = set_threads(cfg.run.threads);
   log::info("intra-op threads: {}", threads);
   if (a.has("dry-run")) return 0;
   recipe::RecipeResult result;
   try {
-    result = recipe::run_recipe(cfg, dir, resolved, resume, max_steps);
+    result = recipe::run_recipe(cfg, dir, resolved, plan.resume, max_steps);
   } catch (const std::exception& e) {
     distributed::fail_if_distributed(e);  // data parallel: tell the other ranks, exit 1 ("rank N failed: ...")
     throw;

@@ -24,6 +24,7 @@ struct RunSection {
   int64_t threads = 0;             // intra-op threads; 0 = all cores
   std::string device = "auto";     // auto | cpu | cuda
   std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+  std::string resume;              // "" | auto: as --resume auto when the command line names no --resume
   std::string frozen_dtype = "auto";  // storage of frozen matrices: auto (the compute dtype) | fp32 | bf16
 
   template <class V>
@@ -35,6 +36,8 @@ struct RunSection {
     v.field("device", device, "auto | cpu | cuda", Check::one_of({"auto", "cpu", "cuda"}));
     v.field("precision", precision, "auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16",
             Check::one_of({"auto", "fp32", "bf16"}));
+    v.field("resume", resume, "auto: resume from the latest checkpoint when there is one, else start (a requeue "
+            "repeats one command); empty: as the command line says", Check::one_of({"", "auto"}));
     v.field("frozen_dtype", frozen_dtype,
             "storage of the frozen Linear weights and embeddings: auto (the compute dtype: bf16 on CUDA, fp32 on CPU) "
             "| fp32 | bf16; trainable tensors keep fp32 master weights",
@@ -163,11 +166,14 @@ struct StageConfig {
 };
 
 struct CheckpointConfig {
-  int64_t every_steps = 0;  // 0 = only at stage end
+  int64_t every_steps = 0;     // 0 = only at stage end
+  double every_minutes = 0;    // also after the first step that ends N minutes after the last checkpoint; 0 = off
   int64_t keep_last = 2;
   template <class V>
   void visit(V& v) {
     v.field("every_steps", every_steps, "save every N optimiser steps (0: stage end only)", Check::non_negative());
+    v.field("every_minutes", every_minutes, "also save when N minutes passed since the last checkpoint (0: off)",
+            Check::non_negative());
     v.field("keep_last", keep_last, "keep the newest K step checkpoints", Check::positive());
   }
 };

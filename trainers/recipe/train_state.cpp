@@ -73,8 +73,9 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, torch
     json j = {{"stage", st.stage},           {"stage_step", st.stage_step}, {"global_step", st.global_step},
               {"stage_total", st.stage_total}, {"stage_done", st.stage_done},
               {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}, {"global_batch", st.global_batch},
-                        {"grad_accum", st.grad_accum}}}};
+                        {"grad_accum", st.grad_accum}, {"base_global_batch", st.base_global_batch}}}};
     if (!st.ref_identity.empty()) j["ref_identity"] = st.ref_identity;
+    if (!st.run_id.empty()) j["run_id"] = st.run_id;
     util::write_file_atomic((tmp / "config.yaml").string(), resolved_config);
     util::write_file_atomic((tmp / "state.json").string(), j.dump(2) + "\n");  // written last: marks completeness
     for (auto& e : fs::directory_iterator(tmp)) fsync_file(e.path());
@@ -96,25 +97,37 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, torch
   fs::rename(tmp, final_dir);
   util::fsync_dir(root.string());
 
-  // keep-last-K: delete the oldest complete checkpoints beyond K (never the one just written).
-  std::vector<fs::path> all;
-  for (auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) all.push_back(e.path());
-  std::sort(all.begin(), all.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i)
-    if (all[i] != final_dir) fs::remove_all(all[i]);
+  // keep-last-K of this run, newest by step (never the one just written, never another run's).
+  std::vector<CheckpointEntry> mine;
+  for (auto& c : list_checkpoints(run_dir))
+    if (c.run_id == st.run_id) mine.push_back(c);
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < mine.size(); ++i)
+    if (fs::path(mine[i].path) != final_dir) fs::remove_all(mine[i].path);
+}
+
+std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::vector<CheckpointEntry> all;
+  if (!fs::exists(root)) return all;
+  for (auto& e : fs::directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || name.rfind("step-", 0) != 0 || name.size() == 5 ||
+        name.find_first_not_of("0123456789", 5) != std::string::npos || !fs::exists(e.path() / "state.json"))
+      continue;
+    CheckpointEntry c{e.path().string(), std::stoll(name.substr(5)), ""};
+    std::ifstream in(e.path() / "state.json");
+    const json j = json::parse(in, nullptr, false);
+    if (j.is_object() && j.contains("run_id") && j["run_id"].is_string()) c.run_id = j["run_id"].get<std::string>();
+    all.push_back(std::move(c));
+  }
+  std::sort(all.begin(), all.end(), [](const CheckpointEntry& a, const CheckpointEntry& b) { return a.step < b.step; });
+  return all;
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
-  const fs::path root = fs::path(run_dir) / "checkpoints";
-  if (!fs::exists(root)) return std::nullopt;
-  std::vector<fs::path> all;
-  for (auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 && fs::exists(e.path() / "state.json"))
-      all.push_back(e.path());
+  const auto all = list_checkpoints(run_dir);
   if (all.empty()) return std::nullopt;
-  std::sort(all.begin(), all.end());
-  return all.back().string();
+  return all.back().path;
 }
 
 TrainState read_train_state(const std::string& dir) {
@@ -154,6 +167,8 @@ TrainState read_train_state(const std::string& dir) {
   // Written since the batch geometry is checked on resume; absent (0) in older checkpoints.
   st.global_batch = d.contains("global_batch") ? integer(d, "global_batch", "data.global_batch") : 0;
   st.grad_accum = d.contains("grad_accum") ? integer(d, "grad_accum", "data.grad_accum") : 0;
+  st.base_global_batch = d.contains("base_global_batch") ? integer(d, "base_global_batch", "data.base_global_batch") : 0;
+  if (j.contains("run_id") && j["run_id"].is_string()) st.run_id = j["run_id"].get<std::string>();
   if (j.contains("ref_identity")) {
     if (!j["ref_identity"].is_string())
       throw std::runtime_error(path.string() + ": field 'ref_identity' must be a string, got " + j["ref_identity"].dump());

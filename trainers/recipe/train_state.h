@@ -15,6 +15,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "data/loader.h"
 
@@ -30,12 +31,26 @@ struct TrainState {
   int64_t global_batch = 0;  // samples per micro-batch over all ranks, and micro-batches per step, when it was
   int64_t grad_accum = 0;    // written: a resume with other values would not continue the same data order (0: unknown)
   std::string ref_identity;  // dpo/ipo: identity of this stage's reference model (checks the cache on resume)
+  int64_t base_global_batch = 0;  // the global micro-batch of the run's first launch (0: unknown); a resume on
+                                  // other ranks keeps base_global_batch x grad_accum samples per step
+  std::string run_id;        // the run that wrote it (recipe::new_run_id; empty in older checkpoints)
 };
 
+// A complete checkpoint of a run directory (its state.json exists).
+struct CheckpointEntry {
+  std::string path;
+  int64_t step = 0;    // the global step in its name
+  std::string run_id;  // from its state.json ("" when older or unreadable)
+};
+
+// The complete checkpoints under <run>/checkpoints, oldest to newest by step (the number, not the name's text).
+std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir);
+
+// Keeps the newest `keep_last` checkpoints by step of st.run_id; another run's checkpoints are never deleted.
 void save_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer* opt,
                      const TrainState& st, const std::string& resolved_config, int64_t keep_last);
 
-// The newest complete checkpoint under <run>/checkpoints, if any.
+// The newest complete checkpoint under <run>/checkpoints by step, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 
 TrainState read_train_state(const std::string& ckpt_dir);

@@ -36,6 +36,7 @@
 #include "trainers/distributed/world.h"
 #include "trainers/eval/run.h"
 #include "trainers/recipe/batches.h"
+#include "trainers/recipe/export_tokenizer.h"
 #include "trainers/recipe/flops.h"
 #include "trainers/recipe/lora_stage.h"
 #include "trainers/recipe/losses.h"
@@ -43,6 +44,7 @@
 #include "trainers/recipe/model_setup.h"
 #include "trainers/recipe/optim.h"
 #include "trainers/recipe/ref_logps.h"
+#include "trainers/recipe/run_start.h"
 #include "trainers/recipe/stage_weights.h"
 #include "trainers/recipe/start_point.h"
 #include "trainers/recipe/train_state.h"
@@ -78,6 +80,9 @@ struct Run {
   int32_t pad_id = 0;
   int64_t n_params = 0;
   MetricSink sink;
+  std::string run_id;                 // recorded in every checkpoint (a fresh run's own, or the resumed one's)
+  int64_t base_global_batch = 0;      // global micro-batch of the run's first launch (keep_step_batch)
+  Clock::time_point last_checkpoint;  // for checkpoint.every_minutes
   std::map<std::string, std::vector<data::Sample>> datasets;  // read once per format and path
   std::mutex skip_mu;
   data::SkipCounts skipped;
@@ -139,6 +144,7 @@ void setup(Run& r) {
   r.dtype = pick_compute_dtype(r.cfg.run.precision, r.device);
   r.autocast = AutocastState::for_compute(r.dtype, r.device);
   if (r.writer) r.sink = MetricSink(r.dir, r.cfg.log.tensorboard);
+  r.last_checkpoint = Clock::now();
 }
 
 // ---- tokenizer and model ----------------------------------------------------------------------------------------
@@ -234,6 +240,35 @@ void make_optimizer(Run& r, Stage& s, const std::string& ckpt) {
   log::info("stage {}: {}", s.cfg.name, s.opt->memory_report());
 }
 
+// Every stage's optimiser step holds base_global_batch x its grad_accum samples, base_global_batch being the
+// global micro-batch of the run's first launch. A run resumed on another number of ranks (same data.batch_size
+// per rank) keeps that by recomputing grad_accum when the new micro-batch divides it; anything else would change
+// the training (or replay and skip samples), so it is refused with the numbers.
+void keep_step_batch(Run& r, Stage& s, const TrainState& st) {
+  const int64_t target = r.base_global_batch * s.optim.grad_accum, micro = s.global_batch;
+  const int64_t done = s.resuming ? st.data.batch * st.global_batch : 0;  // samples of the epoch already read
+  if (s.resuming && st.global_batch && st.grad_accum && st.global_batch * st.grad_accum != target)
+    throw config::ConfigError(fmt::format(
+        "config error: the checkpoint's optimiser steps hold {} samples (global micro-batch {} x grad_accum {}); this "
+        "config asks {} ({} x grad_accum {}): resume with the checkpoint's data.batch_size and grad_accum (its "
+        "config.yaml has them) or start a new run.name", st.global_batch * st.grad_accum, st.global_batch, st.grad_accum,
+        target, r.base_global_batch, s.optim.grad_accum));
+  if (target == micro * s.optim.grad_accum && done % micro == 0) return;
+  if (target % micro != 0 || done % micro != 0)
+    throw config::ConfigError(fmt::format(
+        "config error: stage {}: the run's optimiser steps hold {} samples (global micro-batch {} when it started x "
+        "grad_accum {}); this launch's micro-batch of {} (data.batch_size {} per rank x {} rank{}) does not divide {}{}: "
+        "use a data.batch_size and number of ranks whose product divides {}, or start a new run.name",
+        s.cfg.name, target, r.base_global_batch, s.optim.grad_accum, micro, r.cfg.data.batch_size, r.nranks,
+        r.nranks == 1 ? "" : "s", target, done % micro ? fmt::format(" (nor the {} samples of this epoch already read)", done) : "",
+        target));
+  const int64_t accum = target / micro;
+  log::info("stage {}: grad_accum {} instead of {}: the run's {} samples per optimiser step = {} per micro-batch "
+            "({} per rank x {} rank{}) x {}", s.cfg.name, accum, s.optim.grad_accum, target, micro,
+            r.cfg.data.batch_size, r.nranks, r.nranks == 1 ? "" : "s", accum);
+  s.optim.grad_accum = accum;
+}
+
 void make_loader(Run& r, Stage& s, const TrainState& st) {
   const auto& cfg = r.cfg;
   const auto& train = r.samples_of(s.train_path, s.format, s.who);
@@ -245,6 +280,10 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
   lo.group_by_length = cfg.data.group_by_length;
   lo.prefetch = std::max<int64_t>(1, cfg.data.prefetch);
   s.global_batch = lo.global_batch;
+  keep_step_batch(r, s, st);
+  // Length grouping in blocks of one optimiser step's samples: the order is then the same for any split of that
+  // step into ranks x micro-batches (a resume on another number of ranks continues the same sample order).
+  lo.group_unit = s.global_batch * s.optim.grad_accum;
   log::info("stage {}: batch {} per rank x {} rank{} x grad_accum {} = {} questions per optimiser step", s.cfg.name,
             cfg.data.batch_size, r.nranks, r.nranks == 1 ? "" : "s", s.optim.grad_accum, s.global_batch * s.optim.grad_accum);
   s.loader = std::make_unique<data::Loader<data::Batch>>(estimated_lengths(train, r.model->tokens_per_tile()), lo,
@@ -254,13 +293,10 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
                 ? s.cfg.max_steps
                 : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(s.cfg.epochs * static_cast<double>(per_epoch))));
   if (!s.resuming) return;
-  // The position counts global batches of the checkpoint's geometry: other sizes would replay or skip samples.
-  if ((st.global_batch && st.global_batch != s.global_batch) || (st.grad_accum && st.grad_accum != s.optim.grad_accum))
-    throw config::ConfigError(fmt::format(
-        "config error: the checkpoint was written with a global micro-batch of {} samples and grad_accum {}, this run "
-        "has {} and {}: resume with the checkpoint's data.batch_size and grad_accum (its config.yaml has them) or "
-        "start a new run.name", st.global_batch, st.grad_accum, s.global_batch, s.optim.grad_accum));
-  s.step = st.stage_step, s.loader->restore(st.data);
+  // The position counts global micro-batches of the checkpoint's size: the same number of samples in this run's.
+  data::LoaderPosition pos = st.data;
+  if (st.global_batch && st.global_batch != s.global_batch) pos.batch = st.data.batch * st.global_batch / s.global_batch;
+  s.step = st.stage_step, s.loader->restore(pos);
 }
 
 // DPO / IPO: the reference log-probs of every sample, from the on-disk cache or one pass before training.
@@ -298,8 +334,11 @@ void checkpoint(Run& r, Stage& s, bool stage_done) {
   TrainState now{s.index, s.step, r.result.global_step, s.total, stage_done, s.loader->position()};
   now.global_batch = s.global_batch, now.grad_accum = s.optim.grad_accum;
   now.ref_identity = s.ref_identity;
+  now.run_id = r.run_id;
+  now.base_global_batch = r.base_global_batch;
   auto* state = s.opt->checkpoint_state();  // the full AdamW state (gathered on rank 0 under ZeRO)
   if (r.writer) save_checkpoint(r.dir, *r.model, state, now, r.resolved_yaml, r.cfg.checkpoint.keep_last);
+  r.last_checkpoint = Clock::now();
 }
 
 // The loss sums of a held-out file (cfg.data.val), averaged over ranks, as "val/<metric>".
@@ -338,6 +377,7 @@ Metrics validate(Run& r) {
 struct StepOut {
   bool applied = false;  // false: a non-finite loss, the step skipped
   bool stop = false;     // every rank agreed to stop (a signal reached one of them)
+  bool checkpoint_due = false;  // checkpoint.every_minutes passed (on any rank's clock: all agree)
   Metrics metrics;
 };
 
@@ -364,11 +404,14 @@ StepOut train_step(Run& r, Stage& s) {
   }
   work.tokens = tokens, work.row_length = max_len;
   // Data parallel: the counts of the whole step over all ranks, and a stop signal every rank agrees on.
-  std::vector<int64_t> agreed{counts.sft_tokens, counts.questions, util::stop_requested() ? 1 : 0};
+  const double minutes = r.cfg.checkpoint.every_minutes;
+  const bool due = minutes > 0 && seconds_since(r.last_checkpoint) >= 60 * minutes;
+  std::vector<int64_t> agreed{counts.sft_tokens, counts.questions, util::stop_requested() ? 1 : 0, due ? 1 : 0};
   distributed::sum_over_ranks(r.world, agreed);
   counts = StepCounts{agreed[0], agreed[1]};
   StepOut out;
   out.stop = agreed[2] > 0;
+  out.checkpoint_due = agreed[3] > 0;
   Metrics sums;
   double loss = 0;
   for (size_t k = 0; k < micro.size(); ++k) {
@@ -474,7 +517,7 @@ bool loop(Run& r, Stage& s, int64_t stop_after) {
       log::info("stopped at step {} of stage {}: checkpoint saved; continue with --resume", s.step, s.cfg.name);
       return false;
     }
-    if (cfg.checkpoint.every_steps > 0 && s.step % cfg.checkpoint.every_steps == 0 && s.step < s.total)
+    if (((cfg.checkpoint.every_steps > 0 && s.step % cfg.checkpoint.every_steps == 0) || o.checkpoint_due) && s.step < s.total)
       checkpoint(r, s, false);
   }
   if (bar) {
@@ -503,11 +546,9 @@ void finish_stage(Run& r, Stage& s) {
   if (const int64_t merged = finish_stage_weights(*r.model)) log::info("stage {}: {} LoRA adapters merged into the base weights", s.cfg.name, merged);
   if (r.writer) {
     save_phantom(*r.model, export_dir);
-    if (fs::is_directory(cfg.data.tokenizer))  // SentencePiece with added_tokens.json
-      fs::copy(cfg.data.tokenizer, export_dir, fs::copy_options::overwrite_existing | fs::copy_options::recursive);
-    else
-      fs::copy_file(cfg.data.tokenizer, fs::path(export_dir) / fs::path(cfg.data.tokenizer).filename(),
-                    fs::copy_options::overwrite_existing);
+    // Only the tokenizer's files: data.tokenizer may be the start checkpoint's directory, whose weights and
+    // config.json must never replace the ones just written.
+    export_tokenizer(cfg.data.tokenizer, export_dir, *r.tok, {"<img>", "</img>", r.model->cfg.image_token});
   }
   r.result.final_model = export_dir;
   checkpoint(r, s, true);
@@ -582,6 +623,11 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
   load_model(r);
   std::string ckpt;
   const TrainState st = resume(r, resume_arg, ckpt);
+  r.run_id = ckpt.empty() ? new_run_id() : st.run_id;  // a resumed run keeps its id (empty: written before ids)
+  r.base_global_batch = st.base_global_batch ? st.base_global_batch
+                        : st.global_batch    ? st.global_batch  // written before base_global_batch
+                                             : cfg.data.batch_size * r.nranks;
+  if (r.writer) log::info("run id {}", r.run_id.empty() ? std::string("(none: the checkpoint predates run ids)") : r.run_id);
   r.result.global_step = st.global_step;
   for (int64_t si = st.stage; si < static_cast<int64_t>(cfg.stages.size()); ++si) {
     bool go_on = false;
