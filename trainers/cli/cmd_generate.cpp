@@ -42,12 +42,19 @@ static const char* kGenerateHelp =
 Loaded load_for_inference(const Args& a) {
   Loaded l;
   const std::string dir = a.require("model");
+  if (std::error_code ec; fs::is_regular_file(dir, ec))
+    throw UsageError("--model " + dir + " is a file; it takes the checkpoint directory that holds config.json, the "
+                     "weights and the tokenizer (here: --model " + fs::path(dir).parent_path().string() + ")");
   std::string tok_path = a.get("tokenizer");
   if (tok_path.empty()) tok_path = dir;
   l.tok = data::load_tokenizer(tok_path);
   ModelConfig cfg;
   l.model = load_phantom(dir, cfg);
   l.model->to(pick_device(a.get("device", "auto"), util::launch_position().local_rank));  // torchrun: a GPU per local rank
+  // Every id the tokenizer can produce must have an embedding row.
+  if (l.tok->vocab_size() > l.model->cfg.llm.vocab_size)
+    throw std::runtime_error("tokenizer " + tok_path + " has " + std::to_string(l.tok->vocab_size()) + " tokens, more than " +
+                             dir + "/config.json's vocab_size " + std::to_string(l.model->cfg.llm.vocab_size));
   if (l.model->image_token_index < 0) {
     auto id = l.tok->token_to_id(l.model->cfg.image_token);
     if (!id) throw std::runtime_error("the tokenizer has no " + l.model->cfg.image_token + " token");
