@@ -280,7 +280,8 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
   };
   for (auto e : cfg.llm.eos_token_ids) in_vocab(e, "eos_token_id (config.json or generation_config.json)");
   const char* image_key = info.layout == "internvl_hf" ? "image_token_id" : "image_token_index";
-  if (info.has_vision && j.contains(image_key) && cfg.image_token_index >= 0) in_vocab(cfg.image_token_index, image_key);
+  if (info.has_vision && j.contains(image_key) && cfg.image_token_index != -1)  // -1: looked up in the tokenizer
+    in_vocab(cfg.image_token_index, image_key);
   return info;
 }
 
