@@ -275,5 +275,21 @@ run_case "config.json eos_token_id outside the vocabulary" 1 "eos/config\.json: 
 run_case "config.json image_token_index outside the vocabulary" 1 "imgtok/config\.json: image_token_index 1000000 is outside the vocabulary" - \
   "$PHANTOM" generate --model "$work/imgtok" --image "$img" --prompt "what?"
 
+# a held-out benchmark without its benchmark.json (interrupted) is not "finished": --resume completes it
+"$PHANTOM" "${train[@]}" run.name=bres stages.0.max_steps=1 stages.1.max_steps=1 stages.2.max_steps=1 \
+  validation.benchmark="$D/mc_test.tsv" validation.open_questions=false >"$tmp/bres.log" 2>&1 \
+  || { echo "FAIL: a run with a benchmark"; tail -5 "$tmp/bres.log"; fail=1; }
+rm -f "$work/runs/bres/benchmark/benchmark.json"
+run_case "train --resume: an interrupted benchmark is completed" 0 "benchmark .*mc_test\.tsv: accuracy [0-9.]+% on [0-9]+ questions" 'runs/bres' \
+  "$PHANTOM" "${train[@]}" run.name=bres stages.0.max_steps=1 stages.1.max_steps=1 stages.2.max_steps=1 \
+  validation.benchmark="$D/mc_test.tsv" validation.open_questions=false --resume
+[ -f "$work/runs/bres/benchmark/benchmark.json" ] || { echo "FAIL: --resume wrote no benchmark.json"; fail=1; }
+
+# a peer rank that never starts: a sentence, not c10d's store key names
+run_case "distributed: a missing peer rank" 1 "rank 0 of 2 could not form the process group with its peers within distributed\.timeout_s 5 s" 'runs' \
+  env RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$((29000 + RANDOM % 2000)) \
+  "$PHANTOM" "${train[@]}" run.name=peer distributed.timeout_s=5 --max-steps 1
+grep "error:" "$tmp/err" | grep -q "/gloo/" && { echo "FAIL: the error names c10d store keys"; fail=1; }
+
 echo "$cases cases"
 exit $fail
