@@ -21,6 +21,7 @@
 #include "data/images/image_limits.h"
 #include "data/tokenizers/hf_pipeline.h"
 #include "data/tokenizers/tokenizer.h"
+#include "phantom/io/checkpoint.h"
 #include "phantom/io/hf_config.h"
 #include "phantom/model/model.h"
 #include "phantom/util/config.h"
@@ -412,4 +413,25 @@ TEST_CASE("reliability: config.json special ids within the vocabulary", "[reliab
                     Contains("eos/config.json: eos_token_id (config.json or generation_config.json) 100 is outside the vocabulary (vocab_size 100)"));
   CHECK_THROWS_WITH(read_hf_config(write("img", R"(, "image_token_index": -7)"), c),
                     Contains("img/config.json: image_token_index -7 is outside the vocabulary"));
+}
+
+TEST_CASE("reliability: a config.json layer count other than the checkpoint's names the file and key", "[reliability]") {
+  test::TempDir t;
+  PhantomModel m(test::tiny_vlm_config());  // 2 decoder layers, 1 ViT layer
+  save_phantom(*m, t.str("m"));
+  auto edit = [&](const char* section, int64_t layers) {
+    fs::remove_all(t.str("e"));
+    fs::copy(t.str("m"), t.str("e"));
+    std::ifstream in(t.str("e/config.json"));
+    nlohmann::json j = nlohmann::json::parse(in);
+    j[section]["num_hidden_layers"] = layers;
+    std::ofstream(t.str("e/config.json")) << j.dump();
+    return t.str("e");
+  };
+  CHECK_NOTHROW(load_phantom(t.str("m"), ModelConfig{}));
+  // what a config.json without the key gets (a class default) differs from the tensors: said before loading
+  CHECK_THROWS_WITH(load_phantom(edit("llm_config", 3), ModelConfig{}),
+                    Contains("e/config.json: the LLM config num_hidden_layers is 3") && Contains("holds 2 layers"));
+  CHECK_THROWS_WITH(load_phantom(edit("vision_config", 2), ModelConfig{}),
+                    Contains("e/config.json: vision_config num_hidden_layers is 2") && Contains("holds 1 layers"));
 }
