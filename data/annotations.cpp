@@ -178,8 +178,11 @@ Sample parse_sample(const json& j, const std::string& where, const Ctx& ctx) {
     else throw DataError(where, "malformed field", "'" + f.rejected + "' must be a string or a list");
     if (s.chosen.find_first_not_of(" \t\n") == std::string::npos) throw DataError(where, "empty answer", "'" + f.chosen + "'");
     if (s.rejected.empty()) throw DataError(where, "empty answer", "no rejected answer");
-    for (auto& r : s.rejected)
+    for (auto& r : s.rejected) {
       if (r.find_first_not_of(" \t\n") == std::string::npos) throw DataError(where, "empty answer", "a rejected answer is empty");
+      if (r == s.chosen)  // no preference to learn: the pair's margin is 0 whatever the model does
+        throw DataError(where, "rejected equals chosen", "a '" + f.rejected + "' answer is the '" + f.chosen + "' answer itself");
+    }
     placeholders = count_placeholders(s.question);
   } else {
     auto it = j.find(f.conversations);

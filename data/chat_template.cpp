@@ -188,6 +188,13 @@ EncodedConversation SampleEncoder::conversation_in_context(const Sample& s, cons
 }
 
 std::vector<int32_t> SampleEncoder::prompt(const std::string& question, const std::vector<int64_t>& tiles) const {
+  // As the annotation readers: <image> placeholders, when the text has any, match the images one to one (the
+  // images are placed by the one rule, so a surplus placeholder would otherwise vanish without a word).
+  size_t placeholders = 0;
+  for (size_t p = question.find("<image>"); p != std::string::npos; p = question.find("<image>", p + 7)) ++placeholders;
+  if (placeholders != 0 && placeholders != tiles.size())
+    throw std::runtime_error("image count mismatch: the prompt has " + std::to_string(placeholders) +
+                             " <image> placeholders but " + std::to_string(tiles.size()) + " images");
   size_t next_image = 0;
   int64_t context = 0;
   const std::string text = user_turn_text(question, tiles, &next_image, true, &context);

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,9 @@
 #include "data/annotations.h"
 #include "data/images/image.h"
 #include "data/images/image_limits.h"
+#include "data/tokenizers/hf_pipeline.h"
+#include "data/tokenizers/tokenizer.h"
+#include "phantom/io/checkpoint.h"
 #include "phantom/io/hf_config.h"
 #include "phantom/model/model.h"
 #include "phantom/util/config.h"
@@ -25,6 +29,8 @@
 #include "phantom/util/parse.h"
 #include "tests/helpers.h"
 #include "tests/tiny.h"
+#include "trainers/eval/bench_files.h"
+#include "trainers/eval/benchmarks.h"
 #include "trainers/recipe/train_state.h"
 
 using namespace phantom;
@@ -286,4 +292,167 @@ TEST_CASE("reliability: a truncated optimizer.pt or a state.json of the wrong ty
   CHECK_THROWS_WITH(recipe::read_train_state(ck), Contains("state.json: field 'stage' must be a non-negative integer, got \"zero\""));
   std::ofstream(ck + "/state.json") << "{\"stage\": 0, \"stage_step\": 0, \"global_step\": 3, \"stage_total\": 4}";
   CHECK_THROWS_WITH(recipe::read_train_state(ck), Contains("missing field 'stage_done'"));
+}
+
+// ---- third pass: readers check what the next layer assumes -----------------------------------------------------
+
+namespace {
+// A byte-level BPE tokenizer.json with the 256 byte symbols, no merges, GPT-2's pre-tokenizer regex, and `extra`
+// spliced into the top level (added_tokens ...); `vocab_edit` replaces the vocabulary's first entry.
+std::string byte_level_json(const std::string& extra = "", const std::string& first_entry = "") {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[data::hf::byte_to_unicode(static_cast<uint8_t>(b))] = b;
+  std::string v = vocab.dump();
+  if (!first_entry.empty()) v = "{" + first_entry + "," + v.substr(1);
+  return R"({"model": {"type": "BPE", "vocab": )" + v +
+         R"(, "merges": []}, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+            "decoder": {"type": "ByteLevel"})" + extra + "}";
+}
+}  // namespace
+
+TEST_CASE("reliability: tokenizer.json ids within the vocabulary, unique added ids, type errors with the key",
+          "[reliability]") {
+  test::TempDir t;
+  auto load = [&](const std::string& name, const std::string& text) {
+    return data::load_tokenizer(t.file(name + "/tokenizer.json", text));
+  };
+  REQUIRE(load("ok", byte_level_json())->vocab_size() == 256);
+  // a negative id crashed (an out-of-bounds write), a huge one allocated a 2-billion-entry table
+  CHECK_THROWS_WITH(load("neg", byte_level_json("", R"("neg": -5)")),
+                    Contains("neg/tokenizer.json: model.vocab[\"neg\"]: id -5 is outside the vocabulary (0..256"));
+  CHECK_THROWS_WITH(load("huge", byte_level_json("", R"("huge": 2000000000)")),
+                    Contains("huge/tokenizer.json: model.vocab[\"huge\"]: id 2000000000 is outside the vocabulary"));
+  CHECK_THROWS_WITH(load("frac", byte_level_json("", R"("frac": 1.5)")),
+                    Contains("frac/tokenizer.json: model.vocab[\"frac\"]: id must be an integer, got 1.5"));
+  CHECK_THROWS_WITH(load("dupvocab", byte_level_json("", R"("dup": 7)")), Contains("dupvocab/tokenizer.json: model.vocab: tokens") &&
+                                                                               Contains("share id 7"));
+  const std::string two_added =
+      R"(, "added_tokens": [{"id": 256, "content": "<a>", "special": true}, {"id": 256, "content": "<b>", "special": true}])";
+  CHECK_THROWS_WITH(load("shared", byte_level_json(two_added)),
+                    Contains("shared/tokenizer.json: added_tokens[1]: \"<b>\" has id 256, already the id of added token \"<a>\""));
+  CHECK_THROWS_WITH(load("addedfar", byte_level_json(R"(, "added_tokens": [{"id": 300, "content": "<a>"}])")),
+                    Contains("addedfar/tokenizer.json: added_tokens[0].id: id 300 is outside the vocabulary (0..256"));
+  // nlohmann's bare "[json.exception.type_error.302]" becomes the key
+  CHECK_THROWS_WITH(load("type", byte_level_json(R"(, "added_tokens": [{"id": 256, "content": 5}])")),
+                    Contains("type/tokenizer.json: added_tokens[0]: type must be string, but is number") &&
+                        !Contains("json.exception"));
+  CHECK_THROWS_WITH(load("missing", byte_level_json(R"(, "added_tokens": [{"content": "<a>"}])")),
+                    Contains("missing/tokenizer.json: added_tokens[0].id: key 'id' not found"));
+}
+
+TEST_CASE("reliability: pre-tokenisation is linear in the text", "[reliability]") {
+  // PCRE2 re-checked the UTF-8 of the whole rest of the text at every match: 25k / 100k words took 4.4 / 48.8 s.
+  test::TempDir t;
+  auto tok = data::load_tokenizer(t.file("tokenizer.json", byte_level_json()));
+  auto words = [](int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += i % 7 ? "word " : "Größe, 12 ";
+    return s;
+  };
+  auto seconds = [&](const std::string& text, size_t* ids) {
+    const auto t0 = std::chrono::steady_clock::now();
+    *ids = tok->encode(text).size();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const std::string small = words(25000), large = words(100000);
+  size_t n_small = 0, n_large = 0;
+  seconds(small, &n_small);  // warm-up (the word cache)
+  const double t_small = seconds(small, &n_small), t_large = seconds(large, &n_large);
+  CHECK(n_small == small.size());  // one id per byte: no merges
+  CHECK(n_large == large.size());
+  INFO("25k words " << t_small << " s, 100k words " << t_large << " s");
+  CHECK(t_large < 2.0);                       // was 48.8 s
+  CHECK(t_large < 10 * std::max(t_small, 1e-3));  // 4x the text: linear ~4x, quadratic ~16x
+}
+
+TEST_CASE("reliability: names that become paths are checked", "[reliability]") {
+  for (std::string ok : {"run", "phantom-7b", "Größe_1.5", "実験"}) CHECK(util::path_name_problem(ok).empty());
+  CHECK(util::path_name_problem("") == "empty");
+  CHECK(util::path_name_problem("a/b") == "holds a path separator '/'");
+  CHECK(util::path_name_problem("a\\b") == "holds a path separator '\\'");
+  CHECK(util::path_name_problem("..") == "'..' is not a name");
+  CHECK(util::path_name_problem("a\x01") == "holds the control byte 1 at offset 1");
+  CHECK(util::path_name_problem("a\n") == "holds the control byte 10 at offset 1");
+  CHECK(util::path_name_problem("\xff") == "is not valid UTF-8 (byte 255 at offset 0)");
+  CHECK(util::path_name_problem("\xC0\xAF") == "is not valid UTF-8 (byte 192 at offset 0)");  // overlong '/'
+  CHECK(util::path_name_problem("\xED\xA0\x80") == "is not valid UTF-8 (byte 237 at offset 0)");  // a surrogate
+  CHECK(util::path_name_problem("a\xC2\x85") == "holds a control character at offset 1");  // U+0085 (NEL)
+  // the config names the key
+  test::TempDir t;
+  CHECK_THROWS_WITH(recipe::load_run_config(t.file("c.yaml", "run:\n  name: \"\"\n"), {}), Contains("run.name: empty"));
+  CHECK_THROWS_WITH(recipe::load_run_config(t.file("d.yaml", "run:\n  name: runs/x\n"), {}),
+                    Contains("run.name: holds a path separator '/'"));
+  // enum choices never show a blank first choice
+  config::Check k = config::Check::one_of({"", "conversations", "preference"});
+  CHECK(k.describe() == "one of conversations, preference (or empty)");
+}
+
+TEST_CASE("reliability: benchmark files with duplicate ids or no questions are errors naming the file", "[reliability]") {
+  test::TempDir t;
+  const std::string head = "index\tquestion\tA\tB\tanswer\tcategory\timage\n";
+  const std::string png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+  auto row = [&](const std::string& id) { return id + "\tWhat?\tyes\tno\tA\tc\t" + png + "\n"; };
+  const std::string dup = t.file("dup.tsv", head + row("1") + row("2") + row("1"));
+  CHECK_THROWS_WITH(eval::read_benchmark(eval::Bench::MMBench, {dup}),
+                    Contains("dup.tsv: index '1' appears twice (lines 2 and 4)"));
+  const std::string empty = t.file("empty.tsv", head);
+  CHECK_THROWS_WITH(eval::read_benchmark(eval::Bench::MMBench, {empty}),
+                    Contains("empty.tsv: no mmbench questions (the file holds no rows)"));
+  // every row bad and skipped: no questions either
+  const std::string bad = t.file("bad.tsv", head + "1\tWhat?\tyes\tno\tZ\tc\t" + png + "\n");
+  eval::ReadOptions skip;
+  skip.skip_bad_rows = true;
+  CHECK_THROWS_WITH(eval::read_benchmark(eval::Bench::MMBench, {bad}, skip),
+                    Contains("bad.tsv: no mmbench questions (all 1 rows were bad and skipped)"));
+  // the hint names the caller's switch, or none
+  eval::ReadOptions trainer;
+  trainer.skip_hint = "";
+  CHECK_THROWS_WITH(eval::read_benchmark(eval::Bench::MMBench, {bad}, trainer),
+                    Contains("(fix or remove these rows)") && !Contains("ReadOptions"));
+  // JSONL readers too: two POPE questions of one id in a split file
+  const std::string img = t.file("a.png", *eval::files::base64_decode(png));
+  const std::string q = R"({"question_id": 3, "image": "a.png", "text": "Is there a cat?", "label": "yes"})";
+  const std::string pope = t.file("coco_pope_random.json", q + "\n" + q + "\n");
+  CHECK_THROWS_WITH(eval::read_benchmark(eval::Bench::POPE, {pope}, eval::ReadOptions{t.str()}),
+                    Contains("question id 'random/3' appears twice (questions 1 and 2"));
+}
+
+TEST_CASE("reliability: config.json special ids within the vocabulary", "[reliability]") {
+  test::TempDir t;
+  auto write = [&](const std::string& name, const std::string& extra) {
+    t.file(name + "/config.json",
+           R"({"architectures": ["PhantomForCausalLM"], "llm_config": {"architectures": ["Qwen2ForCausalLM"],
+               "model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+               "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100},
+               "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+               "num_attention_heads": 2, "patch_size": 7, "image_size": 28}, "downsample_ratio": 0.5)" + extra + "}");
+    return t.str(name);
+  };
+  ModelConfig c;
+  CHECK_NOTHROW(read_hf_config(write("ok", R"(, "eos_token_id": 99, "image_token_index": 98)"), c));
+  CHECK_THROWS_WITH(read_hf_config(write("eos", R"(, "eos_token_id": [5, 100])"), c),
+                    Contains("eos/config.json: eos_token_id (config.json or generation_config.json) 100 is outside the vocabulary (vocab_size 100)"));
+  CHECK_THROWS_WITH(read_hf_config(write("img", R"(, "image_token_index": -7)"), c),
+                    Contains("img/config.json: image_token_index -7 is outside the vocabulary"));
+}
+
+TEST_CASE("reliability: a config.json layer count other than the checkpoint's names the file and key", "[reliability]") {
+  test::TempDir t;
+  PhantomModel m(test::tiny_vlm_config());  // 2 decoder layers, 1 ViT layer
+  save_phantom(*m, t.str("m"));
+  auto edit = [&](const char* section, int64_t layers) {
+    fs::remove_all(t.str("e"));
+    fs::copy(t.str("m"), t.str("e"));
+    std::ifstream in(t.str("e/config.json"));
+    nlohmann::json j = nlohmann::json::parse(in);
+    j[section]["num_hidden_layers"] = layers;
+    std::ofstream(t.str("e/config.json")) << j.dump();
+    return t.str("e");
+  };
+  CHECK_NOTHROW(load_phantom(t.str("m"), ModelConfig{}));
+  // what a config.json without the key gets (a class default) differs from the tensors: said before loading
+  CHECK_THROWS_WITH(load_phantom(edit("llm_config", 3), ModelConfig{}),
+                    Contains("e/config.json: the LLM config num_hidden_layers is 3") && Contains("holds 2 layers"));
+  CHECK_THROWS_WITH(load_phantom(edit("vision_config", 2), ModelConfig{}),
+                    Contains("e/config.json: vision_config num_hidden_layers is 2") && Contains("holds 1 layers"));
 }

@@ -25,6 +25,13 @@ using nlohmann::json;
 
 namespace {
 
+// nlohmann's message without its "[json.exception.type_error.302] " prefix: the caller names the file and key.
+std::string json_problem(const json::exception& e) {
+  const std::string m = e.what();
+  const auto close = m.find("] ");
+  return m.rfind("[json.exception.", 0) == 0 && close != std::string::npos ? m.substr(close + 2) : m;
+}
+
 struct PairHash {
   size_t operator()(const std::pair<int32_t, int32_t>& p) const {
     return std::hash<uint64_t>()((static_cast<uint64_t>(static_cast<uint32_t>(p.first)) << 32) | static_cast<uint32_t>(p.second));
@@ -44,8 +51,8 @@ class BpeTokenizer : public Tokenizer {
     }
     try {
       read(j);
-    } catch (const json::exception& e) {
-      throw std::runtime_error(path + ": unexpected tokenizer.json layout: " + e.what());
+    } catch (const json::exception& e) {  // a wrong type or a missing key: say which
+      throw std::runtime_error(path + ": " + where_ + ": " + json_problem(e));
     }
   }
 
@@ -131,14 +138,29 @@ class BpeTokenizer : public Tokenizer {
     byte_fallback_ = model.value("byte_fallback", false);
     fuse_unk_ = model.value("fuse_unk", false);
     ignore_merges_ = model.value("ignore_merges", false);
-    for (auto& [tok, id] : model.at("vocab").items()) {
-      const int32_t i = id.get<int32_t>();
+    where_ = "model.vocab";
+    const json& vocab = model.at("vocab");
+    if (!vocab.is_object()) throw std::runtime_error(path_ + ": model.vocab must be an object of token: id");
+    json added_tokens = j.value("added_tokens", json::array());
+    if (added_tokens.is_null()) added_tokens = json::array();
+    // Ids index the embedding and our id -> token table: each must lie in [0, tokens held), so that a negative
+    // or huge id is an error here, not an out-of-bounds write or a 2-billion-entry table.
+    const int64_t id_limit = static_cast<int64_t>(vocab.size()) + (added_tokens.is_array() ? added_tokens.size() : 0);
+    for (auto& [tok, id] : vocab.items()) {
+      where_ = "model.vocab[" + json(tok).dump() + "]";
+      const int32_t i = checked_id(id, id_limit);
       vocab_[tok] = i;
       max_id_ = std::max(max_id_, i);
     }
+    where_ = "model.vocab";
     id_to_tok_.resize(static_cast<size_t>(max_id_ + 1));
     has_id_.assign(static_cast<size_t>(max_id_ + 1), false);
-    for (auto& [tok, id] : vocab_) id_to_tok_[static_cast<size_t>(id)] = tok, has_id_[static_cast<size_t>(id)] = true;
+    for (auto& [tok, id] : vocab_) {
+      if (has_id_[static_cast<size_t>(id)])
+        throw std::runtime_error(path_ + ": model.vocab: tokens " + json(id_to_tok_[static_cast<size_t>(id)]).dump() +
+                                 " and " + json(tok).dump() + " share id " + std::to_string(id));
+      id_to_tok_[static_cast<size_t>(id)] = tok, has_id_[static_cast<size_t>(id)] = true;
+    }
     if (model.contains("unk_token") && model["unk_token"].is_string()) {
       auto it = vocab_.find(model["unk_token"].get<std::string>());
       if (it == vocab_.end())
@@ -153,6 +175,7 @@ class BpeTokenizer : public Tokenizer {
         byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
       }
     int32_t rank = 0;
+    where_ = "model.merges";
     for (auto& m : model.at("merges")) {
       std::string a, b;
       if (m.is_string()) {
@@ -168,13 +191,27 @@ class BpeTokenizer : public Tokenizer {
         throw std::runtime_error(path_ + ": merge '" + a + " " + b + "' uses a token missing from the vocabulary");
       merges_.emplace(std::make_pair(ia->second, ib->second), std::make_pair(rank++, ic->second));
     }
+    where_ = "normalizer";
     normalizer_ = hf::Normalizer(j.value("normalizer", json()), path_);
+    where_ = "pre_tokenizer";
     pre_ = hf::PreTokenizer(j.value("pre_tokenizer", json()), path_);
+    where_ = "decoder";
     decoder_ = hf::Decoder(j.value("decoder", json()), path_);
-    for (auto& t : j.value("added_tokens", json::array())) {
+    where_ = "added_tokens";
+    if (!added_tokens.is_array()) throw std::runtime_error(path_ + ": added_tokens must be an array");
+    for (size_t k = 0; k < added_tokens.size(); ++k) {
+      const json& t = added_tokens[k];
+      where_ = "added_tokens[" + std::to_string(k) + "]";
       AddedToken a;
       a.content = t.at("content").get<std::string>();
-      a.id = t.at("id").get<int32_t>();
+      where_ += ".id";
+      a.id = checked_id(t.at("id"), id_limit);
+      where_ = "added_tokens[" + std::to_string(k) + "]";
+      if (a.content.empty()) throw std::runtime_error(path_ + ": " + where_ + ": empty content");
+      auto same = added_.find(a.id);
+      if (same != added_.end())
+        throw std::runtime_error(path_ + ": " + where_ + ": " + json(a.content).dump() + " has id " +
+                                 std::to_string(a.id) + ", already the id of added token " + json(same->second.content).dump());
       a.special = t.value("special", false);
       a.lstrip = t.value("lstrip", false);
       a.rstrip = t.value("rstrip", false);
@@ -299,7 +336,20 @@ class BpeTokenizer : public Tokenizer {
       if (s.alive) out.push_back({s.id, s.begin, s.end});
   }
 
+  // An id read from the file: an integer in [0, limit) (limit: the tokens the file holds).
+  int32_t checked_id(const json& id, int64_t limit) const {
+    if (!id.is_number_integer())
+      throw std::runtime_error(path_ + ": " + where_ + ": id must be an integer, got " + id.dump());
+    const bool negative = id.is_number_unsigned() ? false : id.get<int64_t>() < 0;
+    if (negative || (id.is_number_unsigned() ? id.get<uint64_t>() >= static_cast<uint64_t>(limit) : id.get<int64_t>() >= limit))
+      throw std::runtime_error(path_ + ": " + where_ + ": id " + id.dump() + " is outside the vocabulary (0.." +
+                               std::to_string(limit - 1) + " for the " + std::to_string(limit) +
+                               " tokens of model.vocab and added_tokens)");
+    return static_cast<int32_t>(id.get<int64_t>());
+  }
+
   std::string path_;
+  std::string where_ = "top level";  // the key being read, for errors
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<std::string> id_to_tok_;
   std::vector<bool> has_id_;

@@ -19,7 +19,19 @@ class SentencePieceTokenizer : public Tokenizer {
   SentencePieceTokenizer(const std::string& path, const std::vector<AddedToken>& added) : path_(path) {
     const auto status = sp_.Load(path);
     if (!status.ok()) throw std::runtime_error(path + ": cannot load SentencePiece model: " + status.ToString());
+    // Added ids index the embedding: within [0, pieces + added tokens), one token per id (the content of an id
+    // the model already has must be that piece, as tokenizer_config.json repeats <s>, </s>, <unk>).
+    const int64_t limit = sp_.GetPieceSize() + static_cast<int64_t>(added.size());
+    const std::string origin = path + ": added token ";
     for (auto& t : added) {
+      const std::string what = origin + "'" + t.content + "' (tokenizer_config.json added_tokens_decoder or added_tokens.json)";
+      if (t.content.empty()) throw std::runtime_error(origin + "with id " + std::to_string(t.id) + ": empty content");
+      if (t.id < 0 || t.id >= limit)
+        throw std::runtime_error(what + ": id " + std::to_string(t.id) + " is outside the vocabulary (0.." +
+                                 std::to_string(limit - 1) + ")");
+      if (added_.count(t.id))
+        throw std::runtime_error(what + ": id " + std::to_string(t.id) + " is already the id of added token '" +
+                                 added_[t.id] + "'");
       matcher_.add(t);
       added_[t.id] = t.content;
       if (t.special) special_.insert(t.id);

@@ -1,5 +1,6 @@
 #include "data/tokenizers/tokenizer.h"
 
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -36,20 +37,40 @@ AddedToken added_token_from_json(const json& t, int32_t id) {
   return a;
 }
 
+// An id written as a JSON key ("32000"): decimal digits only, below 2^31.
+int32_t id_from_key(const std::string& key, const std::string& where) {
+  if (key.empty() || key.size() > 10 || key.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoll(key) > INT32_MAX)
+    throw std::runtime_error(where + ": token id must be a non-negative integer, got " + json(key).dump());
+  return static_cast<int32_t>(std::stoll(key));
+}
+
 // Added tokens of a slow tokenizer: tokenizer_config.json's added_tokens_decoder (with their strip rules) and
-// added_tokens.json (plain strings).
+// added_tokens.json (plain strings). Ids are checked against the model's pieces when it is loaded.
 std::vector<AddedToken> slow_added_tokens(const fs::path& dir) {
   std::vector<AddedToken> added;
-  const json cfg = read_json_or_null(dir / "tokenizer_config.json");
-  if (cfg.is_object() && cfg.contains("added_tokens_decoder"))
-    for (auto& [id, t] : cfg["added_tokens_decoder"].items()) added.push_back(added_token_from_json(t, std::stoi(id)));
-  const json extra = read_json_or_null(dir / "added_tokens.json");
-  if (extra.is_object())
-    for (auto& [content, id] : extra.items()) {
-      bool known = false;
-      for (auto& a : added) known |= a.content == content;
-      if (!known) added.push_back(added_token_from_json(json(content), id.get<int32_t>()));
-    }
+  const fs::path cfg_path = dir / "tokenizer_config.json", extra_path = dir / "added_tokens.json";
+  std::string where = cfg_path.string() + ": added_tokens_decoder";
+  try {
+    const json cfg = read_json_or_null(cfg_path);
+    if (cfg.is_object() && cfg.contains("added_tokens_decoder"))
+      for (auto& [id, t] : cfg["added_tokens_decoder"].items()) {
+        where = cfg_path.string() + ": added_tokens_decoder[" + json(id).dump() + "]";
+        added.push_back(added_token_from_json(t, id_from_key(id, where)));
+      }
+    const json extra = read_json_or_null(extra_path);
+    if (extra.is_object())
+      for (auto& [content, id] : extra.items()) {
+        where = extra_path.string() + ": " + json(content).dump();
+        bool known = false;
+        for (auto& a : added) known |= a.content == content;
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+          throw std::runtime_error(where + ": token id must be a non-negative integer, got " + id.dump());
+        if (!known) added.push_back(added_token_from_json(json(content), id.get<int32_t>()));
+      }
+  } catch (const json::exception& e) {
+    throw std::runtime_error(where + ": " + e.what());
+  }
   return added;
 }
 

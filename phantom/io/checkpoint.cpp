@@ -69,6 +69,39 @@ DecoderLM load_llm(const std::string& dir, PhantomMode mode, double eta, bool st
   return lm;
 }
 
+// Layer counts of the checkpoint against the config's: a config.json that leaves num_hidden_layers out gets the
+// class default (InternVisionConfig 48, InternVLVisionConfig 24, Qwen2Config 32), which loading would only report
+// as some hundred "missing" tensors. Said here with the file and key.
+static void check_layer_counts(torch::nn::Module& model, const StateDict& sd, const std::string& dir) {
+  // "<prefix>layers.<i>." -> the largest i + 1, per prefix
+  auto count = [](const std::vector<std::string>& names) {
+    std::map<std::string, int64_t> n;
+    for (const auto& name : names) {
+      const auto p = name.find("layers.");
+      if (p == std::string::npos) continue;
+      const auto dot = name.find('.', p + 7);
+      const std::string idx = name.substr(p + 7, dot == std::string::npos ? std::string::npos : dot - p - 7);
+      if (idx.empty() || idx.find_first_not_of("0123456789") != std::string::npos || idx.size() > 6) continue;
+      auto& v = n[name.substr(0, p)];
+      v = std::max(v, static_cast<int64_t>(std::stoll(idx)) + 1);
+    }
+    return n;
+  };
+  std::vector<std::string> ours, theirs;
+  for (const auto& p : model.named_parameters()) ours.push_back(p.key());
+  for (const auto& [k, v] : sd) theirs.push_back(k);
+  const auto want = count(ours), have = count(theirs);
+  for (const auto& [prefix, n] : want) {
+    auto h = have.find(prefix);
+    if (h == have.end() || h->second == n) continue;
+    const bool vision = prefix.find("vision") != std::string::npos;
+    throw std::runtime_error((fs::path(dir) / "config.json").string() + ": " +
+                             (vision ? "vision_config" : "the LLM config") + " num_hidden_layers is " +
+                             std::to_string(n) + " (where the key is absent, that is the class default), but the checkpoint holds " +
+                             std::to_string(h->second) + " layers (" + prefix + "layers.*)");
+  }
+}
+
 PhantomModel load_phantom(const std::string& dir, ModelConfig cfg, LoadReport* report) {
   const auto info = read_hf_config(dir, cfg);
   if (!info.has_vision && !cfg.vision_path.empty()) read_vision_dir_config(cfg.vision_path, cfg.vision);
@@ -76,7 +109,9 @@ PhantomModel load_phantom(const std::string& dir, ModelConfig cfg, LoadReport* r
   auto tensors = read_checkpoint_tensors(dir);
   LoadReport r;
   if (info.has_vision) {
-    r = load_state_dict(*model, llm_from_hf(vlm_to_ours(tensors, info.layout), cfg.llm, info.llm_prefix), cfg.strict_load);
+    const StateDict ours = llm_from_hf(vlm_to_ours(tensors, info.layout), cfg.llm, info.llm_prefix);
+    check_layer_counts(*model, ours, dir);
+    r = load_state_dict(*model, ours, cfg.strict_load);
   } else {
     // A bare LLM: the decoder comes from the checkpoint, the ViT from model.vision_path or from scratch, the
     // projector from scratch.
@@ -104,6 +139,10 @@ PhantomModel load_phantom(const std::string& dir, ModelConfig cfg, LoadReport* r
   }
   log_report(dir, r);
   if (report) *report = r;
+  // NaN/Inf weights would only give NaN logits ("!!!!" answers, skipped steps): refused here, with the tensor.
+  for (const auto& p : model->named_parameters())
+    if (!torch::isfinite(p.value()).all().item<bool>())
+      throw std::runtime_error(dir + ": parameter " + p.key() + " holds NaN or Inf values");
   return model;
 }
 

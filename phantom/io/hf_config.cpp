@@ -295,6 +295,17 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
   // vector). The problem is given in the YAML names (llm.num_layers), the keys above in config.json's own.
   if (std::string p = model_config_problem(cfg); !p.empty())
     throw std::runtime_error(path + ": invalid model config: " + p);
+  // Special ids index the embedding: outside it, eos could never stop generation and the image token never match.
+  const int64_t vocab = cfg.llm.vocab_size;
+  auto in_vocab = [&](int64_t id, const std::string& key) {
+    if (id < 0 || id >= vocab)
+      throw std::runtime_error(path + ": " + key + " " + std::to_string(id) + " is outside the vocabulary (vocab_size " +
+                               std::to_string(vocab) + ")");
+  };
+  for (auto e : cfg.llm.eos_token_ids) in_vocab(e, "eos_token_id (config.json or generation_config.json)");
+  const char* image_key = info.layout == "internvl_hf" ? "image_token_id" : "image_token_index";
+  if (info.has_vision && j.contains(image_key) && cfg.image_token_index != -1)  // -1: looked up in the tokenizer
+    in_vocab(cfg.image_token_index, image_key);
   return info;
 }
 

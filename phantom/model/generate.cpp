@@ -1,6 +1,9 @@
 #include "phantom/model/generate.h"
 
+#include <atomic>
 #include <limits>
+
+#include "phantom/util/logf.h"
 
 namespace phantom {
 
@@ -176,11 +179,32 @@ GenerationResult beam_search(DecoderLMImpl& lm, const at::Tensor& embeds, const 
 GenerationResult generate(DecoderLMImpl& lm, const at::Tensor& prompt_embeds, const at::Tensor& attention_mask,
                           const GenerationConfig& cfg, const TokenCallback& on_tokens) {
   TORCH_CHECK(cfg.max_new_tokens > 0, "generate: max_new_tokens must be positive");
+  const int64_t vocab = lm.cfg.vocab_size;
+  for (auto e : cfg.eos_token_ids)
+    if (e < 0 || e >= vocab)
+      throw std::runtime_error("generate: end token id " + std::to_string(e) + " is outside the vocabulary (0.." +
+                               std::to_string(vocab - 1) + "): it could never be produced");
+  // Positions past the model's context were never trained (RoPE extrapolates into noise): the prompt plus the new
+  // tokens must fit max_position_embeddings. A longer request is cut to the room left, said once per process.
+  const int64_t context = lm.cfg.max_position_embeddings, prompt = prompt_embeds.size(1);
+  if (prompt >= context)
+    throw std::runtime_error("generate: the prompt has " + std::to_string(prompt) + " tokens, the model's context (" +
+                             "max_position_embeddings) is " + std::to_string(context) + ": no room for an answer");
+  GenerationConfig c = cfg;
+  if (c.max_new_tokens > context - prompt) {
+    c.max_new_tokens = context - prompt;
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      log::warn("generate: max_new_tokens {} capped at {}: a {}-token prompt leaves that many positions of the "
+                "model's context (max_position_embeddings {})",
+                cfg.max_new_tokens, c.max_new_tokens, prompt, context);
+  }
+  c.min_new_tokens = std::min(c.min_new_tokens, c.max_new_tokens);
   torch::NoGradGuard ng;
   auto mask = attention_mask.defined() ? attention_mask
                                        : torch::ones({prompt_embeds.size(0), prompt_embeds.size(1)}, torch::kInt64);
-  if (cfg.num_beams > 1) return beam_search(lm, prompt_embeds, mask, cfg);
-  return greedy_or_sample(lm, prompt_embeds, mask, cfg, on_tokens);
+  if (c.num_beams > 1) return beam_search(lm, prompt_embeds, mask, c);
+  return greedy_or_sample(lm, prompt_embeds, mask, c, on_tokens);
 }
 
 }  // namespace phantom

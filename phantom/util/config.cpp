@@ -21,10 +21,18 @@ std::string Source::where(const YAML::Node& node) const {
 }
 
 std::string Check::describe() const {
-  if (!choices.empty()) {
+  if (!choices.empty()) {  // an empty choice (a key that may stay unset) is said in words, never a blank
     std::string s = "one of";
-    for (size_t i = 0; i < choices.size(); ++i) s += (i ? ", " : " ") + choices[i];
-    return s;
+    bool empty_ok = false, first = true;
+    for (const auto& c : choices) {
+      if (c.empty()) {
+        empty_ok = true;
+        continue;
+      }
+      s += (first ? " " : ", ") + c;
+      first = false;
+    }
+    return empty_ok ? s + " (or empty)" : s;
   }
   std::ostringstream os;
   const bool has_lo = std::isfinite(lo), has_hi = std::isfinite(hi);
@@ -135,7 +143,7 @@ void check_value(const std::string& v, const Check& c, const std::string& key, c
     std::string msg = "config error: " + key + ": expected " + c.describe() + ", got " + shown(n) + " (" +
                       src.where(n) + ")";
     std::string best = closest(v, c.choices);
-    if (!best.empty()) msg += "; did you mean '" + best + "'?";
+    if (!best.empty() && !v.empty()) msg += "; did you mean '" + best + "'?";
     throw ConfigError(msg);
   }
 }

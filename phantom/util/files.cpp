@@ -70,4 +70,30 @@ std::string read_regular_file(const std::string& path, uint64_t max_bytes) {
   return out;
 }
 
+std::string path_name_problem(const std::string& name) {
+  if (name.empty()) return "empty";
+  if (name == "." || name == "..") return "'" + name + "' is not a name";
+  for (size_t i = 0; i < name.size();) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c == '/' || c == '\\') return "holds a path separator '" + std::string(1, static_cast<char>(c)) + "'";
+    if (c < 0x20 || c == 0x7F) return "holds the control byte " + std::to_string(c) + " at offset " + std::to_string(i);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = len > 0 && i + len <= name.size() && !(len == 2 && c < 0xC2) && !(len == 4 && c > 0xF4);
+    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(name[i + k]) & 0xC0) == 0x80;
+    if (ok && len == 3) {  // no overlong forms, no surrogates
+      const auto c1 = static_cast<unsigned char>(name[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 > 0x9F);
+    }
+    if (ok && len == 4) {
+      const auto c1 = static_cast<unsigned char>(name[i + 1]);
+      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 > 0x8F);
+    }
+    if (!ok) return "is not valid UTF-8 (byte " + std::to_string(c) + " at offset " + std::to_string(i) + ")";
+    if (len == 2 && c == 0xC2 && static_cast<unsigned char>(name[i + 1]) < 0xA0)  // C1 controls U+0080..9F
+      return "holds a control character at offset " + std::to_string(i);
+    i += len;
+  }
+  return "";
+}
+
 }  // namespace phantom::util

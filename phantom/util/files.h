@@ -13,6 +13,11 @@ namespace phantom::util {
 // "not found", "is a directory", "is a FIFO (named pipe), not a regular file", "symlink loop (...)", ...
 std::string file_problem(const std::string& path);
 
+// "" or why `name` cannot be one component of a path we create (a run name, a stage name): it must be non-empty,
+// valid UTF-8 with no control characters, hold no '/' or '\\', and not be "." or "..". Checked where the name is
+// read, so that an empty run name never writes into the output directory itself.
+std::string path_name_problem(const std::string& name);
+
 // Throws std::runtime_error("<what> <path>: <problem>") unless file_problem(path) is empty.
 void require_regular_file(const std::string& path, const std::string& what);
 

@@ -196,5 +196,101 @@ sed -i 's/"stage": 0/"stage": "zero"/' "$sck/state.json"
 run_case "state.json of the wrong type" 1 "state/checkpoints/step-[0-9]+/state\.json: field 'stage' must be a non-negative integer, got \"zero\"" \
   'runs/state( |/(config\.yaml|metrics\.jsonl|tb|\.lock))' "$PHANTOM" "${train[@]}" run.name=state --resume
 
+# ---- third pass: readers validate what the next layer assumes; no "success" that is not ---------------------------
+# tokenizer.json: ids within the vocabulary, unique added ids, type errors with the key (before any model loads)
+tokjson() {  # tokjson <name> <python editing dict t>
+  "$SRC/.venv/bin/python" - "$D/tokenizer.json" "$work/tok/$1/tokenizer.json" "$2" <<'PY'
+import json, os, sys
+t = json.load(open(sys.argv[1])); exec(sys.argv[3])
+os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True); json.dump(t, open(sys.argv[2], "w"))
+PY
+}
+for spec in "negative|t['model']['vocab']['a'] = -5|model\.vocab\[\"a\"\]: id -5 is outside the vocabulary" \
+            "huge|t['model']['vocab']['a'] = 2000000000|model\.vocab\[\"a\"\]: id 2000000000 is outside the vocabulary" \
+            "shared-added|t['added_tokens'][1]['id'] = t['added_tokens'][0]['id']|added_tokens\[1\]: .* already the id of added token" \
+            "type|t['added_tokens'][0]['content'] = 5|added_tokens\[0\]: type must be string, but is number"; do
+  IFS='|' read -r name edit msg <<<"$spec"
+  tokjson "$name" "$edit"
+  run_case "tokenizer.json $name" 1 "tok/$name/tokenizer\.json: $msg" - \
+    "$PHANTOM" generate --model "$work/nope" --tokenizer "$work/tok/$name/tokenizer.json" --prompt hi
+done
+# names that become paths
+run_case "run.name empty" 2 "run\.name: empty" - "$PHANTOM" "${train[@]}" run.name=
+run_case "run.name with a separator" 2 "run\.name: holds a path separator '/'" - "$PHANTOM" "${train[@]}" run.name=a/b
+run_case "run.name with a control byte" 2 "run\.name: holds the control byte 1" - "$PHANTOM" "${train[@]}" run.name=$'a\x01b'
+run_case "run.name not UTF-8" 2 "run\.name: is not valid UTF-8" - "$PHANTOM" "${train[@]}" run.name=$'a\xffb'
+run_case "enum error lists no blank choice" 2 "stages\.0\.format: expected one of conversations, preference, internvl_meta \(or empty\)" - \
+  "$PHANTOM" "${train[@]}" stages.0.format=bogus
+# eval files: duplicate ids, no rows (before any model is loaded: --model does not exist)
+{ head -2 "$D/mc_test.tsv"; sed -n 2p "$D/mc_test.tsv"; } >"$work/dup.tsv"
+run_case "eval TSV: duplicate index" 1 "dup\.tsv: index '[^']*' appears twice \(lines 2 and 3\)" - \
+  "$PHANTOM" eval --model "$work/nope" --benchmark mc --data "$work/dup.tsv"
+head -1 "$D/mc_test.tsv" >"$work/header.tsv"
+run_case "eval TSV: a header and no rows" 1 "header\.tsv: no mmbench questions \(the file holds no rows\)" - \
+  "$PHANTOM" eval --model "$work/nope" --benchmark mc --data "$work/header.tsv"
+# preference pairs with nothing to prefer
+printf '{"id": "p", "image": "%s", "question": "<image> q", "chosen": "A shoe.", "rejected": "A shoe."}\n' "${good[0]}" >"$work/same.jsonl"
+run_case "preference: rejected equals chosen" 1 "same\.jsonl:1: rejected equals chosen" - \
+  "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/same.jsonl"
+# late failures found at the start: the last stage's file and the held-out benchmark, before the first step
+run_case "train: last stage's data checked before the first step" 1 "stage step2 \(stages\.2\.format = conversations\): .*conv\.jsonl" 'runs' \
+  "$PHANTOM" "${train[@]}" run.name=late stages.2.data="$work/conv.jsonl" stages.2.format=conversations
+[ ! -d "$work/runs/late/checkpoints" ] || { echo "FAIL: a stage trained before the bad stage file was found"; fail=1; }
+run_case "train: validation.benchmark checked at the start" 1 "validation\.benchmark: .*dup\.tsv: index .* appears twice" 'runs' \
+  "$PHANTOM" "${train[@]}" run.name=bench validation.benchmark="$work/dup.tsv"
+[ ! -d "$work/runs/bench/checkpoints" ] || { echo "FAIL: trained before validation.benchmark was checked"; fail=1; }
+# lengths: every sample over the model's context; every sample of a batch skipped says why and where
+run_case "train: sample longer than max_position_embeddings" 1 "train\.jsonl:[0-9]+: over-length sample .* > the model's context \(max_position_embeddings 32\)" 'runs' \
+  "$PHANTOM" "${train[@]}" run.name=ctx model.llm.max_position_embeddings=32 --max-steps 1
+run_case "train: all skipped says the first file:line" 1 "every sample of a batch was skipped .*the first: data error at .*train\.jsonl:[0-9]+: over-length sample" 'runs' \
+  "$PHANTOM" "${train[@]}" run.name=allskip data.on_error=skip data.max_length=8 --max-steps 1
+# state.json from a config with more stages
+cp -r "$work/runs/good" "$work/runs/beyond"
+bck="$work/runs/beyond/checkpoints/$(basename "$ck")"
+sed -i 's/"stage": 0/"stage": 7/' "$bck/state.json"
+run_case "state.json stage beyond the config's stages" 1 "beyond/checkpoints/step-[0-9]+/state\.json: stage 7 is beyond this config's 3 stage\(s\)" \
+  'runs/beyond( |/(config\.yaml|metrics\.jsonl|tb|\.lock))' "$PHANTOM" "${train[@]}" run.name=beyond --resume
+# generate on an exported model: --model a file, image counts, the context cap, NaN weights, special ids
+"$PHANTOM" "${train[@]}" run.name=exp stages.0.max_steps=1 stages.1.max_steps=1 stages.2.max_steps=1 >"$tmp/exp.log" 2>&1 \
+  || { echo "FAIL: a 3-step run with exports"; tail -5 "$tmp/exp.log"; fail=1; }
+M="$work/runs/exp/step2"; img="$D/${good[0]}"
+run_case "generate --model a file" 2 "--model .*model\.safetensors is a file; .*--model .*exp/step2" - \
+  "$PHANTOM" generate --model "$M/model.safetensors" --prompt hi
+run_case "generate: two <image> and one image" 1 "image count mismatch: the prompt has 2 <image> placeholders but 1 images" - \
+  "$PHANTOM" generate --model "$M" --image "$img" --prompt "<image> <image> what?"
+run_case "generate: --max-new-tokens capped at the context" 0 "max_new_tokens 100000 capped at [0-9]+: a [0-9]+-token prompt leaves that many positions of the model's context \(max_position_embeddings 512\)" - \
+  "$PHANTOM" generate --model "$M" --image "$img" --prompt "what?" --max-new-tokens 100000
+[ "$(cat "$tmp/err" "$tmp/out" | grep -c "capped at")" = 1 ] || { echo "FAIL: the cap is said more than once"; fail=1; }
+cp -r "$M" "$work/nan"; cp -r "$M" "$work/eos"; cp -r "$M" "$work/imgtok"
+"$SRC/.venv/bin/python" - "$work/nan/model.safetensors" <<'PY'
+import sys
+from safetensors.numpy import load_file, save_file
+t = load_file(sys.argv[1]); k = sorted(t)[0]; t[k] = t[k].copy(); t[k].flat[0] = float("nan"); save_file(t, sys.argv[1])
+PY
+run_case "generate: NaN weights" 1 "nan: parameter .* holds NaN or Inf values" - \
+  "$PHANTOM" generate --model "$work/nan" --image "$img" --prompt "what?"
+"$SRC/.venv/bin/python" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['eos_token_id']=10**6; json.dump(c,open(p,'w'))" "$work/eos/config.json"
+run_case "config.json eos_token_id outside the vocabulary" 1 "eos/config\.json: eos_token_id .* 1000000 is outside the vocabulary" - \
+  "$PHANTOM" generate --model "$work/eos" --image "$img" --prompt "what?"
+"$SRC/.venv/bin/python" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['image_token_index']=10**6; json.dump(c,open(p,'w'))" "$work/imgtok/config.json"
+run_case "config.json image_token_index outside the vocabulary" 1 "imgtok/config\.json: image_token_index 1000000 is outside the vocabulary" - \
+  "$PHANTOM" generate --model "$work/imgtok" --image "$img" --prompt "what?"
+
+# a held-out benchmark without its benchmark.json (interrupted) is not "finished": --resume completes it
+"$PHANTOM" "${train[@]}" run.name=bres stages.0.max_steps=1 stages.1.max_steps=1 stages.2.max_steps=1 \
+  validation.benchmark="$D/mc_test.tsv" validation.open_questions=false >"$tmp/bres.log" 2>&1 \
+  || { echo "FAIL: a run with a benchmark"; tail -5 "$tmp/bres.log"; fail=1; }
+rm -f "$work/runs/bres/benchmark/benchmark.json"
+run_case "train --resume: an interrupted benchmark is completed" 0 "benchmark .*mc_test\.tsv: accuracy [0-9.]+% on [0-9]+ questions" 'runs/bres' \
+  "$PHANTOM" "${train[@]}" run.name=bres stages.0.max_steps=1 stages.1.max_steps=1 stages.2.max_steps=1 \
+  validation.benchmark="$D/mc_test.tsv" validation.open_questions=false --resume
+[ -f "$work/runs/bres/benchmark/benchmark.json" ] || { echo "FAIL: --resume wrote no benchmark.json"; fail=1; }
+
+# a peer rank that never starts: a sentence, not c10d's store key names
+run_case "distributed: a missing peer rank" 1 "rank 0 of 2 could not form the process group with its peers within distributed\.timeout_s 5 s" 'runs' \
+  env RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$((29000 + RANDOM % 2000)) \
+  "$PHANTOM" "${train[@]}" run.name=peer distributed.timeout_s=5 --max-steps 1
+grep "error:" "$tmp/err" | grep -q "/gloo/" && { echo "FAIL: the error names c10d store keys"; fail=1; }
+
 echo "$cases cases"
 exit $fail

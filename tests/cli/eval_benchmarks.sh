@@ -74,7 +74,7 @@ errs = []
 for name in names:
     j = json.load(open(f"{out}/{name}.json")); m = j["metrics"]; items = j["items"]
     if any(x["response"] is None for x in items): errs.append(f"{name}: unanswered items")
-    if name.startswith("mmbench"):
+    if name == "mc":
         for x in items:
             if x["correct"] != (x["prediction"] == x["answer"]): errs.append(f"{name} {x['id']}: correct flag")
             if x["response"].strip() in "ABCD" and x["response"].strip() and x["prediction"] != x["response"].strip():
@@ -112,12 +112,12 @@ E=(--model "$model" --threads 1 --batch-size 3)
 POPE2="$tmp/pope/coco_pope_random.json+$tmp/pope/coco_pope_popular.json"
 "$PHANTOM" eval "${E[@]}" --benchmark mc,pope,mme,chartqa --out "$tmp/e1" \
   --data "$tmp/data/mc_test.tsv,$POPE2,$tmp/mme,$tmp/chartqa" >"$tmp/e1.log" 2>&1 || { bad "eval of 4 benchmarks"; tail -5 "$tmp/e1.log"; }
-for n in mmbench_dev pope mme chartqa; do
+for n in mc pope mme chartqa; do
   [ -s "$tmp/e1/$n.json" ] || bad "no results file $n.json"
 done
 grep -q "| pope | accuracy |" "$tmp/e1/summary.md" && grep -q "| mme | total |" "$tmp/e1/summary.md" \
   && ok "summary.md lists every benchmark" || { bad "summary.md"; cat "$tmp/e1/summary.md"; }
-"$PY" "$tmp/check.py" "$tmp/e1" mmbench_dev pope mme chartqa >"$tmp/check.out" 2>&1 \
+"$PY" "$tmp/check.py" "$tmp/e1" mc pope mme chartqa >"$tmp/check.out" 2>&1 \
   && ok "metrics follow from the answers in the results files" || { bad "scores vs answers:"; cat "$tmp/check.out"; }
 [ -z "$(ls "$tmp/e1/shards" 2>/dev/null)" ] && ok "shards merged and removed" || bad "shards left behind"
 
@@ -165,7 +165,7 @@ wait $r1 || { bad "rank 1"; tail -3 "$tmp/r1.log"; }
 "$PY" - "$tmp" <<'PY' && ok "1 rank and 2 ranks: identical answers" || bad "1 rank vs 2 ranks differ"
 import json, sys
 t = sys.argv[1]
-for n in ("mmbench_dev", "pope"):
+for n in ("mc", "pope"):
     a = [(x["id"], x["response"]) for x in json.load(open(f"{t}/e1/{n}.json"))["items"]]
     b = [(x["id"], x["response"]) for x in json.load(open(f"{t}/e2/{n}.json"))["items"]]
     assert a == b, (n, a, b)
@@ -192,12 +192,12 @@ R+=(--out "$tmp/e4")
 "$PHANTOM" eval "${E[@]}" "${R[@]}" >"$tmp/k.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do
-  n=$("$PY" -c "import json,sys; print(len(json.load(open(sys.argv[1]))['answers']))" "$tmp/e4/shards/mmbench_dev.rank0.json" 2>/dev/null || echo 0)
+  n=$("$PY" -c "import json,sys; print(len(json.load(open(sys.argv[1]))['answers']))" "$tmp/e4/shards/mc.rank0.json" 2>/dev/null || echo 0)
   [ "$n" -ge 3 ] && break
   sleep 0.1
 done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
-done_before=$("$PY" -c "import json,sys; print(len(json.load(open(sys.argv[1]))['answers']))" "$tmp/e4/shards/mmbench_dev.rank0.json")
+done_before=$("$PY" -c "import json,sys; print(len(json.load(open(sys.argv[1]))['answers']))" "$tmp/e4/shards/mc.rank0.json")
 [ "$done_before" -ge 3 ] && [ "$done_before" -lt 120 ] && ok "killed with $done_before of 120 answered" || bad "kill timing: $done_before answered"
 "$PHANTOM" eval "${E[@]}" "${R[@]}" >"$tmp/k2.log" 2>&1 || { bad "resume"; tail -3 "$tmp/k2.log"; }
 regen=$(grep -o "generated [0-9]* answers" "$tmp/k2.log" | awk '{print $2}')
@@ -207,8 +207,8 @@ grep -q "generated 0 answers on this rank, 120 were already answered" "$tmp/k3.l
 "$PY" - "$tmp" <<'PY' && ok "resumed results equal the uninterrupted run" || bad "resumed answers differ"
 import json, sys
 t = sys.argv[1]
-a = [(x["id"], x["response"]) for x in json.load(open(f"{t}/e4full/mmbench_dev.json"))["items"]]
-b = [(x["id"], x["response"]) for x in json.load(open(f"{t}/e4/mmbench_dev.json"))["items"]]
+a = [(x["id"], x["response"]) for x in json.load(open(f"{t}/e4full/mc.json"))["items"]]
+b = [(x["id"], x["response"]) for x in json.load(open(f"{t}/e4/mc.json"))["items"]]
 assert a == b and len(a) == 120
 PY
 # kill -9 at random moments, 5 times: the results file is always absent or complete JSON.
@@ -218,7 +218,7 @@ for i in $(seq 1 5); do
   pid=$!
   sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
   kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
-  for f in "$tmp/e5/mmbench_dev.json" "$tmp/e5/shards/mmbench_dev.rank0.json"; do
+  for f in "$tmp/e5/mc.json" "$tmp/e5/shards/mc.rank0.json"; do
     [ -e "$f" ] || continue
     "$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$f" 2>/dev/null || bad "kill $i: $f is not valid JSON"
   done
@@ -227,7 +227,7 @@ ok "5 random kills: no partial results or shard file"
 "$PHANTOM" eval "${E[@]}" --benchmark mc --data "$tmp/mc120.tsv" --batch-size 1 --out "$tmp/e5" >"$tmp/k5.log" 2>&1 \
   && [ -z "$(ls -A "$tmp/e5/shards")" ] && "$PY" -c "
 import json,sys; a,b=(json.load(open(f))['items'] for f in sys.argv[1:]); assert [x['response'] for x in a]==[x['response'] for x in b]
-" "$tmp/e4full/mmbench_dev.json" "$tmp/e5/mmbench_dev.json" && ok "after the last kill: resumed to the uninterrupted answers, no files left in shards/" \
+" "$tmp/e4full/mc.json" "$tmp/e5/mc.json" && ok "after the last kill: resumed to the uninterrupted answers, no files left in shards/" \
   || { bad "resume after random kills"; ls -A "$tmp/e5/shards"; tail -3 "$tmp/k5.log"; }
 
 # Bad rows: a malformed line, a missing image, a corrupt image.

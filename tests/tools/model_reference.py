@@ -34,6 +34,7 @@ def tiny_llm_config(family, kv_heads=2, tie=None):
         half = base["hidden_size"] // base["num_attention_heads"] // 2
         return Phi3Config(**{**base, "max_position_embeddings": 128}, original_max_position_embeddings=32,
                           tie_word_embeddings=False if tie is None else tie, pad_token_id=0, sliding_window=None,
+                          bos_token_id=1, eos_token_id=2,  # the defaults (32000) lie outside this small vocabulary
                           rope_scaling={"type": "longrope", "short_factor": [1.0 + 0.1 * i for i in range(half)],
                                         "long_factor": [1.5 + 0.25 * i for i in range(half)]})
     raise ValueError(family)

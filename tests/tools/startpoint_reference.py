@@ -47,7 +47,9 @@ def text_config(family, vocab=96):
     if family == "qwen2":
         return dict(model_type="qwen2", **base)
     if family == "phi3":
-        return dict(model_type="phi3", **base, pad_token_id=0, sliding_window=None, tie_word_embeddings=False)
+        # Phi3Config's default eos_token_id (32000) lies outside this small vocabulary, which the loader refuses.
+        return dict(model_type="phi3", **base, pad_token_id=0, bos_token_id=1, eos_token_id=2, sliding_window=None,
+                    tie_word_embeddings=False)
     return dict(model_type="llama", **base, attention_bias=False, mlp_bias=False, tie_word_embeddings=False)
 
 

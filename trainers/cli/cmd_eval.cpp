@@ -165,17 +165,12 @@ int cmd_eval(int argc, char** argv) {
   rd.image_root = a.get("image-root");
   rd.skip_bad_rows = a.has("skip-bad-rows");
   rd.split = a.get("split", "test");
+  rd.skip_hint = "--skip-bad-rows";  // the errors name this command's switch
 
   // Read every benchmark before loading the model: a bad file fails in seconds, not after the first benchmark.
   std::vector<eval::ReadResult> read;
   for (size_t i = 0; i < benches.size(); ++i) {
-    try {
-      read.push_back(eval::read_benchmark(benches[i], files_of(benches[i], data[i]), rd));
-    } catch (const std::runtime_error& e) {  // name the CLI switch, not the library option
-      std::string msg = e.what();
-      if (auto p = msg.find("ReadOptions::skip_bad_rows"); p != std::string::npos) msg.replace(p, 26, "--skip-bad-rows");
-      throw std::runtime_error(msg);
-    }
+    read.push_back(eval::read_benchmark(benches[i], files_of(benches[i], data[i]), rd));
   }
   set_threads(threads_flag(a));
   auto l = load_for_inference(a);
@@ -188,8 +183,12 @@ int cmd_eval(int argc, char** argv) {
     std::string file = fs::path(data[i]).filename().string();
     std::transform(file.begin(), file.end(), file.begin(), [](unsigned char c) { return char(std::tolower(c)); });
     const bool cn = names[i] == "mmbench_cn" || file.find("_cn") != std::string::npos;
-    o.name = results_name(benches[i], read[i].items, ro.limit, cn);
-    for (int k = 2; used.count(o.name); ++k) o.name = results_name(benches[i], read[i].items, ro.limit, cn) + "_" + std::to_string(k);
+    // A custom multiple-choice file (`--benchmark mc`) is read as MMBench but is not MMBench: filed under its own
+    // name, so that `eval --summary` never sets it beside the paper's MMBench score.
+    const std::string limited = ro.limit > 0 ? "_limit" + std::to_string(ro.limit) : "";
+    const std::string base = names[i] == "mc" ? "mc" + limited : results_name(benches[i], read[i].items, ro.limit, cn);
+    o.name = base;
+    for (int k = 2; used.count(o.name); ++k) o.name = base + "_" + std::to_string(k);
     o.judge_data = files_of(benches[i], data[i]).front();
     used.insert(o.name);
     o.row_errors = read[i].errors;

@@ -49,6 +49,9 @@ Loaded load_for_inference(const Args& a) {
   // rules); a flag replaces a saved setting and the replacement is logged.
   recipe::ModelSpec spec;
   spec.model.path = a.require("model");
+  if (std::error_code ec; fs::is_regular_file(spec.model.path, ec))
+    throw UsageError("--model " + spec.model.path + " is a file; it takes the checkpoint directory that holds config.json, "
+                     "the weights and the tokenizer (here: --model " + fs::path(spec.model.path).parent_path().string() + ")");
   spec.tokenizer = a.get("tokenizer");
   spec.device = pick_device(a.get("device", "auto"), util::launch_position().local_rank);  // torchrun: a GPU per local rank
   for (auto [flag, field] : {std::pair<const char*, const char*>{"chat-template", "chat_template"},

@@ -108,7 +108,10 @@ int cmd_train(int argc, char** argv) {
   // config.yaml stay as they are). A requeue of a finished run ends here too.
   if (!plan.resume.empty() && !a.has("dry-run")) {
     const auto st = recipe::read_train_state(plan.resume);
-    if (st.stage_done && st.stage + 1 >= static_cast<int64_t>(cfg.stages.size())) {
+    // A held-out benchmark that was interrupted (no benchmark.json yet) is not finished: resuming completes it.
+    const bool benchmark_pending = !cfg.validation.benchmark.empty() &&
+                                   !std::filesystem::exists(std::filesystem::path(run_dir) / "benchmark" / "benchmark.json");
+    if (st.stage_done && st.stage + 1 >= static_cast<int64_t>(cfg.stages.size()) && !benchmark_pending) {
       if (rank0)
         std::printf("%s is finished: all %zu stages are done (last checkpoint %s); nothing was changed.\n"
                     "  evaluate it with `phantom eval --model %s/%s ...`, or train again under a new run.name=...\n",

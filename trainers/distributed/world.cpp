@@ -77,6 +77,33 @@ World::World(const util::LaunchEnv& env, const DistributedConfig& cfg, const std
   auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
   store_ = c10::make_intrusive<c10d::PrefixStore>("phantom/" + env.attempt, tcp);
 
+  try {
+    make_process_group(timeout);
+  } catch (const std::exception& e) {
+    // c10d names the store keys it waited for ("/phantom/0/gloo/0/..."): say what they mean instead.
+    std::string why = e.what();
+    why = why.find("imed out") != std::string::npos || why.find("imeout") != std::string::npos
+              ? "timed out"
+              : first_line(why).substr(0, 200);
+    throw std::runtime_error("distributed: rank " + std::to_string(env.rank) + " of " + std::to_string(env.world) +
+                             " could not form the process group with its peers within distributed.timeout_s " +
+                             fmt::format("{:g}", cfg.timeout_s) + " s (" + why + "): a rank did not start or "
+                             "cannot reach the store at " + env.master_addr + ":" + std::to_string(env.master_port) +
+                             "; check that every rank was launched (WORLD_SIZE " + std::to_string(env.world) +
+                             ") and the launcher's log");
+  }
+  heartbeat_ = std::thread([this] { heartbeat_loop(); });
+  // Every rank connected: a collective proves it (and fails with a clear message if one never comes).
+  std::vector<int64_t> one{1};
+  sum_over_ranks(this, one);
+  log::info("distributed: rank {} of {} (local rank {}), backend {}, device {}, store {}:{}{}", env.rank, env.world,
+            env.local_rank, backend_name_, device_.str(), env.master_addr, env.master_port,
+            env.agent_store ? " (torchrun agent)" : "");
+}
+
+// The backend's process group over the store (gloo or NCCL); c10d waits here for every peer to connect.
+void World::make_process_group(std::chrono::milliseconds timeout) {
+  const auto& env = env_;
   if (backend_name_ == "gloo") {
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
@@ -88,13 +115,6 @@ World::World(const util::LaunchEnv& env, const DistributedConfig& cfg, const std
     pg_ = make_nccl_backend(c10::make_intrusive<c10d::PrefixStore>("nccl", store_), env.rank, env.world, timeout,
                             device_.index());
   }
-  heartbeat_ = std::thread([this] { heartbeat_loop(); });
-  // Every rank connected: a collective proves it (and fails with a clear message if one never comes).
-  std::vector<int64_t> one{1};
-  sum_over_ranks(this, one);
-  log::info("distributed: rank {} of {} (local rank {}), backend {}, device {}, store {}:{}{}", env.rank, env.world,
-            env.local_rank, backend_name_, device_.str(), env.master_addr, env.master_port,
-            env.agent_store ? " (torchrun agent)" : "");
 }
 
 World::~World() {

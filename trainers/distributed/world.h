@@ -56,6 +56,7 @@ class World {
   ~World();
 
  private:
+  void make_process_group(std::chrono::milliseconds timeout);  // the backend over store_ (waits for the peers)
   World(const util::LaunchEnv& env, const DistributedConfig& cfg, const std::string& device);
   std::string diagnose(const std::string& what, const std::string& error);  // who failed, and why
   template <class F>

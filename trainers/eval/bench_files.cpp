@@ -5,6 +5,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -203,7 +204,7 @@ void Errors::finish(ReadResult& out) {
     const size_t shown = std::min<size_t>(list_.size(), 5);
     for (size_t i = 0; i < shown; ++i) msg += (i ? "; row " : "row ") + list_[i].row + " (" + list_[i].message + ")";
     if (list_.size() > shown) msg += "; ...";
-    msg += " (ReadOptions::skip_bad_rows drops them instead)";
+    msg += opt_.skip_hint.empty() ? " (fix or remove these rows)" : " (" + opt_.skip_hint + " drops them instead)";
     std::replace(msg.begin(), msg.end(), '\n', ' ');
     throw std::runtime_error(msg);
   }
@@ -277,6 +278,20 @@ std::string join(const std::string& root, const std::string& rel) {
 std::string dir_of(const std::string& path) {
   const auto p = fs::path(path).parent_path().string();
   return p.empty() ? "." : p;
+}
+
+void check_unique_column(const Table& t, int column, const std::string& path) {
+  std::map<std::string, int64_t> first_line;
+  for (const auto& r : t.rows) {
+    if (column < 0 || static_cast<size_t>(column) >= r.fields.size()) continue;
+    const std::string id = trim(r.fields[static_cast<size_t>(column)]);
+    if (id.empty()) continue;
+    auto [it, fresh] = first_line.emplace(id, r.line);
+    if (!fresh)
+      throw std::runtime_error(path + ": " + t.header[static_cast<size_t>(column)] + " '" + id + "' appears twice (lines " +
+                               std::to_string(it->second) + " and " + std::to_string(r.line) +
+                               "): the later answer would replace the earlier one");
+  }
 }
 
 }  // namespace files

@@ -37,6 +37,8 @@ struct Table {
   int column(const std::string& name) const;  // -1 when absent
 };
 Table read_tsv(const std::string& path);
+// Two rows with the same value in `column` (an id): an error naming the file and both lines.
+void check_unique_column(const Table& t, int column, const std::string& path);
 
 // Strings pandas reads as NaN by default ("", "nan", "NaN", "None", "NULL", "N/A", ...). The official loaders
 // drop options and hints that pandas made NaN, so we treat these strings the same way.

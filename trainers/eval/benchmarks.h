@@ -89,6 +89,8 @@ struct ReadOptions {
                               // the row dropped, and the errors returned in ReadResult::errors
   bool decode_images = false; // also decode every image while reading (finds corrupt files before generation)
   std::string split = "test"; // ScienceQA: which split of problems.json
+  std::string skip_hint = "ReadOptions::skip_bad_rows";  // how the caller's user skips bad rows, named in the
+                                                         // error ("--skip-bad-rows"; empty: they cannot)
 };
 
 struct ReadResult {
@@ -118,6 +120,8 @@ ReadResult read_mmvet2(const std::string& json, const ReadOptions& opt = {});
 ReadResult read_visualwebbench(const std::string& jsonl, const ReadOptions& opt = {});
 ReadResult read_blink(const std::string& jsonl, const ReadOptions& opt = {});
 // Dispatch by benchmark; `files` is one path except for POPE and ChartQA (one per split) and MathVerse.
+// Whatever the reader, a benchmark with no question left (a header without rows, every row bad and skipped) and
+// two questions of one id (the later answer would replace the earlier) are errors naming the file.
 ReadResult read_benchmark(Bench b, const std::vector<std::string>& files, const ReadOptions& opt = {});
 
 // ---- prompts (prompts.cpp) -------------------------------------------------------------------------------

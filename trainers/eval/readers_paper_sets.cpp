@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -58,6 +59,7 @@ ReadResult read_choice_tsv(const std::string& path, const ReadOptions& opt, TsvK
   for (const auto& [c, name] : {std::pair{c_index, "index"}, {c_question, "question"}, {c_image, "image"}})
     if (c < 0) throw std::runtime_error(path + ": no '" + name + "' column (is this a benchmark TSV?)");
   if (kind == TsvKind::MMStar && c_answer < 0) throw std::runtime_error(path + ": no 'answer' column");
+  files::check_unique_column(t, c_index, path);
   std::vector<int> c_opt;
   for (size_t i = 0; i < 5; ++i) c_opt.push_back(t.column(letter(i)));
 
@@ -601,8 +603,30 @@ ReadResult read_llavaw(const std::string& path, const ReadOptions& opt) {
   return out;
 }
 
+static ReadResult read_any(Bench b, const std::vector<std::string>& files, const ReadOptions& opt);
+
 ReadResult read_benchmark(Bench b, const std::vector<std::string>& files, const ReadOptions& opt) {
   if (files.empty()) throw std::runtime_error(bench_name(b) + ": no input files given");
+  ReadResult r = read_any(b, files, opt);
+  std::string names;
+  for (const auto& f : files) names += (names.empty() ? "" : ", ") + f;
+  if (r.items.empty())
+    throw std::runtime_error(names + ": no " + bench_name(b) + " questions" +
+                             (r.errors.empty() ? std::string(" (the file holds no rows)")
+                                               : " (all " + std::to_string(r.errors.size()) + " rows were bad and skipped)") +
+                             ": an accuracy over 0 questions would mean nothing");
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < r.items.size(); ++i) {
+    auto [it, fresh] = seen.emplace(r.items[i].id, i);
+    if (!fresh)
+      throw std::runtime_error(names + ": question id '" + r.items[i].id + "' appears twice (questions " +
+                               std::to_string(it->second + 1) + " and " + std::to_string(i + 1) +
+                               " in reading order): the later answer would replace the earlier one");
+  }
+  return r;
+}
+
+static ReadResult read_any(Bench b, const std::vector<std::string>& files, const ReadOptions& opt) {
   auto single = [&]() -> const std::string& {
     if (files.size() != 1)
       throw std::runtime_error(bench_name(b) + ": expects one input file, got " + std::to_string(files.size()));

@@ -11,6 +11,7 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
   std::vector<data::EncodedConversation> convs;
   std::vector<int64_t> sample_tiles;  // tiles of each kept sample
   std::vector<int64_t> kept;  // dataset index of each sample that made it into the batch
+  std::string first_skip;     // the first skipped sample's file:line and reason, for an all-skipped batch
   // Images are decoded here, sample by sample, and tiled after the loop straight into the batch's pixel tensor.
   data::TileBatch images(tiles, image_cache.get());
   for (auto i : idx) {
@@ -40,10 +41,16 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
         conv = data::chosen_as_conversation(enc.preference(s, counts));
         length = conv->ids.size();
       }
+      // The rule: a sample longer than data.max_length, or than the model's context (positions it was never
+      // trained for), is over-length and follows data.on_error; nothing is truncated.
       if (static_cast<int64_t>(length) > cfg.data.max_length)
         throw data::DataError(s.where, "over-length sample",
                               std::to_string(length) + " tokens after image expansion > data.max_length " +
                                   std::to_string(cfg.data.max_length));
+      if (context > 0 && static_cast<int64_t>(length) > context)
+        throw data::DataError(s.where, "over-length sample",
+                              std::to_string(length) + " tokens after image expansion > the model's context " +
+                                  "(max_position_embeddings " + std::to_string(context) + ")");
       if (pref) prefs.push_back(std::move(*pref));
       if (conv) convs.push_back(std::move(*conv));
       int64_t n = 0;
@@ -53,13 +60,15 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
     } catch (const data::DataError& e) {
       images.truncate(images_before);
       if (cfg.data.on_error == "fail") throw;
+      if (first_skip.empty()) first_skip = e.what();
       std::lock_guard<std::mutex> lock(*mu);
       skipped->add(e.reason);
     }
   }
   if (kept.empty()) {
     if (empty_ok) return data::Batch{};
-    throw std::runtime_error("every sample of a batch was skipped (see data.on_error)");
+    throw std::runtime_error("every sample of a batch was skipped under data.on_error: skip (" +
+                             std::to_string(idx.size()) + " samples); the first: " + first_skip);
   }
   // One pooled tensor for the batch's tiles; each sample's pixels are a view of it, which the collate recognises
   // as already in place (no concatenation).

@@ -31,6 +31,8 @@ struct BatchMaker {
   std::mutex* mu;
   data::SkipCounts* skipped;
   bool empty_ok = false;  // a batch whose samples were all skipped comes back empty instead of failing
+  int64_t context = 0;    // the model's max_position_embeddings: a longer sample is over-length whatever
+                          // data.max_length says (0: unknown, data.max_length alone)
   // Shared by copies of this maker (and its loader threads): the pixel buffers reused across batches (the
   // batches in flight: prefetch + the one in use + 1), and the tiled-image cache when data.image_cache_mb > 0.
   std::shared_ptr<data::TensorPool> pixel_pool = std::make_shared<data::TensorPool>(static_cast<size_t>(cfg.data.prefetch) + 2);

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "phantom/util/atomic_file.h"
+#include "phantom/util/files.h"
 #include "phantom/util/threads.h"
 
 namespace phantom::recipe {
@@ -13,6 +14,13 @@ using config::ConfigError;
 
 // Checks that involve several keys at once; single-key checks live in the visit() of each section.
 static void validate(const RunConfig& c) {
+  // Names that become directories: the run (<output_dir>/<name>) and each stage (its checkpoint subdirectory).
+  if (const std::string p = util::path_name_problem(c.run.name); !p.empty())
+    throw ConfigError("config error: run.name: " + p + " (it names the run directory <output_dir>/<name>)");
+  for (size_t i = 0; i < c.stages.size(); ++i)
+    if (const std::string p = util::path_name_problem(c.stages[i].name); !p.empty())
+      throw ConfigError("config error: stages." + std::to_string(i) + ".name: " + p +
+                        " (it names the stage's checkpoint and export directories)");
   for (auto [n, key] : {std::pair<int64_t, const char*>{c.run.threads, "run.threads"},
                         std::pair<int64_t, const char*>{c.data.num_workers, "data.num_workers"}})
     if (const std::string problem = util::threads_problem(n, key); !problem.empty())

@@ -87,6 +87,7 @@ struct Run {
   std::mutex skip_mu;
   data::SkipCounts skipped;
   RecipeResult result;
+  std::vector<eval::BenchItem> benchmark_items;  // validation.benchmark, read when the run starts
 
   // Samples of a file in a format (a stage may read its own: a warm-up on conversations, then triples); errors
   // name `who` (the stage and the key that chose the format).
@@ -107,7 +108,9 @@ struct Run {
     return datasets.emplace(key, std::move(s)).first->second;
   }
   BatchMaker batch_maker(const std::vector<data::Sample>& samples, bool preference) {
-    return BatchMaker{cfg, samples, *enc, tiles, pad_id, preference, cfg.shared_prefix, &skip_mu, &skipped};
+    BatchMaker m{cfg, samples, *enc, tiles, pad_id, preference, cfg.shared_prefix, &skip_mu, &skipped};
+    m.context = model->cfg.llm.max_position_embeddings;
+    return m;
   }
 };
 
@@ -188,6 +191,17 @@ void load_model(Run& r) {
 
 // The state to continue from ("" = a fresh run): the checkpoint's model and RNG are loaded here; its optimiser and
 // data position when its stage starts. A finished stage continues at the next one.
+std::string export_stage(Run& r, const std::string& stage_name);
+
+// Whether <run>/<stage name> holds a whole export: config.json is written after the weights, the tokenizer last.
+bool export_complete(const Run& r, const std::string& stage_name) {
+  const fs::path dir = fs::path(r.dir) / stage_name, tok = r.cfg.data.tokenizer;
+  return fs::exists(dir / "config.json") &&
+         (fs::is_directory(tok) ? fs::exists(dir / "tokenizer_config.json") || fs::exists(dir / "tokenizer.model") ||
+                                      fs::exists(dir / "tokenizer.json")
+                                : fs::exists(dir / tok.filename()));
+}
+
 TrainState resume(Run& r, const std::string& resume_arg, std::string& ckpt) {
   TrainState st;
   if (!resume_arg.empty()) {
@@ -199,6 +213,16 @@ TrainState resume(Run& r, const std::string& resume_arg, std::string& ckpt) {
       ckpt = resume_arg;
     }
     st = read_train_state(ckpt);
+    // The checkpoint's stage must be one of this config's (or, finished, its last): a config with fewer stages
+    // than the run that wrote it would otherwise report "training done" with nothing trained.
+    const auto n_stages = static_cast<int64_t>(r.cfg.stages.size());
+    if (st.stage >= n_stages)
+      throw std::runtime_error(ckpt + "/state.json: stage " + std::to_string(st.stage) + (st.stage_done ? " (done)" : "") +
+                               " is beyond this config's " + std::to_string(n_stages) + " stage(s) (0.." +
+                               std::to_string(n_stages - 1) + "): the checkpoint belongs to another config");
+    if (st.stage_total > 0 && st.stage_step > st.stage_total)
+      throw std::runtime_error(ckpt + "/state.json: stage_step " + std::to_string(st.stage_step) + " is beyond stage_total " +
+                               std::to_string(st.stage_total));
     // A mid-stage checkpoint holds its stage's adapters and frozen storage (int8 / bf16): give the model the same
     // tensors first.
     if (!st.stage_done && st.stage_step > 0 && st.stage < static_cast<int64_t>(r.cfg.stages.size()))
@@ -206,6 +230,16 @@ TrainState resume(Run& r, const std::string& resume_arg, std::string& ckpt) {
                             frozen_storage_dtype(r.cfg.run.frozen_dtype, r.dtype));
     load_checkpoint_model(ckpt, *r.model);
     log::info("resuming from {} (stage {}, step {}/{})", ckpt, st.stage, st.stage_step, st.stage_total);
+    // The stage-end checkpoint is written before the export: an export that did not finish is written again.
+    if (st.stage_done) {
+      const std::string& name = r.cfg.stages[static_cast<size_t>(st.stage)].name;
+      if (!export_complete(r, name)) {
+        log::warn("stage {}: its export in {}/{} is missing or incomplete; writing it from {}", name, r.dir, name, ckpt);
+        export_stage(r, name);
+      } else {
+        r.result.final_model = (fs::path(r.dir) / name).string();
+      }
+    }
     if (st.stage_done) ++st.stage, st.stage_step = 0, st.data = {}, st.stage_done = false;
   }
   distributed::broadcast_module(r.world, *r.model);  // data parallel: every rank starts from rank 0's weights
@@ -528,10 +562,23 @@ bool loop(Run& r, Stage& s, int64_t stop_after) {
   return true;
 }
 
-// ---- stage end: validate, merge LoRA, export, checkpoint ------------------------------------------------------------
+// ---- stage end: validate, merge LoRA, checkpoint, export ------------------------------------------------------------
+
+// The model as a Hugging Face checkpoint in <run>/<stage name>, with the tokenizer; returns the directory.
+std::string export_stage(Run& r, const std::string& stage_name) {
+  const auto& cfg = r.cfg;
+  const std::string export_dir = (fs::path(r.dir) / stage_name).string();
+  if (r.writer) {
+    save_phantom(*r.model, export_dir);
+    // Only the tokenizer's files: data.tokenizer may be the start checkpoint's directory, whose weights and
+    // config.json must never replace the ones just written.
+    export_tokenizer(cfg.data.tokenizer, export_dir, *r.tok, {"<img>", "</img>", r.model->cfg.image_token});
+  }
+  r.result.final_model = export_dir;
+  return export_dir;
+}
 
 void finish_stage(Run& r, Stage& s) {
-  const auto& cfg = r.cfg;
   if (s.applied == 0 && !s.resuming)
     // Every step was skipped (a non-finite loss each time: NaN weights, a broken batch): nothing was learned, so
     // nothing is exported and the run does not pretend to be done.
@@ -542,17 +589,49 @@ void finish_stage(Run& r, Stage& s) {
   if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("stage {} validation: {}", s.cfg.name, nlohmann::json(v).dump());
   if (r.skipped.total()) log::warn("data: {}", r.skipped.summary());
   log::info("data: {}", r.enc->counts_summary());  // so far in this run (every stage, validation included)
-  const std::string export_dir = (fs::path(r.dir) / s.cfg.name).string();
   if (const int64_t merged = finish_stage_weights(*r.model)) log::info("stage {}: {} LoRA adapters merged into the base weights", s.cfg.name, merged);
-  if (r.writer) {
-    save_phantom(*r.model, export_dir);
-    // Only the tokenizer's files: data.tokenizer may be the start checkpoint's directory, whose weights and
-    // config.json must never replace the ones just written.
-    export_tokenizer(cfg.data.tokenizer, export_dir, *r.tok, {"<img>", "</img>", r.model->cfg.image_token});
-  }
-  r.result.final_model = export_dir;
+  // The stage-end checkpoint first: a failed export (a full disk) then loses nothing, and --resume writes the
+  // export again from it (resume()).
   checkpoint(r, s, true);
+  const std::string export_dir = export_stage(r, s.cfg.name);
   log::info("stage {} done: model exported to {}", s.cfg.name, export_dir);
+}
+
+// A stage's data file, its format and the words errors name it by; a loss that needs triples on another format
+// is a config error.
+void stage_data(const RunConfig& cfg, int64_t si, std::string& path, std::string& format, std::string& who) {
+  const auto& sc = cfg.stages[static_cast<size_t>(si)];
+  path = sc.data.empty() ? cfg.data.train : sc.data;
+  format = sc.format.empty() ? cfg.data.format : sc.format;
+  who = "stage " + sc.name + " (stages." + std::to_string(si) + ".format" + (sc.format.empty() ? " unset, data.format" : "") +
+        " = " + format + ")";
+  if (sc.loss != "sft" && format != "preference")
+    throw config::ConfigError("config error: " + who + ": loss " + sc.loss + " needs preference triples but " + path +
+                              " is read as '" + format + "'; set stages." + std::to_string(si) +
+                              ".format: preference for a file of triples");
+}
+
+// Before the first step: every stage still to run reads its data (file, format, field map), the held-out file
+// and the benchmark are read and checked, so a mistake in the last stage's file fails now, not after the earlier
+// stages trained. The samples stay cached for their stage.
+void check_inputs(Run& r, const TrainState& st) {
+  const auto& cfg = r.cfg;
+  for (int64_t si = st.stage; si < static_cast<int64_t>(cfg.stages.size()); ++si) {
+    std::string path, format, who;
+    stage_data(cfg, si, path, format, who);
+    r.samples_of(path, format, who);
+  }
+  if (!cfg.data.val.empty()) r.samples_of(cfg.data.val, cfg.data.format, "validation (data.val, data.format)");
+  if (!cfg.validation.benchmark.empty() && r.writer) {
+    eval::ReadOptions ro;
+    ro.skip_hint = "";  // the trainer has no switch to drop bad rows: they are to be fixed
+    try {
+      r.benchmark_items = eval::read_benchmark(eval::Bench::MMBench, {cfg.validation.benchmark}, ro).items;
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("validation.benchmark: ") + e.what());
+    }
+    log::info("validation.benchmark: {} questions in {}", r.benchmark_items.size(), cfg.validation.benchmark);
+  }
 }
 
 // One stage start to end. Returns false when the run stopped early.
@@ -562,14 +641,7 @@ bool run_stage(Run& r, int64_t si, const TrainState& st, const std::string& ckpt
   s.resuming = !ckpt.empty() && si == st.stage && st.stage_step > 0;
   s.optim = s.cfg.optim.resolve(cfg.optim);
   s.loss = LossConfig{s.cfg.loss, cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
-  s.train_path = s.cfg.data.empty() ? cfg.data.train : s.cfg.data;
-  s.format = s.cfg.format.empty() ? cfg.data.format : s.cfg.format;
-  s.who = "stage " + s.cfg.name + " (stages." + std::to_string(si) + ".format" +
-          (s.cfg.format.empty() ? " unset, data.format" : "") + " = " + s.format + ")";
-  if (s.cfg.loss != "sft" && s.format != "preference")
-    throw config::ConfigError("config error: " + s.who + ": loss " + s.cfg.loss + " needs preference triples but " +
-                              s.train_path + " is read as '" + s.format + "'; set stages." + std::to_string(si) +
-                              ".format: preference for a file of triples");
+  stage_data(cfg, si, s.train_path, s.format, s.who);
 
   init_from(r, s);
   select_trainable(r, s);
@@ -585,7 +657,9 @@ bool run_stage(Run& r, int64_t si, const TrainState& st, const std::string& ckpt
 
 // ---- held-out benchmark through generation (the paper's protocol: beam search, 3 beams) ----------------------------
 
-void benchmark(Run& r) {
+// `fresh`: a stage trained in this process, so answers left by an earlier, interrupted benchmark belong to
+// another model and are discarded; otherwise (a --resume after the last stage) they are the same model's and kept.
+void benchmark(Run& r, bool fresh) {
   const auto& cfg = r.cfg;
   if (cfg.validation.benchmark.empty() || !r.writer) return;  // rank 0 alone: generation needs no other rank
   eval::RunOptions ro;
@@ -596,7 +670,9 @@ void benchmark(Run& r) {
   ro.limit = cfg.validation.benchmark_limit;
   const auto t0 = Clock::now();
   AutocastScope amp(r.autocast);
-  auto report = eval::run_benchmark_file(*r.model, *r.tok, *r.enc, r.tiles, eval::Bench::MMBench, cfg.validation.benchmark, ro);
+  ro.fresh = fresh;
+  if (!fresh) log::info("benchmark: continuing with the answers already in {}", ro.out_dir);
+  auto report = eval::run_benchmark(*r.model, *r.tok, *r.enc, r.tiles, eval::Bench::MMBench, r.benchmark_items, ro).report;
   const double accuracy = report.metrics["accuracy"] / 100;
   r.result.last_metrics["benchmark/accuracy"] = accuracy;
   r.sink.emit(r.result.global_step, {{"benchmark/accuracy", accuracy}});
@@ -604,7 +680,7 @@ void benchmark(Run& r) {
             cfg.validation.benchmark, 100 * accuracy, report.items.size(), seconds_since(t0), ro.out_dir);
   if (!cfg.validation.open_questions) return;
   ro.name = "benchmark_open";
-  auto open = eval::run_open_questions(*r.model, *r.tok, *r.enc, r.tiles, eval::read_mmbench(cfg.validation.benchmark).items, ro);
+  auto open = eval::run_open_questions(*r.model, *r.tok, *r.enc, r.tiles, r.benchmark_items, ro);
   const double open_acc = open.metrics["accuracy"] / 100;
   r.result.last_metrics["benchmark/open_accuracy"] = open_acc;
   r.sink.emit(r.result.global_step, {{"benchmark/open_accuracy", open_acc}});
@@ -628,7 +704,9 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
                         : st.global_batch    ? st.global_batch  // written before base_global_batch
                                              : cfg.data.batch_size * r.nranks;
   if (r.writer) log::info("run id {}", r.run_id.empty() ? std::string("(none: the checkpoint predates run ids)") : r.run_id);
+  check_inputs(r, st);
   r.result.global_step = st.global_step;
+  const bool stages_left = st.stage < static_cast<int64_t>(cfg.stages.size());
   for (int64_t si = st.stage; si < static_cast<int64_t>(cfg.stages.size()); ++si) {
     bool go_on = false;
     try {
@@ -642,8 +720,8 @@ RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::s
     }
   }
   try {
-    benchmark(r);
-  } catch (const util::Stopped& e) {  // the model is exported: the benchmark can be rerun with `phantom eval`
+    benchmark(r, stages_left);
+  } catch (const util::Stopped& e) {  // the model is exported; --resume continues the benchmark from its answers
     log::warn("{}", e.what());
     r.result.interrupted = true;
   }
