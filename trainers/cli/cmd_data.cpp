@@ -26,12 +26,15 @@ namespace phantom::cli {
 
 static const char* kDataHelp =
     "usage: phantom data check --config FILE [--samples N] [--file ANNOTATIONS] [key=value ...]\n"
-    "       phantom data bench --config FILE [--batches N] [--loss po|sft] [key=value ...]\n\n"
+    "       phantom data bench --config FILE [--batches N] [--loss po|sft] [key=value ...]\n"
+    "       phantom data triples --out TRIPLES.jsonl --input SFT_FILE [sources ...]   (--help for its options)\n\n"
     "  check: renders N samples (default 3) as text, supervised tokens between [[ and ]], images as\n"
     "         <img>x<n></img>; reports token counts after image expansion, a length histogram and every bad\n"
     "         sample with file:line.\n"
     "  bench: runs the trainer's data pipeline alone (decode, tile, normalise, tokenise, collate; data.prefetch\n"
-    "         worker threads) over N batches of data.train (default 32) and prints samples/s.\n";
+    "         worker threads) over N batches of data.train (default 32) and prints samples/s.\n"
+    "  triples: preference triples from an SFT file, the rejected answers written by an OpenAI-compatible\n"
+    "         endpoint and/or sampled from a phantom model and verified wrong.\n";
 
 // What both subcommands build from a run config: the tokenizer, the encoder and the tiling of the model.
 struct DataSetup {
@@ -131,6 +134,7 @@ static std::string render(const data::Tokenizer& tok, const std::vector<int32_t>
 
 int cmd_data(int argc, char** argv) {
   const std::string sub = argc < 3 ? "" : argv[2];
+  if (sub == "triples") return cmd_data_triples(argc, argv);
   if (sub != "check" && sub != "bench") {
     std::fputs(kDataHelp, sub.empty() ? stderr : stdout);
     return sub == "--help" ? 0 : 2;
