@@ -36,8 +36,9 @@ check() {  # check <description> <python expression over the variables given as 
 
 # 1. The first request is answered 429 (Retry-After: 1), the third 500; 6 questions x 3 answers = 18 requests.
 start_server "$tmp/log1" --fail-429 1 --fail-500 3
-run=("$PHANTOM" data triples --input "$tmp/sft.jsonl" --out "$tmp/out.jsonl" --endpoint "$URL" --api-model canned
-     --k-endpoint 3 --concurrency 2 --backoff 0.05 --api-key-env PHANTOM_TEST_NO_KEY)
+base_run() { run=("$PHANTOM" data triples --input "$tmp/sft.jsonl" --out "$tmp/out.jsonl" --endpoint "$URL" --api-model canned
+                   --k-endpoint 3 --concurrency 2 --backoff 0.05 --api-key-env PHANTOM_TEST_NO_KEY); }
+base_run
 "${run[@]}" >"$tmp/run1.txt" 2>&1 || { echo "FAIL: run 1"; cat "$tmp/run1.txt"; exit 1; }
 cat "$tmp/run1.txt"
 grep -q "20 requests sent (2 retries), 18 answered, 0 from the cache" "$tmp/run1.txt" || { echo "FAIL: request counts"; fail=1; }
@@ -68,9 +69,9 @@ stop_server
 
 # 3. Killed midway (slow server, one request at a time, chunks of 2 questions), then resumed.
 rm -f "$tmp/out.jsonl" "$tmp/out.jsonl.cache.jsonl"
-start_server "$tmp/log3" --delay 0.3
+start_server "$tmp/log3" --delay 0.3; base_run
 "${run[@]}" --concurrency 1 --chunk 2 >"$tmp/run3.txt" 2>&1 & builder=$!
-for _ in $(seq 200); do [ "$(grep -c '"status": 200' "$tmp/log3" 2>/dev/null)" -ge 8 ] && break; sleep 0.05; done
+for _ in $(seq 200); do [ "$(cat "$tmp/log3" 2>/dev/null | grep -c '"status": 200')" -ge 8 ] && break; sleep 0.05; done
 kill -9 "$builder"; wait "$builder" 2>/dev/null
 cp "$tmp/out.jsonl.cache.jsonl" "$tmp/cache3a"; cp "$tmp/out.jsonl" "$tmp/out3a"; : >"$tmp/log3"
 "${run[@]}" --concurrency 1 --chunk 2 >"$tmp/run4.txt" 2>&1 || { echo "FAIL: resumed run"; cat "$tmp/run4.txt"; exit 1; }

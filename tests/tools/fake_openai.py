@@ -47,6 +47,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
+    def handle(self):
+        try:
+            super().handle()
+        except BrokenPipeError:  # the client was killed mid-reply (the kill-and-resume test)
+            pass
+
     def do_POST(self):
         raw = self.rfile.read(int(self.headers["Content-Length"]))
         with lock:
@@ -57,12 +63,13 @@ class Handler(BaseHTTPRequestHandler):
             status = 429
         elif n == args.fail_500:
             status = 500
-        if status == 200 and args.delay:
-            time.sleep(args.delay)
         if self.path != "/v1/chat/completions":
             status = 404
+        # Logged on arrival: a request in flight when its client is killed is in the log of that run.
         with lock, open(args.log, "a") as f:
             f.write(json.dumps({"key": hashlib.sha256(raw).hexdigest(), "status": status, "t": time.time()}) + "\n")
+        if status == 200 and args.delay:
+            time.sleep(args.delay)
         if status != 200:
             out = json.dumps({"error": {"message": f"canned {status}"}}).encode()
             self.send_response(status)
