@@ -60,6 +60,9 @@ std::string clean_reply(const std::string& reply) {
   return s;
 }
 
-bool judge_says_correct(const std::string& reply) { return normalize_answer(reply).rfind("yes", 0) == 0; }
+bool judge_says_correct(const std::string& reply) {
+  const std::string n = normalize_answer(reply);
+  return n.substr(0, n.find(' ')) == "yes";
+}
 
 }  // namespace phantom::triples

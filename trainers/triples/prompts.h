@@ -26,7 +26,7 @@ ChatRequest judge_request(const std::string& question, const std::string& refere
 // The endpoint's wrong answer as written, less what models add around it: surrounding spaces and quotes, and a
 // leading "Wrong answer:" label echoed from the prompt.
 std::string clean_reply(const std::string& reply);
-// The judge's reply read as a verdict: true when it starts with "yes" (case and punctuation ignored).
+// The judge's reply read as a verdict: true when its first word is "yes" (case and punctuation ignored).
 bool judge_says_correct(const std::string& reply);
 
 }  // namespace phantom::triples
