@@ -41,7 +41,21 @@ std::vector<RecipeFile> recipe_files(const recipe::RunConfig& cfg, const Args& a
     if (same != files.end()) same->readers += ", " + who;
     else f.readers = who, files.push_back(f);
   }
-  if (!cfg.data.val.empty()) files.push_back({cfg.data.val, cfg.data.format, "data.format", "validation (data.val)"});
+  // Validation: a stage's own file in its format, data.val (in data.format) for the stages without one.
+  bool shared_val = false;
+  for (size_t i = 0; i < cfg.stages.size(); ++i) {
+    const auto& st = cfg.stages[i];
+    if (st.val.empty()) {
+      shared_val = true;
+      continue;
+    }
+    const std::string fmt = st.format.empty() ? cfg.data.format : st.format;
+    const std::string who = "validation of stage " + std::to_string(i) + " (" + st.name + ")";
+    auto same = std::find_if(files.begin(), files.end(), [&](const RecipeFile& g) { return g.path == st.val && g.format == fmt; });
+    if (same != files.end()) same->readers += ", " + who;
+    else files.push_back({st.val, fmt, st.format.empty() ? "data.format" : "stages." + std::to_string(i) + ".format", who});
+  }
+  if (shared_val && !cfg.data.val.empty()) files.push_back({cfg.data.val, cfg.data.format, "data.format", "validation (data.val)"});
   return files;
 }
 
