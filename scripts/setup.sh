@@ -36,6 +36,8 @@ APT_PACKAGES=(
   nlohmann-json3-dev     # JSON datasets, HF config.json, safetensors headers
   libpcre2-dev           # Unicode regex for the byte-level BPE pre-tokenizer (Qwen2)
   libicu-dev             # Unicode NFC normalisation (the Qwen2 tokenizer's normalizer)
+  libcurl4-openssl-dev   # HTTP(S) of `phantom data triples`' OpenAI-compatible endpoint source
+  libssl-dev             # SHA-256 of its request cache keys (OpenSSL's libcrypto)
   libgloo-dev            # Gloo headers: LibTorch's ProcessGroupGloo (CPU data parallel) includes them
   dataset-fashion-mnist  # the embedded real dataset of the demo
   python3-venv           # the project's Python environment (tests and tools only)

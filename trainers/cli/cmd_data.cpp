@@ -16,6 +16,7 @@
 #include "data/tokenizers/tokenizer.h"
 #include "trainers/cli/flags.h"
 #include "trainers/cli/commands.h"
+#include "trainers/cli/data_setup.h"
 #include "phantom/io/hf_config.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/log.h"
@@ -25,39 +26,20 @@
 namespace phantom::cli {
 
 static const char* kDataHelp =
-    "usage: phantom data check --config FILE [--samples N] [--file ANNOTATIONS] [key=value ...]\n"
-    "       phantom data bench --config FILE [--batches N] [--loss po|sft] [key=value ...]\n\n"
-    "  check: renders N samples (default 3) as text, supervised tokens between [[ and ]], images as\n"
-    "         <img>x<n></img>; reports token counts after image expansion, a length histogram, the answer\n"
-    "         boundary cases (first tokens straddling the prompt's end, preference questions whose answers leave\n"
-    "         different prompt ids) and every bad sample with file:line.\n"
+    "usage: phantom data check --config FILE [--samples N] [--file ANNOTATIONS [--format F]] [--threads N] [key=value ...]\n"
+    "       phantom data bench --config FILE [--batches N] [--loss po|sft] [key=value ...]\n"
+    "       phantom data triples --out TRIPLES.jsonl --input SFT_FILE [sources ...]   (--help for its options)\n\n"
+    "  check: every file the recipe reads, each in its stage's format (stages.N.data / stages.N.format, else\n"
+    "         data.train / data.format), and data.val; or only --file, in --format (default data.format).\n"
+    "         Renders N samples (default 3) of each as text, supervised tokens between [[ and ]], images as\n"
+    "         <IMG_CONTEXT>xN, every rejected answer too; reports token counts after image expansion, a length\n"
+    "         histogram, every bad row with file:line (unreadable, over-length, a rejected answer equal to the\n"
+    "         chosen one, a prompt that differs between the answers), and flags rejected answers much longer or\n"
+    "         shorter than the chosen one. Exit 1 on any bad row. --threads N (default: every core).\n"
     "  bench: runs the trainer's data pipeline alone (decode, tile, normalise, tokenise, collate; data.prefetch\n"
-    "         worker threads) over N batches of data.train (default 32) and prints samples/s.\n";
-
-// What both subcommands build from a run config: the tokenizer, the encoder and the tiling of the model.
-struct DataSetup {
-  recipe::RunConfig cfg;
-  ModelConfig mc;
-  std::unique_ptr<data::Tokenizer> tok;
-  std::unique_ptr<data::SampleEncoder> enc;
-  data::TileOptions tiles;
-
-  explicit DataSetup(const Args& a) : cfg(recipe::load_run_config(a.require("config"), a.overrides)) {
-    data::check_paths(cfg.data);
-    mc = cfg.model;
-    if (!mc.path.empty()) read_hf_config(mc.path, mc);
-    const int64_t g = mc.vision.image_size / mc.vision.patch_size;
-    const auto side = static_cast<int64_t>(g * mc.downsample_ratio);
-    tok = data::load_tokenizer(cfg.data.tokenizer);
-    enc = std::make_unique<data::SampleEncoder>(*tok, data::ChatTemplate::resolve(cfg.data.chat_template, mc.llm.family),
-                                                data::ImageTokens::from_tokenizer(*tok, side * side));
-    enc->set_image_placement(cfg.data.image_placement);
-    enc->set_answer_tokenization(cfg.data.answer_tokenization);
-    tiles.tile = static_cast<int>(mc.vision.image_size);
-    tiles.max_num = static_cast<int>(cfg.data.max_tiles);
-    tiles.use_thumbnail = cfg.data.use_thumbnail;
-  }
-};
+    "         worker threads) over N batches of data.train (default 32) and prints samples/s.\n"
+    "  triples: preference triples from an SFT file, the rejected answers written by an OpenAI-compatible\n"
+    "         endpoint and/or sampled from a phantom model and verified wrong.\n";
 
 static int data_bench(const Args& a) {
   DataSetup d(a);
@@ -102,107 +84,20 @@ static int data_bench(const Args& a) {
   return 0;
 }
 
-// Text of ids with runs of <IMG_CONTEXT> collapsed and supervised spans marked.
-static std::string render(const data::Tokenizer& tok, const std::vector<int32_t>& ids, const std::vector<int32_t>& labels,
-                          int32_t ctx_id) {
-  std::string out;
-  size_t i = 0;
-  while (i < ids.size()) {
-    const bool sup = labels[i] != data::kIgnore;
-    size_t j = i;
-    while (j < ids.size() && (labels[j] != data::kIgnore) == sup && !(ids[j] == ctx_id && j > i && ids[j - 1] != ctx_id)) {
-      if (ids[j] == ctx_id) {
-        size_t k = j;
-        while (k < ids.size() && ids[k] == ctx_id) ++k;
-        if (j > i) break;
-        out += "<IMG_CONTEXT>x" + std::to_string(k - j);
-        j = k;
-        i = k;
-        continue;
-      }
-      ++j;
-    }
-    if (j > i) {
-      const std::string text = tok.decode(std::vector<int32_t>(ids.begin() + static_cast<long>(i), ids.begin() + static_cast<long>(j)));
-      out += sup ? "[[" + text + "]]" : text;
-    }
-    i = std::max(i + (j == i ? 1 : 0), j);
-  }
-  return out;
-}
-
 int cmd_data(int argc, char** argv) {
   const std::string sub = argc < 3 ? "" : argv[2];
+  if (sub == "triples") return cmd_data_triples(argc, argv);
   if (sub != "check" && sub != "bench") {
     std::fputs(kDataHelp, sub.empty() ? stderr : stdout);
     return sub == "--help" ? 0 : 2;
   }
-  Args a = parse_args(argc, argv, 3, {"config", "samples", "file", "batches", "loss"}, {"help"});
+  Args a = parse_args(argc, argv, 3, {"config", "samples", "file", "format", "batches", "loss", "threads"}, {"help"});
   if (a.has("help")) {
     std::fputs(kDataHelp, stdout);
     return 0;
   }
   if (sub == "bench") return data_bench(a);
-  DataSetup d(a);
-  auto& cfg = d.cfg;
-  auto& tok = d.tok;
-  auto& enc = *d.enc;
-  const auto& tiles = d.tiles;
-
-  const std::string file = a.get("file", cfg.data.train);
-  data::DataConfig dc = cfg.data;
-  dc.on_error = "skip";  // collect every problem
-  data::SkipCounts skipped;
-  auto samples = data::read_annotations(file, dc, skipped, static_cast<uint64_t>(cfg.run.seed));
-  const int64_t show = int_flag(a, "samples", 3, 0);
-  std::printf("image placement: %s (every image first, as \"%s\" + text; data.image_placement)\n",
-              enc.image_placement().c_str(), enc.image_placement() == "prepend" ? "<image>" : "<image>\\n");
-  const int32_t ctx = enc.image_tokens().img_context;
-  std::map<int64_t, int64_t> histogram;  // bucket upper bound -> count
-  int64_t total_tokens = 0, longest = 0, counted = 0;
-  for (size_t i = 0; i < samples.size(); ++i) {
-    const auto& s = samples[i];
-    try {
-      std::vector<int64_t> counts;
-      for (auto& p : s.images) counts.push_back(data::preprocess_image(data::load_image(p), tiles).size(0));
-      data::EncodedConversation c;
-      int64_t len = 0;
-      if (s.is_preference()) {  // shown: the chosen answer; counted: the PO row
-        const auto p = enc.preference(s, counts);
-        c = data::chosen_as_conversation(p);
-        len = p.row_length(cfg.shared_prefix);
-      } else {
-        c = enc.conversation(s, counts);
-        len = static_cast<int64_t>(c.ids.size());
-      }
-      if (static_cast<int64_t>(i) < show)
-        std::printf("--- sample %zu (%s), %lld tokens ---\n%s\n", i, s.where.c_str(), static_cast<long long>(len),
-                    render(*tok, c.ids, c.labels, ctx).c_str());
-      if (len > cfg.data.max_length)
-        skipped.add("over-length sample", "data error at " + s.where + ": over-length sample (" + std::to_string(len) +
-                                              " tokens after image expansion > data.max_length " +
-                                              std::to_string(cfg.data.max_length) + ")");
-      int64_t bucket = 16;
-      while (bucket < len) bucket *= 2;
-      ++histogram[bucket];
-      total_tokens += len, longest = std::max(longest, len), ++counted;
-    } catch (const std::exception& e) {
-      skipped.add("unreadable sample", "data error at " + s.where + ": " + e.what());
-    }
-  }
-  std::printf("\n%lld samples read from %s, %lld tokens after image expansion (mean %.1f, max %lld)\nlength histogram:\n",
-              static_cast<long long>(counted), file.c_str(), static_cast<long long>(total_tokens),
-              counted ? static_cast<double>(total_tokens) / static_cast<double>(counted) : 0.0, static_cast<long long>(longest));
-  for (auto& [b, n] : histogram)
-    std::printf("  <= %6lld tokens: %8lld %s\n", static_cast<long long>(b), static_cast<long long>(n),
-                std::string(static_cast<size_t>(std::min<int64_t>(60, 60 * n / std::max<int64_t>(1, counted))), '#').c_str());
-  std::printf("%s\n", enc.counts_summary().c_str());
-  std::printf("problems: %s\n", skipped.summary().c_str());
-  for (auto& e : skipped.examples) std::printf("  %s\n", e.c_str());
-  if (static_cast<int64_t>(skipped.examples.size()) < skipped.total())  // SkipCounts keeps the first ones only
-    std::printf("  ... list cut: %zu of %lld problems shown (the counts above cover all of them)\n",
-                skipped.examples.size(), static_cast<long long>(skipped.total()));
-  return skipped.total() ? 1 : 0;
+  return data_check(a);
 }
 
 }  // namespace phantom::cli

@@ -16,6 +16,7 @@ int cmd_config(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_data(int argc, char** argv);
+int cmd_data_triples(int argc, char** argv);  // `phantom data triples`
 int cmd_convert(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_bench(int argc, char** argv);

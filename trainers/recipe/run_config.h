@@ -137,6 +137,7 @@ struct StageConfig {
   std::string init_from;                 // HF checkpoint to start from; empty = previous stage's result
   std::string data;                      // annotations for this stage; empty = data.train
   std::string format;                    // format of this stage's data; empty = data.format
+  std::string val;                       // held-out file of this stage, in its format; empty = data.val
   std::string reference;                 // DPO/IPO reference checkpoint; empty = this stage's starting weights
   double epochs = 1;                     // passes over the data (fractions allowed)
   int64_t max_steps = 0;                 // optimiser steps; > 0 overrides epochs
@@ -154,6 +155,8 @@ struct StageConfig {
     v.field("data", data, "annotation file for this stage (empty: data.train)");
     v.field("format", format, "format of this stage's data: conversations | preference | internvl_meta (empty: data.format)",
             Check::one_of({"", "conversations", "preference", "internvl_meta"}));
+    v.field("val", val,
+            "held-out file validating this stage, read in this stage's format (empty: data.val, read in data.format)");
     v.field("reference", reference, "dpo/ipo: HF checkpoint of the reference model (empty: the stage's starting weights)");
     v.field("epochs", epochs, "passes over the data", Check::positive());
     v.field("max_steps", max_steps, "optimiser steps (> 0 overrides epochs)", Check::non_negative());

@@ -375,11 +375,15 @@ void checkpoint(Run& r, Stage& s, bool stage_done) {
   r.last_checkpoint = Clock::now();
 }
 
-// The loss sums of a held-out file (cfg.data.val), averaged over ranks, as "val/<metric>".
-Metrics validate(Run& r) {
+// The loss sums of a stage's held-out file, averaged over ranks, as "val/<metric>": stages.N.val in the stage's
+// format (a conversations warm-up validated on conversations), else data.val in data.format.
+Metrics validate(Run& r, const StageConfig& st) {
   const auto& cfg = r.cfg;
-  if (cfg.data.val.empty()) return {};
-  const auto& val = r.samples_of(cfg.data.val, cfg.data.format, "validation (data.val, data.format)");
+  const bool own = !st.val.empty();
+  if (!own && cfg.data.val.empty()) return {};
+  const auto& val = own ? r.samples_of(st.val, st.format.empty() ? cfg.data.format : st.format,
+                                       "validation of stage " + st.name + " (stages.N.val, in the stage's format)")
+                        : r.samples_of(cfg.data.val, cfg.data.format, "validation (data.val, data.format)");
   const bool preference = !val.empty() && val.front().is_preference();
   const BatchMaker maker = r.batch_maker(val, preference);
   const LossConfig lc{preference ? "po" : "sft", cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
@@ -541,7 +545,7 @@ bool loop(Run& r, Stage& s, int64_t stop_after) {
     }
     if (cfg.validation.every_steps > 0 && s.step % cfg.validation.every_steps == 0 && s.step < s.total) {
       if (bar) bar->clear();
-      auto v = validate(r);
+      auto v = validate(r, s.cfg);
       if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("validation: {}", nlohmann::json(v).dump());
     }
     const bool stop = o.stop || (stop_after > 0 && r.result.steps_this_run >= stop_after);
@@ -585,7 +589,7 @@ void finish_stage(Run& r, Stage& s) {
     throw std::runtime_error(fmt::format("stage {}: all {} steps were skipped (non-finite loss); nothing exported, "
                                          "the last checkpoint is intact (check the model's weights and the data)",
                                          s.cfg.name, s.total));
-  auto v = validate(r);
+  auto v = validate(r, s.cfg);
   if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("stage {} validation: {}", s.cfg.name, nlohmann::json(v).dump());
   if (r.skipped.total()) log::warn("data: {}", r.skipped.summary());
   log::info("data: {}", r.enc->counts_summary());  // so far in this run (every stage, validation included)
