@@ -221,7 +221,7 @@ int cmd_bench(int argc, char** argv) {
       }
       auto padded = data::collate_sft(samples, {}, 0);
       auto packed = data::collate_sft_packed(samples, {}, 0, row);
-      auto t = time_interleaved(*model, {&padded, &packed}, {{"sft"}, {"sft"}}, *opt, trainable.params, ac,
+      auto t = time_interleaved(*model, {&padded, &packed}, {{recipe::LossKind::sft}, {recipe::LossKind::sft}}, *opt, trainable.params, ac,
                                 c10::Device(c10::kCPU), warmup, steps);
       auto pad_share = [](const data::Batch& b) { return 100.0 * (1.0 - static_cast<double>(b.num_tokens) / static_cast<double>(b.num_slots)); };
       std::printf("pack %lld samples, %lld tokens (median of %lld interleaved steps): padded %lldx%lld rows %.1f ms "
@@ -258,13 +258,13 @@ int cmd_bench(int argc, char** argv) {
           const std::string l = a.get("layout");
           if (l != "sft" && l != "shared" && l != "naive") throw UsageError("--layout: sft | shared | naive");
           const data::Batch* b = l == "sft" ? &b_sft : l == "shared" ? &b_shared : &b_naive;
-          auto t = time_interleaved(*model, {b}, {{l == "sft" ? "sft" : "po"}}, *opt, trainable.params, ac,
+          auto t = time_interleaved(*model, {b}, {{l == "sft" ? recipe::LossKind::sft : recipe::LossKind::po}}, *opt, trainable.params, ac,
                                     c10::Device(c10::kCPU), warmup, steps)[0];
           std::printf("po prompt %lld layout %s: %.1f ms (%lld tok), peak RSS %.3f GB\n", static_cast<long long>(P),
                       l.c_str(), t.ms, static_cast<long long>(t.tokens), peak_memory_gb(c10::Device(c10::kCPU)));
           continue;
         }
-        auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{"sft"}, {"po"}, {"po"}}, *opt,
+        auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{recipe::LossKind::sft}, {recipe::LossKind::po}, {recipe::LossKind::po}}, *opt,
                                   trainable.params, ac, c10::Device(c10::kCPU), warmup, steps);
         const auto &t_sft = t[0], &t_shared = t[1], &t_naive = t[2];
         std::printf("po prompt %lld (median of %lld interleaved steps): sft %.1f ms (%lld tok), po shared %.1f ms (%lld tok), po naive %.1f ms (%lld tok) | "
@@ -288,7 +288,7 @@ int cmd_bench(int argc, char** argv) {
       for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
       b = data::collate_sft(sft, {}, 0);
     }
-    auto t = time_interleaved(*model, {&b}, {{step1 ? "po" : "sft"}}, *opt, trainable.params, ac, c10::Device(c10::kCPU), warmup, steps)[0];
+    auto t = time_interleaved(*model, {&b}, {{step1 ? recipe::LossKind::po : recipe::LossKind::sft}}, *opt, trainable.params, ac, c10::Device(c10::kCPU), warmup, steps)[0];
     auto [n_params, n_train] = count_parameters(*model);
     (void)n_train;
     const double secs = t.ms / 1e3;

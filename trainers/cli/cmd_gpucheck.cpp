@@ -207,7 +207,7 @@ void step_po(Report& r, const c10::Device& dev, int64_t warmup, int64_t steps) {
     auto b_sft = batch_to(data::collate_sft(sft, {}, 0), dev);
     auto b_shared = batch_to(data::collate_preference(qs, {}, 0, true), dev);
     auto b_naive = batch_to(data::collate_preference(qs, {}, 0, false), dev);
-    auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{"sft"}, {"po"}, {"po"}}, *opt,
+    auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{recipe::LossKind::sft}, {recipe::LossKind::po}, {recipe::LossKind::po}}, *opt,
                               trainable.params, ac, dev, warmup, steps);
     const double ratio = t[1].ms / t[0].ms;
     const bool finite = std::isfinite(t[0].ms) && t[1].ms > 0 && t[2].ms > 0;
@@ -247,7 +247,7 @@ void step_7b(Report& r, const c10::Device& dev, int64_t layers, int64_t seq, int
   std::vector<data::EncodedConversation> sft;
   for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
   auto b = batch_to(data::collate_sft(sft, {}, 0), dev);
-  const auto t = time_interleaved(*model, {&b}, {{"sft"}}, *opt, trainable.params, ac, dev, warmup, steps)[0];
+  const auto t = time_interleaved(*model, {&b}, {{recipe::LossKind::sft}}, *opt, trainable.params, ac, dev, warmup, steps)[0];
   auto body = mc;
   body.llm.vocab_size = 0;  // the decoder per token + the LM head per supervised row (as `phantom bench train`)
   const double flops = recipe::train_flops_per_token(body, b.input_ids.size(1)) * static_cast<double>(t.tokens) +

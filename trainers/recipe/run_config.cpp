@@ -51,9 +51,9 @@ static void validate(const RunConfig& c) {
     if (s.lora.rank > 0 && s.lora.dropout > 0 && c.activation_checkpointing)
       throw ConfigError(key + "lora.dropout: must be 0 with activation_checkpointing (recomputation redraws masks)");
     if (!s.reference.empty()) {
-      if (s.loss != "dpo" && s.loss != "ipo")
+      if (!needs_reference(s.loss))
         throw ConfigError(key + "reference: only dpo and ipo stages have a reference model (this stage's loss is " +
-                          s.loss + ")");
+                          loss_kind_name(s.loss) + ")");
       if (!fs::exists(s.reference)) throw ConfigError(key + "reference: checkpoint not found: " + s.reference);
     }
   }

@@ -13,6 +13,7 @@
 #include "phantom/util/config.h"
 #include "phantom/util/dir_lock.h"
 #include "trainers/distributed/config.h"
+#include "trainers/recipe/loss_config.h"
 
 namespace phantom::recipe {
 using config::Check;
@@ -108,9 +109,10 @@ struct LoraConfig {
 };
 
 struct PreferenceConfig {
-  double beta = 2.0;   // PO / SimPO beta (paper: 2)
-  double gamma = 0.5;  // PO / SimPO margin (paper: 0.5)
+  double beta = kDefaultBeta;    // PO / SimPO / DPO / IPO beta (paper: 2)
+  double gamma = kDefaultGamma;  // PO / SimPO margin (paper: 0.5)
   double sft_weight = 1.0;
+  double orpo_lambda = kDefaultOrpoLambda;  // ORPO's lambda (Hong et al. 2024: 0.1)
   std::string ref_cache_dir;  // DPO/IPO reference log-prob caches; empty = <run>/ref_logps
 
   template <class V>
@@ -118,13 +120,16 @@ struct PreferenceConfig {
     v.field("beta", beta, "preference temperature beta (paper: 2)", Check::positive());
     v.field("gamma", gamma, "reward margin gamma (paper: 0.5)", Check::non_negative());
     v.field("sft_weight", sft_weight, "weight of the chosen-answer cross-entropy", Check::non_negative());
+    v.field("orpo_lambda", orpo_lambda, "orpo: weight of the odds-ratio term (ORPO paper: 0.1)", Check::non_negative());
     v.field("ref_cache_dir", ref_cache_dir, "dpo/ipo: directory of the reference log-prob caches (empty: <run>/ref_logps)");
   }
+  // The loss of a stage of this kind: the one place a LossConfig is built from the config.
+  LossConfig loss(LossKind kind) const { return LossConfig{kind, beta, gamma, sft_weight, orpo_lambda}; }
 };
 
 struct StageConfig {
   std::string name = "stage";
-  std::string loss = "sft";              // sft | po | dpo | ipo | orpo | simpo
+  LossKind loss = LossKind::sft;         // sft | po | simpo | dpo | ipo | orpo (parsed from its name)
   std::vector<std::string> trainable;    // regexes of parameter names trained in this stage
   std::string init_from;                 // HF checkpoint to start from; empty = previous stage's result
   std::string data;                      // annotations for this stage; empty = data.train
@@ -138,8 +143,7 @@ struct StageConfig {
   template <class V>
   void visit(V& v) {
     v.field("name", name, "stage name (checkpoint subdirectory)");
-    v.field("loss", loss, "sft | po | dpo | ipo | orpo | simpo",
-            Check::one_of({"sft", "po", "dpo", "ipo", "orpo", "simpo"}));
+    v.field("loss", loss, "sft | po | simpo | dpo | ipo | orpo");  // checked against the names (loss_config.cpp)
     v.field("trainable", trainable, "regexes of trainable parameter names (others frozen)");
     v.field("init_from", init_from, "HF checkpoint to start from (empty: previous stage)");
     v.field("data", data, "annotation file for this stage (empty: data.train)");

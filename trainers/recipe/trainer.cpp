@@ -119,6 +119,7 @@ struct Stage {
   int64_t step = 0;           // optimiser steps done (skipped ones included)
   int64_t applied = 0;        // steps of this invocation whose update was applied (not skipped)
   at::Tensor ref_table;       // DPO/IPO reference log-probs
+  at::Tensor val_ref_table;   // DPO/IPO reference log-probs of the held-out file (data.val), for validation
   std::string ref_identity;
   bool resuming = false;      // continues a mid-stage checkpoint
 };
@@ -237,7 +238,7 @@ void select_trainable(Run& r, Stage& s) {
   if (!s.resuming) attach_stage_lora(*r.model, s.cfg);                     // lora.rank > 0: adapters, merged at the end
   if (!s.resuming && s.cfg.lora.rank > 0) distributed::broadcast_module(r.world, *r.model);  // rank 0's fresh adapters everywhere
   s.trainable = select_stage_trainable(*r.model, s.cfg);
-  log::info("stage {} ({}): {} trainable parameters of {} ({:.2f}%) in {} tensors", s.cfg.name, s.cfg.loss,
+  log::info("stage {} ({}): {} trainable parameters of {} ({:.2f}%) in {} tensors", s.cfg.name, loss_kind_name(s.cfg.loss),
             s.trainable.count, r.n_params,
             100.0 * static_cast<double>(s.trainable.count) / static_cast<double>(r.n_params), s.trainable.names.size());
 }
@@ -262,7 +263,7 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
   log::info("stage {}: batch {} per rank x {} rank{} x grad_accum {} = {} questions per optimiser step", s.cfg.name,
             cfg.data.batch_size, r.nranks, r.nranks == 1 ? "" : "s", s.optim.grad_accum, s.global_batch * s.optim.grad_accum);
   s.loader = std::make_unique<data::Loader<data::Batch>>(estimated_lengths(train, r.model->tokens_per_tile()), lo,
-                                                         r.batch_maker(train, s.cfg.loss != "sft"));
+                                                         r.batch_maker(train, needs_preference_data(s.cfg.loss)));
   const int64_t per_epoch = std::max<int64_t>(1, s.loader->batches_per_epoch() / s.optim.grad_accum);
   s.total = s.cfg.max_steps > 0
                 ? s.cfg.max_steps
@@ -277,32 +278,50 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
   s.step = st.stage_step, s.loader->restore(st.data);
 }
 
-// DPO / IPO: the reference log-probs of every sample, from the on-disk cache or one pass before training.
-void reference_logps(Run& r, Stage& s, const TrainState& st, const std::string& ckpt) {
-  if (s.cfg.loss != "dpo" && s.cfg.loss != "ipo") return;
+// The held-out file's samples (data.val, read as data.format); empty when there is none.
+const std::vector<data::Sample>& validation_samples(Run& r) {
+  static const std::vector<data::Sample> none;
+  if (r.cfg.data.val.empty()) return none;
+  return r.samples_of(r.cfg.data.val, r.cfg.data.format, "validation (data.val, data.format)");
+}
+
+// The reference log-probs of every sample of `path` under the stage's reference, from the on-disk cache
+// <cache_dir>/<cache_name>.safetensors or one pass.
+RefResult reference_table(Run& r, const Stage& s, const TrainState& st, const std::string& ckpt,
+                          const std::string& path, const std::vector<data::Sample>& samples,
+                          const std::string& cache_name) {
   const auto& cfg = r.cfg;
-  const auto& train = r.samples_of(s.train_path, s.format, s.who);
   RefSetup rs;
   const fs::path cache_dir = cfg.preference.ref_cache_dir.empty() ? fs::path(r.dir) / "ref_logps"
                                                                    : fs::path(cfg.preference.ref_cache_dir);
-  rs.cache_path = (cache_dir / (s.cfg.name + ".safetensors")).string();
+  rs.cache_path = (cache_dir / (cache_name + ".safetensors")).string();
   rs.stage = s.cfg.name;
   rs.reference = s.cfg.reference;
   if (s.resuming) rs.resumed_identity = st.ref_identity;
   if (s.resuming && rs.resumed_identity.empty())
     throw std::runtime_error("stage " + s.cfg.name + ": the checkpoint " + ckpt + " records no reference model");
-  rs.data_key = ref_data_key(s.train_path, train, cfg.data.tokenizer, *r.enc, r.tiles, cfg.data.max_length, r.dtype);
-  rs.num_samples = static_cast<int64_t>(train.size());
-  for (auto& sample : train) rs.max_answers = std::max<int64_t>(rs.max_answers, 1 + static_cast<int64_t>(sample.rejected.size()));
+  rs.data_key = ref_data_key(path, samples, cfg.data.tokenizer, *r.enc, r.tiles, cfg.data.max_length, r.dtype);
+  rs.num_samples = static_cast<int64_t>(samples.size());
+  for (auto& sample : samples) rs.max_answers = std::max<int64_t>(rs.max_answers, 1 + static_cast<int64_t>(sample.rejected.size()));
   rs.batch = cfg.data.batch_size;
-  BatchMaker maker = r.batch_maker(train, true);
+  BatchMaker maker = r.batch_maker(samples, true);
   maker.empty_ok = true;
   rs.make = maker;
   rs.device = r.device;
   rs.autocast = r.autocast;
-  auto ref = recipe::reference_logps(*r.model, rs);
+  return recipe::reference_logps(*r.model, rs);
+}
+
+// DPO / IPO: the reference log-probs of every training sample, and of the held-out file's when it holds triples
+// (validation scores the stage's own loss), each from its on-disk cache or one pass before training.
+void reference_logps(Run& r, Stage& s, const TrainState& st, const std::string& ckpt) {
+  if (!needs_reference(s.cfg.loss)) return;
+  auto ref = reference_table(r, s, st, ckpt, s.train_path, r.samples_of(s.train_path, s.format, s.who), s.cfg.name);
   s.ref_table = ref.table, s.ref_identity = ref.identity;
   r.result.ref_passes += ref.computed ? 1 : 0;
+  const auto& val = validation_samples(r);
+  if (!val.empty() && val.front().is_preference())
+    s.val_ref_table = reference_table(r, s, st, ckpt, r.cfg.data.val, val, s.cfg.name + ".val").table;
 }
 
 // ---- the loop -----------------------------------------------------------------------------------------------------
@@ -316,14 +335,16 @@ void checkpoint(Run& r, Stage& s, bool stage_done) {
   if (r.writer) save_checkpoint(r.dir, *r.model, state, now, r.resolved_yaml, r.cfg.checkpoint.keep_last);
 }
 
-// The loss sums of a held-out file (cfg.data.val), averaged over ranks, as "val/<metric>".
-Metrics validate(Run& r) {
+// The held-out file (cfg.data.val) scored with the stage's own loss, as "val/loss", beside the metrics of its sums
+// (cross-entropy, preference term, rewards, log-probs), summed over ranks, as "val/<metric>". Conversations are
+// scored with sft whatever the stage's loss (a preference loss needs triples).
+Metrics validate(Run& r, const Stage& s) {
   const auto& cfg = r.cfg;
-  if (cfg.data.val.empty()) return {};
-  const auto& val = r.samples_of(cfg.data.val, cfg.data.format, "validation (data.val, data.format)");
-  const bool preference = !val.empty() && val.front().is_preference();
+  const auto& val = validation_samples(r);
+  if (val.empty()) return {};
+  const bool preference = val.front().is_preference();
   const BatchMaker maker = r.batch_maker(val, preference);
-  const LossConfig lc{preference ? "po" : "sft", cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
+  const LossConfig lc = cfg.preference.loss(preference ? s.loss.kind : LossKind::sft);
   torch::NoGradGuard ng;
   r.model->eval();
   Metrics sums;
@@ -338,13 +359,15 @@ Metrics validate(Run& r) {
     for (int64_t i = first; i < last; ++i) idx.push_back(static_cast<size_t>(i));
     auto b = to_device(maker(idx), r.device);
     AutocastScope amp(r.autocast);
-    auto out = batch_loss(*r.model, b, lc, StepCounts{b.num_sft_tokens, b.num_questions});
+    const at::Tensor ref = s.val_ref_table.defined() ? lookup_ref_logps(s.val_ref_table, b) : at::Tensor();
+    auto out = batch_loss(*r.model, b, lc, StepCounts{b.num_sft_tokens, b.num_questions}, ref);
     for (auto& [k, v] : out.sums) sums[k] += v;
   }
   distributed::sum_over_ranks(r.world, sums);
   r.model->train();
   Metrics m;
   for (auto& [k, v] : finish_metrics(sums)) m["val/" + k] = v;
+  m["val/loss"] = loss_from_sums(lc, sums);  // the loss of the whole held-out set as one batch
   return m;
 }
 
@@ -473,7 +496,7 @@ bool loop(Run& r, Stage& s, int64_t stop_after) {
     }
     if (cfg.validation.every_steps > 0 && s.step % cfg.validation.every_steps == 0 && s.step < s.total) {
       if (bar) bar->clear();
-      auto v = validate(r);
+      auto v = validate(r, s);
       if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("validation: {}", nlohmann::json(v).dump());
     }
     const bool stop = o.stop || (stop_after > 0 && r.result.steps_this_run >= stop_after);
@@ -504,7 +527,7 @@ void finish_stage(Run& r, Stage& s) {
     throw std::runtime_error(fmt::format("stage {}: all {} steps were skipped (non-finite loss); nothing exported, "
                                          "the last checkpoint is intact (check the model's weights and the data)",
                                          s.cfg.name, s.total));
-  auto v = validate(r);
+  auto v = validate(r, s);
   if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("stage {} validation: {}", s.cfg.name, nlohmann::json(v).dump());
   if (r.skipped.total()) log::warn("data: {}", r.skipped.summary());
   const std::string export_dir = (fs::path(r.dir) / s.cfg.name).string();
@@ -528,13 +551,13 @@ bool run_stage(Run& r, int64_t si, const TrainState& st, const std::string& ckpt
   Stage s{si, cfg.stages[static_cast<size_t>(si)]};
   s.resuming = !ckpt.empty() && si == st.stage && st.stage_step > 0;
   s.optim = s.cfg.optim.resolve(cfg.optim);
-  s.loss = LossConfig{s.cfg.loss, cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
+  s.loss = cfg.preference.loss(s.cfg.loss);
   s.train_path = s.cfg.data.empty() ? cfg.data.train : s.cfg.data;
   s.format = s.cfg.format.empty() ? cfg.data.format : s.cfg.format;
   s.who = "stage " + s.cfg.name + " (stages." + std::to_string(si) + ".format" +
           (s.cfg.format.empty() ? " unset, data.format" : "") + " = " + s.format + ")";
-  if (s.cfg.loss != "sft" && s.format != "preference")
-    throw config::ConfigError("config error: " + s.who + ": loss " + s.cfg.loss + " needs preference triples but " +
+  if (needs_preference_data(s.cfg.loss) && s.format != "preference")
+    throw config::ConfigError("config error: " + s.who + ": loss " + loss_kind_name(s.cfg.loss) + " needs preference triples but " +
                               s.train_path + " is read as '" + s.format + "'; set stages." + std::to_string(si) +
                               ".format: preference for a file of triples");
 
