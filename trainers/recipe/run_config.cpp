@@ -6,6 +6,7 @@
 
 #include "phantom/util/atomic_file.h"
 #include "phantom/util/threads.h"
+#include "trainers/eval/benchmarks.h"
 
 namespace phantom::recipe {
 namespace fs = std::filesystem;
@@ -38,6 +39,13 @@ static void validate(const RunConfig& c) {
   validate_model_config(c.model, "config error: model.");  // the remaining bounds (phantom/model/model_config.cpp)
   if (c.optim.min_lr > c.optim.lr)
     throw ConfigError("config error: optim.min_lr must not exceed optim.lr");
+  if (!c.validation.benchmark.empty()) {
+    try {
+      eval::bench_from_name(c.validation.benchmark_kind);
+    } catch (const std::exception& e) {
+      throw ConfigError(std::string("config error: validation.benchmark_kind: ") + e.what());
+    }
+  }
   for (size_t i = 0; i < c.stages.size(); ++i) {
     const auto& s = c.stages[i];
     const std::string key = "config error: stages." + std::to_string(i) + ".";

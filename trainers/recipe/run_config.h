@@ -167,6 +167,10 @@ struct CheckpointConfig {
   }
 };
 
+// The accelerator peak MFU is reported against when log.peak_tflops is 0 on CUDA: an H100 SXM's dense bf16 tensor
+// throughput (NVIDIA's datasheet: 989 TFLOP/s; 1979 is the sparse figure).
+inline constexpr double kDefaultCudaPeakTflops = 989.0;
+
 struct LogConfig {
   int64_t every_steps = 1;
   bool tensorboard = true;
@@ -182,7 +186,8 @@ struct LogConfig {
 struct ValidationConfig {
   int64_t every_steps = 0;      // 0 = at the end of each stage only
   int64_t max_batches = 0;      // 0 = the whole held-out split
-  std::string benchmark;        // MMBench-format TSV evaluated after the last stage (empty: none)
+  std::string benchmark;        // benchmark file evaluated after the last stage (empty: none)
+  std::string benchmark_kind = "mmbench";  // its format and scorer, as `phantom eval --bench` names them
   int64_t benchmark_limit = 0;  // questions (0 = all)
   int64_t num_beams = 3;        // paper protocol: beam search, 3 beams
   bool open_questions = false;  // also ask the benchmark's questions without options, scored by the named option
@@ -190,7 +195,8 @@ struct ValidationConfig {
   void visit(V& v) {
     v.field("every_steps", every_steps, "validate every N steps (0: stage end only)", Check::non_negative());
     v.field("max_batches", max_batches, "validation batches (0: all of data.val)", Check::non_negative());
-    v.field("benchmark", benchmark, "MMBench-format TSV evaluated after training (empty: none)");
+    v.field("benchmark", benchmark, "benchmark file evaluated after training (empty: none)");
+    v.field("benchmark_kind", benchmark_kind, "the benchmark's format and scorer (phantom eval --bench names: mmbench, mmstar, ...)");
     v.field("benchmark_limit", benchmark_limit, "benchmark questions to use (0: all)", Check::non_negative());
     v.field("num_beams", num_beams, "beams for benchmark generation (paper: 3)", Check::positive());
     v.field("open_questions", open_questions, "also score the questions asked without options (open answers)");

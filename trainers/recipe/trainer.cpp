@@ -50,6 +50,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// Each stage shuffles with its own seed, run.seed + stage * this prime: stages see different orders, a rerun the
+// same ones, and nearby run seeds do not give one run's stage 1 the order of another's stage 0 (a stride of 1 would).
+constexpr uint64_t kStageSeedStride = 7919;
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 data::Batch to_device(data::Batch b, const c10::Device& d) {
@@ -255,7 +259,7 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
   data::LoaderOptions lo;
   lo.global_batch = cfg.data.batch_size * r.nranks;  // data.batch_size is per rank
   lo.rank = r.rank, lo.world = r.nranks;  // each rank reads its batch_size share of the same global batches
-  lo.seed = static_cast<uint64_t>(cfg.run.seed) + static_cast<uint64_t>(s.index) * 7919;
+  lo.seed = static_cast<uint64_t>(cfg.run.seed) + static_cast<uint64_t>(s.index) * kStageSeedStride;
   lo.shuffle = cfg.data.shuffle;
   lo.group_by_length = cfg.data.group_by_length;
   lo.prefetch = std::max<int64_t>(1, cfg.data.prefetch);
@@ -439,7 +443,8 @@ StepOut train_step(Run& r, Stage& s) {
   const double secs = seconds_since(t0);
   auto& m = out.metrics = finish_metrics(sums);
   const double tflops = train_flops_per_token(r.model->cfg, max_len) * static_cast<double>(tokens) / secs / 1e12;
-  const double peak = r.nranks * (r.cfg.log.peak_tflops > 0 ? r.cfg.log.peak_tflops : (r.device.is_cuda() ? 989.0 : 0.0));
+  const double peak =
+      r.nranks * (r.cfg.log.peak_tflops > 0 ? r.cfg.log.peak_tflops : (r.device.is_cuda() ? kDefaultCudaPeakTflops : 0.0));
   m["loss"] = loss, m["grad_norm"] = gnorm, m["lr"] = lr, m["tokens_per_s"] = static_cast<double>(tokens) / secs;
   m["step_ms"] = 1e3 * secs, m["data_wait_ms"] = 1e3 * wait, m["peak_mem_gb"] = peak_memory_gb(r.device);
   m["tflops"] = tflops;
@@ -586,15 +591,20 @@ void benchmark(Run& r) {
   ro.limit = cfg.validation.benchmark_limit;
   const auto t0 = Clock::now();
   AutocastScope amp(r.autocast);
-  auto report = eval::run_benchmark_file(*r.model, *r.tok, *r.enc, r.tiles, eval::Bench::MMBench, cfg.validation.benchmark, ro);
-  const double accuracy = report.metrics["accuracy"] / 100;
-  r.result.last_metrics["benchmark/accuracy"] = accuracy;
-  r.sink.emit(r.result.global_step, {{"benchmark/accuracy", accuracy}});
-  log::info("benchmark {}: accuracy {:.2f}% on {} questions ({:.1f} s); answers in {}/benchmark.json",
-            cfg.validation.benchmark, 100 * accuracy, report.items.size(), seconds_since(t0), ro.out_dir);
+  const eval::Bench kind = eval::bench_from_name(cfg.validation.benchmark_kind);  // checked with the config
+  auto report = eval::run_benchmark_file(*r.model, *r.tok, *r.enc, r.tiles, kind, cfg.validation.benchmark, ro);
+  // benchmark/accuracy as a fraction (as the other metrics of the run); a scorer without an accuracy (MME's scores,
+  // ChartQA's relaxed accuracy...) gives its headline metric as it reports it.
+  Metrics scores;
+  if (report.metrics.count("accuracy")) scores["benchmark/accuracy"] = report.metrics["accuracy"] / 100;
+  else if (report.metrics.count(report.headline)) scores["benchmark/" + report.headline] = report.metrics[report.headline];
+  for (const auto& [k, v] : scores) r.result.last_metrics[k] = v;
+  r.sink.emit(r.result.global_step, scores);
+  log::info("benchmark {} ({}): {} on {} questions ({:.1f} s); answers in {}/benchmark.json", cfg.validation.benchmark,
+            cfg.validation.benchmark_kind, nlohmann::json(scores).dump(), report.items.size(), seconds_since(t0), ro.out_dir);
   if (!cfg.validation.open_questions) return;
   ro.name = "benchmark_open";
-  auto open = eval::run_open_questions(*r.model, *r.tok, *r.enc, r.tiles, eval::read_mmbench(cfg.validation.benchmark).items, ro);
+  auto open = eval::run_open_questions(*r.model, *r.tok, *r.enc, r.tiles, eval::read_benchmark(kind, {cfg.validation.benchmark}).items, ro);
   const double open_acc = open.metrics["accuracy"] / 100;
   r.result.last_metrics["benchmark/open_accuracy"] = open_acc;
   r.sink.emit(r.result.global_step, {{"benchmark/open_accuracy", open_acc}});
