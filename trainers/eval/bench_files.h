@@ -46,6 +46,8 @@ bool pandas_na(const std::string& s);
 std::optional<std::string> base64_decode(const std::string& text);
 
 std::string trim(const std::string& s);
+// An answer written "(B)" that names one of `n_options` choices -> "B" (BLINK, CV-Bench); nullopt otherwise.
+std::optional<std::string> parenthesized_letter(const std::string& answer, size_t n_options);
 std::string lower(const std::string& s);
 
 // A JSON scalar as text: strings as they are, integers without a decimal point, other numbers via %g;
