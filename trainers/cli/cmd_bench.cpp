@@ -248,11 +248,7 @@ int bench_po(TrainerBench& tb, const Args& a, const LlmConfig& c, int64_t seq, i
               static_cast<long long>(trainable.count), precision.c_str());
   for (auto P : prompts) {
     auto qs = bench_questions(batch, P, answer, rejected, c.vocab_size);
-    std::vector<data::EncodedConversation> sft;
-    for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
-    auto b_sft = data::collate_sft(sft, {}, 0);
-    auto b_shared = data::collate_preference(qs, {}, 0, true);
-    auto b_naive = data::collate_preference(qs, {}, 0, false);
+    auto [b_sft, b_shared, b_naive] = po_layouts(qs);
     if (a.has("layout")) {
       // One layout in this process: its peak resident memory is this layout's (scripts/bench/train.sh).
       const std::string l = a.get("layout");
@@ -295,13 +291,8 @@ int bench_train(TrainerBench& tb, const std::string& stage, const Args& a, const
   const int64_t P = seq / 2, A = seq / 4;
   auto qs = bench_questions(batch, P, A, 1, c.vocab_size);
   data::Batch b;
-  if (step1) {
-    b = data::collate_preference(qs, {}, 0, true);
-  } else {
-    std::vector<data::EncodedConversation> sft;
-    for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
-    b = data::collate_sft(sft, {}, 0);
-  }
+  if (step1) b = data::collate_preference(qs, {}, 0, true);
+  else b = chosen_sft_batch(qs);
   auto t = time_interleaved(*model, {&b}, {{step1 ? recipe::LossKind::po : recipe::LossKind::sft}}, *opt, trainable.params, ac, c10::Device(c10::kCPU), warmup, steps)[0];
   auto [n_params, n_train] = count_parameters(*model);
   (void)n_train;
