@@ -176,6 +176,16 @@ std::optional<std::string> parenthesized_letter(const std::string& a, size_t n_o
   return std::string(1, a[1]);
 }
 
+bool set_parenthesized_answer(BenchItem& it, const std::string& a, Errors& errors) {
+  const auto letter = parenthesized_letter(a, it.options.size());
+  if (!letter) {
+    errors.add(it.id, "answer '" + a + "' is not one of (A).. for " + std::to_string(it.options.size()) + " choices");
+    return false;
+  }
+  it.answer = *letter;
+  return true;
+}
+
 std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;

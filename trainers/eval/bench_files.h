@@ -71,6 +71,8 @@ class Errors {
   std::vector<RowError> list_;
 };
 
+// item.answer from an answer written "(B)" naming one of item.options; false (the row's error added) otherwise.
+bool set_parenthesized_answer(BenchItem& item, const std::string& answer, Errors& errors);
 // Adds the image file `path` to the item: a missing file is a row error (returns false). With decode_images the
 // file is decoded too, and an undecodable one is an error.
 bool attach_file(BenchItem& item, const std::string& path, const ReadOptions& opt, Errors& errors);
