@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "phantom/model/checkpointing.h"
+#include "phantom/model/frozen_storage.h"
 #include "phantom/model/runtime.h"
 #include "phantom/model/segment_attention.h"
 
@@ -17,6 +19,16 @@ at::Tensor SwiGLUImpl::forward(const at::Tensor& x) {
   return down_proj(torch::silu(gu.narrow(-1, 0, intermediate)) * gu.narrow(-1, intermediate, intermediate));
 }
 
+at::Tensor DecoderLMImpl::logits(const at::Tensor& hidden) {
+  return lm_head ? lm_head(hidden) : torch::nn::functional::linear(hidden, weight_for_input(embed_tokens->weight, hidden));
+}
+
+at::Tensor DecoderLMImpl::embed(const at::Tensor& ids) {
+  auto e = embed_tokens(ids);
+  const auto master = norm->weight.scalar_type();
+  return e.scalar_type() == master ? e : e.to(master);
+}
+
 DecoderLayerImpl::DecoderLayerImpl(const LlmConfig& cfg, PhantomMode mode, double eta) {
   input_layernorm = register_module("input_layernorm", RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
   self_attn = register_module("self_attn", DecoderAttention(cfg, mode, eta));
@@ -30,38 +42,6 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const AttentionInputs&
   return h + mlp(post_attention_layernorm(h));
 }
 
-namespace {
-
-// Activation checkpointing: forward without keeping the graph, backward re-runs the layer with grad enabled and
-// back-propagates through it. The layer has no randomness (no dropout; LoRA dropout with checkpointing is refused
-// by the config check), so the recomputation is exact.
-struct LayerFn : torch::CustomClassHolder {
-  std::function<at::Tensor(const at::Tensor&)> fn;
-};
-
-struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
-                            c10::intrusive_ptr<LayerFn> fn) {
-    ctx->save_for_backward({x});
-    ctx->saved_data["fn"] = c10::IValue::make_capsule(c10::intrusive_ptr<torch::CustomClassHolder>(fn));
-    torch::NoGradGuard ng;
-    return fn->fn(x);
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_out) {
-    auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
-    auto holder = c10::static_intrusive_pointer_cast<LayerFn>(ctx->saved_data["fn"].toCapsule());
-    at::Tensor y;
-    {
-      torch::AutoGradMode enable(true);
-      y = holder->fn(x);
-    }
-    torch::autograd::backward({y}, {grad_out[0]});
-    return {x.grad(), at::Tensor()};
-  }
-};
-
-}  // namespace
 
 DecoderLMImpl::DecoderLMImpl(const LlmConfig& c, PhantomMode m, double eta) : cfg(c), mode(m), rope(c, c.head_dim()) {
   body = register_module("model", std::make_shared<torch::nn::Module>());
@@ -132,16 +112,7 @@ at::Tensor DecoderLMImpl::forward_hidden(const DecoderInputs& in, KVCache* cache
     auto layer = layers[i]->as<DecoderLayerImpl>();
     LayerCache* lc = cache ? &cache->layers[i] : nullptr;
     if (activation_checkpointing && is_training() && torch::GradMode::is_enabled() && !lc) {
-      auto holder = c10::make_intrusive<LayerFn>();
-      // The autocast state of the forward is re-entered when backward recomputes the layer.
-      holder->fn = [layer, ai, this, ac = AutocastState::current()](const at::Tensor& h) {
-        AutocastScope scope(ac);
-        return layer->forward(h, ai, rope, nullptr);
-      };
-      // The function's output needs grad only if an input does: make x a grad-requiring input even when
-      // everything below it is frozen, so the layer's own trainable tensors still get gradients.
-      if (!x.requires_grad()) x = x.detach().requires_grad_(true);
-      x = CheckpointFunction::apply(x, holder);
+      x = checkpointed(x, [layer, ai, this](const at::Tensor& h) { return layer->forward(h, ai, rope, nullptr); });
     } else {
       x = layer->forward(x, ai, rope, lc);
     }

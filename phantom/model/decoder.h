@@ -49,11 +49,11 @@ struct DecoderLMImpl : torch::nn::Module {
   // Hidden states after the final norm, (B, L, C). With `cache`, appends to it (prefill or decode).
   at::Tensor forward_hidden(const DecoderInputs& in, KVCache* cache = nullptr);
   // Tied checkpoints (Qwen2-0.5B) have no lm_head tensor: the embedding matrix is the output projection.
-  at::Tensor logits(const at::Tensor& hidden) {
-    return lm_head ? lm_head(hidden) : torch::nn::functional::linear(hidden, embed_tokens->weight);
-  }
+  at::Tensor logits(const at::Tensor& hidden);
   at::Tensor forward(const DecoderInputs& in, KVCache* cache = nullptr) { return logits(forward_hidden(in, cache)); }
-  at::Tensor embed(const at::Tensor& ids) { return embed_tokens(ids); }
+  // Token embeddings in the dtype of the final norm (the master dtype): a frozen embedding stored in bf16
+  // (frozen_storage.h) still starts an fp32 residual stream.
+  at::Tensor embed(const at::Tensor& ids);
   KVCache new_cache() const;
 
   // Recompute each layer's activations in backward instead of storing them (training memory).

@@ -1,5 +1,7 @@
 #include "phantom/model/lora.h"
 
+#include "phantom/model/frozen_storage.h"
+
 #include <cmath>
 #include <regex>
 #include <stdexcept>
@@ -71,7 +73,7 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
     y = Int8Matmul::apply(x, int8->weight, int8->scale);
     if (bias.defined()) y = y + bias;
   } else {
-    y = torch::nn::functional::linear(x, weight, bias);
+    y = torch::nn::functional::linear(x, weight_for_input(weight, x), bias);  // bf16-stored frozen weight: cast
   }
   if (!lora_A) return y;
   const auto h = lora_dropout > 0 && is_training() ? torch::dropout(x, lora_dropout, true) : x;

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "phantom/model/checkpointing.h"
+
 namespace phantom {
 namespace F = torch::nn::functional;
 
@@ -94,7 +96,13 @@ VisionModelImpl::VisionModelImpl(const VisionConfig& cfg) {
 
 at::Tensor VisionModelImpl::forward(const at::Tensor& pixels) {
   auto x = embeddings(pixels);
-  for (auto& layer : *layers) x = layer->as<VisionLayerImpl>()->forward(x);
+  for (auto& module : *layers) {
+    auto* layer = module->as<VisionLayerImpl>();
+    if (activation_checkpointing && wants_checkpoint(*layer, x))
+      x = checkpointed(x, [layer](const at::Tensor& h) { return layer->forward(h); });
+    else
+      x = layer->forward(x);
+  }
   return x;
 }
 

@@ -58,6 +58,9 @@ struct VisionModelImpl : torch::nn::Module {
   explicit VisionModelImpl(const VisionConfig& cfg);
   // Last hidden state (N, 1 + g*g, C); there is no final norm in InternViT.
   at::Tensor forward(const at::Tensor& pixels);
+  // Recompute each block's activations in backward instead of storing them (checkpointing.h); a block that keeps
+  // no graph (frozen, with a frozen input) is run as it is.
+  bool activation_checkpointing = false;
   VisionEmbeddings embeddings{nullptr};
   torch::nn::ModuleList layers;  // registered as encoder.layers
   std::shared_ptr<torch::nn::Module> encoder;

@@ -21,6 +21,7 @@
 #include "trainers/cli/step_timing.h"
 #include "trainers/distributed/nccl.h"
 #include "phantom/model/runtime.h"
+#include "trainers/recipe/flops.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/metrics.h"
 #include "trainers/recipe/optim.h"
@@ -30,11 +31,11 @@ namespace {
 
 const char* kHelp =
     "usage: phantom gpucheck [--device auto|cpu] [--layers 4] [--seq 2048] [--batch 4] [--steps 5] [--warmup 2]\n"
-    "                        [--peak-tflops 989] [--only parity,bf16,nccl,po,step7b]\n"
+    "                        [--peak-tflops T] [--only parity,bf16,nccl,po,step7b]\n"
     "  Checks and timings of the CUDA path (docs/gpu.md). Without CUDA (or with --device cpu) the CPU parts run at\n"
     "  shrunk shapes and the rest print 'skipped: no CUDA'. Exit status 1 when a check fails.\n"
-    "  --layers/--seq/--batch: the 7B-shaped step (Qwen2-7B width, cut depth); --peak-tflops: for MFU (H100/H200\n"
-    "  bf16 dense 989).\n";
+    "  --layers/--seq/--batch: the 7B-shaped step (Qwen2-7B width, cut depth); --peak-tflops: for MFU (default: the\n"
+    "  device's bf16 dense peak by name, docs/training.md: H100/H200 989, A100 312, A6000 154.8, RTX 3090 71).\n";
 
 struct Report {
   int ok = 0, failed = 0, skipped = 0;
@@ -257,7 +258,9 @@ void step_7b(Report& r, const c10::Device& dev, int64_t layers, int64_t seq, int
                        fmt_num("%.1f ms/step", t.ms) + ", " + fmt_num("%.0f tokens/s", t.tokens / (t.ms / 1e3)) +
                        ", " + fmt_num("%.2f TFLOP/s", tflops) + ", peak memory " +
                        fmt_num("%.1f GiB", peak_memory_gb(dev));
-  if (cuda) {
+  peak_tflops = recipe::peak_tflops_for(dev, peak_tflops);
+  if (cuda && peak_tflops <= 0) detail += ", no MFU (device '" + recipe::device_name(dev) + "' not in the peak table: pass --peak-tflops)";
+  if (cuda && peak_tflops > 0) {
     const double mfu = tflops / peak_tflops;
     detail += ", MFU " + fmt_num("%.1f%%", 100 * mfu) + " of " + fmt_num("%.0f", peak_tflops);
   }
@@ -301,7 +304,7 @@ int cmd_gpucheck(int argc, char** argv) {
   if (wanted(only, "po")) step_po(r, dev, warmup, steps);
   if (wanted(only, "step7b"))
     step_7b(r, dev, int_flag(a, "layers", 4, 1), int_flag(a, "seq", 2048, 1), int_flag(a, "batch", 4, 1),
-            warmup, steps, number_flag(a, "peak-tflops", 989, 0));
+            warmup, steps, number_flag(a, "peak-tflops", 0, 0));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[gpucheck] summary: %d ok, %d failed, %d skipped (no CUDA) in %.0f s\n", r.ok, r.failed, r.skipped, secs);
   return r.failed ? 1 : 0;

@@ -16,13 +16,13 @@ int64_t head_chunk_rows(int64_t vocab, int64_t bytes) {
 namespace {
 
 // The matmul dtype: autocast's when it is on for this device (what lm_head(rows) would have run in), else the
-// weight's. Inside the functions autocast is switched off and every cast is explicit, so forward and the
+// wider of the rows' and the weight's (a frozen head stored in bf16 under fp32 compute still runs in fp32). Inside the functions autocast is switched off and every cast is explicit, so forward and the
 // backward recomputation (which runs outside any autocast scope) use the same precision.
-c10::ScalarType matmul_dtype(const at::Tensor& weight) {
+c10::ScalarType matmul_dtype(const at::Tensor& weight, const at::Tensor& rows) {
   auto s = AutocastState::current();
   if (weight.is_cuda() && s.cuda) return s.cuda_dtype;
   if (weight.is_cpu() && s.cpu) return s.cpu_dtype;
-  return weight.scalar_type();
+  return c10::promoteTypes(weight.scalar_type(), rows.scalar_type());
 }
 
 // One chunk of the logits into `buf` (n, V) fp32: buf = h W^T.
@@ -89,7 +89,7 @@ void softmax_and_target_logp(at::Tensor& b, const at::Tensor& y, at::Tensor logp
 struct HeadLogps : torch::autograd::Function<HeadLogps> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& rows, const at::Tensor& weight,
                             const at::Tensor& target, int64_t chunk, bool need_rows, bool need_w) {
-    const auto cd = matmul_dtype(weight);
+    const auto cd = matmul_dtype(weight, rows);
     AutocastScope off{AutocastState{}};
     auto h = rows.to(cd), w = weight.to(cd);
     const int64_t T = rows.size(0);
@@ -146,7 +146,7 @@ struct HeadLogps : torch::autograd::Function<HeadLogps> {
 struct HeadCrossEntropy : torch::autograd::Function<HeadCrossEntropy> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& rows, const at::Tensor& weight,
                                const at::Tensor& target, double scale, int64_t chunk, bool need_rows, bool need_w) {
-    const auto cd = matmul_dtype(weight);
+    const auto cd = matmul_dtype(weight, rows);
     AutocastScope off{AutocastState{}};
     auto h = rows.to(cd), w = weight.to(cd);
     const int64_t T = rows.size(0), V = weight.size(0);

@@ -128,6 +128,9 @@ MergeResult merge_lora_checkpoint(const MergeOptions& o) {
       throw std::runtime_error(o.checkpoint + " holds LoRA tensors but its stage '" + stage.name + "' has lora.rank 0");
     attach_lora(*model, lora_options(stage.lora));
   }
+  // Frozen Linears the stage stored as int8 (stage.base_int8, with or without an adapter) are int8 in the file.
+  for (auto& [name, l] : named_linears(*model))
+    if (!l->is_int8() && tensors.count(name + ".int8.weight")) l->quantize_int8();
   load_state_dict(*model, tensors, /*strict=*/true);
   if (!o.adapter_out.empty()) {
     if (!has_adapters) throw std::runtime_error(o.checkpoint + " holds no LoRA adapters to write to " + o.adapter_out);

@@ -54,10 +54,13 @@ static void validate(const RunConfig& c) {
     if (s.lora.rank > 0 && s.lora.targets.empty())
       throw ConfigError(key + "lora.targets: empty (list regexes of the Linear names that get adapters)");
     if (s.lora.rank == 0 && s.lora.base_int8)
-      throw ConfigError(key + "lora.base_int8: needs lora.rank > 0 (only adapted Linears are stored as int8)");
+      throw ConfigError(key + "lora.base_int8: needs lora.rank > 0 (only adapted Linears are stored as int8; "
+                              "stages." + std::to_string(i) + ".base_int8 stores every frozen Linear as int8)");
     // A recomputed layer would draw new dropout masks in backward: gradients would not match the forward.
-    if (s.lora.rank > 0 && s.lora.dropout > 0 && c.activation_checkpointing)
-      throw ConfigError(key + "lora.dropout: must be 0 with activation_checkpointing (recomputation redraws masks)");
+    if (s.lora.rank > 0 && s.lora.dropout > 0 && (c.activation_checkpointing || c.vision_checkpointing))
+      throw ConfigError(key + "lora.dropout: must be 0 with " +
+                        (c.activation_checkpointing ? "activation_checkpointing" : "vision_checkpointing") +
+                        " (recomputation redraws masks)");
     if (!s.reference.empty()) {
       if (!needs_reference(s.loss))
         throw ConfigError(key + "reference: only dpo and ipo stages have a reference model (this stage's loss is " +

@@ -25,6 +25,7 @@ struct RunSection {
   int64_t threads = 0;             // intra-op threads; 0 = all cores
   std::string device = "auto";     // auto | cpu | cuda
   std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+  std::string frozen_dtype = "auto";  // storage of frozen matrices: auto (the compute dtype) | fp32 | bf16
 
   template <class V>
   void visit(V& v) {
@@ -34,6 +35,10 @@ struct RunSection {
     v.field("threads", threads, "intra-op CPU threads; 0 = all cores", Check::non_negative());
     v.field("device", device, "auto | cpu | cuda", Check::one_of({"auto", "cpu", "cuda"}));
     v.field("precision", precision, "auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16",
+            Check::one_of({"auto", "fp32", "bf16"}));
+    v.field("frozen_dtype", frozen_dtype,
+            "storage of the frozen Linear weights and embeddings: auto (the compute dtype: bf16 on CUDA, fp32 on CPU) "
+            "| fp32 | bf16; trainable tensors keep fp32 master weights",
             Check::one_of({"auto", "fp32", "bf16"}));
   }
 };
@@ -139,6 +144,7 @@ struct StageConfig {
   int64_t max_steps = 0;                 // optimiser steps; > 0 overrides epochs
   OptimOverrides optim;
   LoraConfig lora;
+  bool base_int8 = false;                // every frozen Linear weight (not lm_head) stored as int8
 
   template <class V>
   void visit(V& v) {
@@ -154,6 +160,9 @@ struct StageConfig {
     v.field("max_steps", max_steps, "optimiser steps (> 0 overrides epochs)", Check::non_negative());
     v.section("optim", optim, "overrides of the top-level optim for this stage");
     v.section("lora", lora, "LoRA adapters for this stage");
+    v.field("base_int8", base_int8,
+            "store every frozen Linear weight of the stage (not lm_head) as int8 with per-row scales, with or "
+            "without LoRA (paper: 8-bit frozen bases)");
   }
 };
 
@@ -167,19 +176,17 @@ struct CheckpointConfig {
   }
 };
 
-// The accelerator peak MFU is reported against when log.peak_tflops is 0 on CUDA: an H100 SXM's dense bf16 tensor
-// throughput (NVIDIA's datasheet: 989 TFLOP/s; 1979 is the sparse figure).
-inline constexpr double kDefaultCudaPeakTflops = 989.0;
-
 struct LogConfig {
   int64_t every_steps = 1;
   bool tensorboard = true;
-  double peak_tflops = 0;  // accelerator peak for MFU (H100 bf16 dense: 989); 0 = CUDA default or not reported
+  double peak_tflops = 0;  // accelerator peak for MFU; 0 = the device's bf16 dense peak by name (flops.h), none on CPU
   template <class V>
   void visit(V& v) {
     v.field("every_steps", every_steps, "console/JSONL line every N steps", Check::positive());
     v.field("tensorboard", tensorboard, "write TensorBoard event files");
-    v.field("peak_tflops", peak_tflops, "peak TFLOP/s for MFU (0: 989 on CUDA, none on CPU)", Check::non_negative());
+    v.field("peak_tflops", peak_tflops,
+            "peak TFLOP/s per device for MFU (0: the bf16 dense peak of the CUDA device by name: H100, H200, A100, "
+            "A6000, RTX 3090; none on CPU or an unknown device)", Check::non_negative());
   }
 };
 
@@ -211,6 +218,7 @@ struct RunConfig {
   PreferenceConfig preference;
   std::vector<StageConfig> stages;
   bool activation_checkpointing = false;
+  bool vision_checkpointing = false;
   bool shared_prefix = true;         // PO: one packed row per question (prompt computed once)
   std::string nonfinite = "skip";    // non-finite loss: skip the step | stop
   CheckpointConfig checkpoint;
@@ -227,6 +235,8 @@ struct RunConfig {
     v.section("preference", preference, "PO / DPO-family loss settings");
     v.list("stages", stages, "training stages, run in order");
     v.field("activation_checkpointing", activation_checkpointing, "recompute decoder layers in backward");
+    v.field("vision_checkpointing", vision_checkpointing,
+            "recompute ViT blocks in backward (blocks that train or sit above a trainable tensor)");
     v.field("shared_prefix", shared_prefix, "preference losses: compute image + question once for all answers");
     v.field("nonfinite", nonfinite, "non-finite loss: skip the step | stop", Check::one_of({"skip", "stop"}));
     v.section("checkpoint", checkpoint, "checkpointing");

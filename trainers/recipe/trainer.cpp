@@ -6,12 +6,12 @@
 //     resume           the checkpoint's model, RNG and position (--resume)
 //     for each stage   run_stage:
 //       init_from        weights of another model, when the stage names one
-//       trainable set    LoRA adapters, freezing by name patterns
+//       trainable set    LoRA adapters, freezing by name patterns, frozen weights as bf16 / int8
 //       optimiser        AdamW (+ data parallel sums, ZeRO)
 //       data             samples -> batches (loader with its saved position)
 //       reference        DPO/IPO reference log-probs (cached on disk)
 //       loop             train_step, metrics line, validation, checkpoints, stops
-//       finish_stage     validate, merge LoRA, export, checkpoint
+//       finish_stage     validate, merge LoRA + fp32 weights again, export, checkpoint
 //     benchmark        the held-out benchmark through generation, as `phantom eval` runs it
 //
 // Each step is a function below, in that order. What they share lives in `Run` (set up once) and `Stage` (one
@@ -36,11 +36,13 @@
 #include "trainers/distributed/world.h"
 #include "trainers/eval/run.h"
 #include "trainers/recipe/batches.h"
+#include "trainers/recipe/flops.h"
 #include "trainers/recipe/lora_stage.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/metrics.h"
 #include "trainers/recipe/optim.h"
 #include "trainers/recipe/ref_logps.h"
+#include "trainers/recipe/stage_weights.h"
 #include "trainers/recipe/start_point.h"
 #include "trainers/recipe/train_state.h"
 
@@ -178,6 +180,7 @@ void load_model(Run& r) {
   if (!img_id) throw std::runtime_error("the tokenizer has no image token '" + mc.image_token + "'");
   model->image_token_index = *img_id;
   model->language_model->activation_checkpointing = cfg.activation_checkpointing;
+  model->vision_model->activation_checkpointing = cfg.vision_checkpointing;
   model->to(r.device);
   const auto tmpl = data::ChatTemplate::resolve(cfg.data.chat_template, model->cfg.llm.family);
   r.enc = std::make_unique<data::SampleEncoder>(*r.tok, tmpl,
@@ -216,9 +219,11 @@ TrainState resume(Run& r, const std::string& resume_arg, std::string& ckpt) {
       ckpt = resume_arg;
     }
     st = read_train_state(ckpt);
-    // A mid-stage checkpoint of a LoRA stage holds its adapters: give the model the same tensors first.
+    // A mid-stage checkpoint holds its stage's adapters and frozen storage (int8 / bf16): give the model the same
+    // tensors first.
     if (!st.stage_done && st.stage_step > 0 && st.stage < static_cast<int64_t>(r.cfg.stages.size()))
-      attach_stage_lora(*r.model, r.cfg.stages[static_cast<size_t>(st.stage)]);
+      prepare_stage_weights(*r.model, r.cfg.stages[static_cast<size_t>(st.stage)],
+                            frozen_storage_dtype(r.cfg.run.frozen_dtype, r.dtype));
     load_checkpoint_model(ckpt, *r.model);
     log::info("resuming from {} (stage {}, step {}/{})", ckpt, st.stage, st.stage_step, st.stage_total);
     if (st.stage_done) ++st.stage, st.stage_step = 0, st.data = {}, st.stage_done = false;
@@ -241,7 +246,9 @@ void init_from(Run& r, const Stage& s) {
 void select_trainable(Run& r, Stage& s) {
   if (!s.resuming) attach_stage_lora(*r.model, s.cfg);                     // lora.rank > 0: adapters, merged at the end
   if (!s.resuming && s.cfg.lora.rank > 0) distributed::broadcast_module(r.world, *r.model);  // rank 0's fresh adapters everywhere
-  s.trainable = select_stage_trainable(*r.model, s.cfg);
+  // The trainable set in fp32; the frozen rest stored as run.frozen_dtype / stage.base_int8 ask.
+  s.trainable = prepare_stage_weights(*r.model, s.cfg, frozen_storage_dtype(r.cfg.run.frozen_dtype, r.dtype),
+                                      /*attach_adapters=*/false);
   log::info("stage {} ({}): {} trainable parameters of {} ({:.2f}%) in {} tensors", s.cfg.name, loss_kind_name(s.cfg.loss),
             s.trainable.count, r.n_params,
             100.0 * static_cast<double>(s.trainable.count) / static_cast<double>(r.n_params), s.trainable.names.size());
@@ -395,11 +402,15 @@ StepOut train_step(Run& r, Stage& s) {
   }
   StepCounts counts;
   int64_t tokens = 0, max_len = 0, slots = 0;
+  StepWork work;  // this rank's share, for the FLOP count
   for (auto& b : micro) {
     counts.sft_tokens += b.num_sft_tokens, counts.questions += b.num_questions, tokens += b.num_tokens;
     slots += b.num_slots;
     max_len = std::max<int64_t>(max_len, b.input_ids.size(1));
+    work.head_rows += b.targets.target.numel();
+    work.tiles += b.pixel_values.defined() ? b.pixel_values.size(0) : 0;
   }
+  work.tokens = tokens, work.row_length = max_len;
   // Data parallel: the counts of the whole step over all ranks, and a stop signal every rank agrees on.
   std::vector<int64_t> agreed{counts.sft_tokens, counts.questions, util::stop_requested() ? 1 : 0};
   distributed::sum_over_ranks(r.world, agreed);
@@ -442,9 +453,9 @@ StepOut train_step(Run& r, Stage& s) {
 
   const double secs = seconds_since(t0);
   auto& m = out.metrics = finish_metrics(sums);
-  const double tflops = train_flops_per_token(r.model->cfg, max_len) * static_cast<double>(tokens) / secs / 1e12;
-  const double peak =
-      r.nranks * (r.cfg.log.peak_tflops > 0 ? r.cfg.log.peak_tflops : (r.device.is_cuda() ? kDefaultCudaPeakTflops : 0.0));
+  // Every rank ran the same model on its own share: the step's FLOPs are this rank's times the ranks.
+  const double tflops = r.nranks * step_flops(*r.model, work).total() / secs / 1e12;
+  const double peak = r.nranks * peak_tflops_for(r.device, r.cfg.log.peak_tflops);
   m["loss"] = loss, m["grad_norm"] = gnorm, m["lr"] = lr, m["tokens_per_s"] = static_cast<double>(tokens) / secs;
   m["step_ms"] = 1e3 * secs, m["data_wait_ms"] = 1e3 * wait, m["peak_mem_gb"] = peak_memory_gb(r.device);
   m["tflops"] = tflops;
@@ -536,7 +547,7 @@ void finish_stage(Run& r, Stage& s) {
   if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("stage {} validation: {}", s.cfg.name, nlohmann::json(v).dump());
   if (r.skipped.total()) log::warn("data: {}", r.skipped.summary());
   const std::string export_dir = (fs::path(r.dir) / s.cfg.name).string();
-  if (const int64_t merged = merge_lora(*r.model)) log::info("stage {}: {} LoRA adapters merged into the base weights", s.cfg.name, merged);
+  if (const int64_t merged = finish_stage_weights(*r.model)) log::info("stage {}: {} LoRA adapters merged into the base weights", s.cfg.name, merged);
   if (r.writer) {
     save_phantom(*r.model, export_dir);
     if (fs::is_directory(cfg.data.tokenizer))  // SentencePiece with added_tokens.json
