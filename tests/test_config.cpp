@@ -32,6 +32,15 @@ TEST_CASE("config: overrides set typed values and lists") {
   CHECK(c.stages[0].trainable == std::vector<std::string>{"a", "b"});
   CHECK(c.stages[0].optim.resolve(c.optim).lr == Approx(3e-3));
   CHECK(c.stages[0].optim.resolve(c.optim).min_lr == Approx(c.optim.min_lr));  // inherited
+  CHECK(c.stages[0].loss == phantom::recipe::LossKind::sft);  // the default
+  // ORPO's lambda is its own key: beta does not set it, and the stage's LossConfig carries both.
+  auto o = phantom::recipe::load_run_config(f, {"stages.0.loss=orpo", "preference.beta=3", "preference.orpo_lambda=0.25"});
+  CHECK(o.stages[0].loss == phantom::recipe::LossKind::orpo);
+  const auto lc = o.preference.loss(o.stages[0].loss);
+  CHECK(lc.kind == phantom::recipe::LossKind::orpo);
+  CHECK(lc.beta == 3.0);
+  CHECK(lc.orpo_lambda == 0.25);
+  CHECK(phantom::recipe::load_run_config(f, {}).preference.orpo_lambda == 0.1);  // the ORPO paper's lambda
 }
 
 TEST_CASE("config: base includes are applied before the including file") {
@@ -74,6 +83,15 @@ TEST_CASE("config: errors name the key, the file and line, and suggest") {
 
   e = error_of([&] { phantom::recipe::load_run_config(ok, {"stages.3.lr=1"}); });
   CHECK(e.find("stages.3") != std::string::npos);
+
+  // A stage's loss is an enum parsed with the config: a bad name names the key, the file and line, the choices.
+  auto loss = t.file("loss.yaml", "stages:\n  - name: s1\n    trainable: ['.*']\n    loss: orpoo\n");
+  e = error_of([&] { phantom::recipe::load_run_config(loss, {}); });
+  CHECK(e.find("stages.0.loss: expected one of sft, po, simpo, dpo, ipo, orpo, got 'orpoo'") != std::string::npos);
+  CHECK(e.find("loss.yaml:4") != std::string::npos);
+  CHECK(e.find("did you mean 'orpo'") != std::string::npos);
+  e = error_of([&] { phantom::recipe::load_run_config(ok, {"preference.orpo_lambda=-1"}); });
+  CHECK(e.find("preference.orpo_lambda: expected a value >= 0") != std::string::npos);
 
   e = error_of([&] { phantom::recipe::load_run_config(t.file("h.yaml", "model:\n  llm:\n    num_heads: 3\n"), {}); });
   CHECK(e.find("model.llm.hidden_size (896) must be a multiple of model.llm.num_heads (3)") != std::string::npos);

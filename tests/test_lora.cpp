@@ -398,8 +398,8 @@ TEST_CASE("lora: the phantom-{0.5b,1.8b,3.8b,7b}.yaml recipes are the paper's tw
     auto c = recipe::load_run_config(test::source_path(std::string("configs/phantom-") + size + ".yaml"), {});
     REQUIRE(c.stages.size() == 2);
     const auto &s1 = c.stages[0], &s2 = c.stages[1];
-    CHECK(s1.loss == "po");
-    CHECK(s2.loss == "sft");
+    CHECK(s1.loss == recipe::LossKind::po);
+    CHECK(s2.loss == recipe::LossKind::sft);
     CHECK(c.optim.lr == 1e-5);
     CHECK(c.optim.min_lr == 1e-6);
     CHECK(s1.lora.rank == 0);

@@ -78,16 +78,18 @@ HandBatch hand_batch() {
 // The loss cases: the paper's beta 2 / gamma 0.5, and other values so that a swapped or ignored parameter shows.
 std::vector<recipe::LossConfig> cases() {
   std::vector<recipe::LossConfig> out;
-  for (const char* kind : {"sft", "po", "simpo", "dpo", "ipo", "orpo"}) {
-    out.push_back({kind, 2.0, 0.5, 1.0});
-    out.push_back({kind, 0.3, 1.2, 0.6});
+  using K = recipe::LossKind;
+  for (K kind : {K::sft, K::po, K::simpo, K::dpo, K::ipo, K::orpo}) {
+    out.push_back({kind, 2.0, 0.5, 1.0, 0.1});
+    out.push_back({kind, 0.3, 1.2, 0.6, 0.7});
   }
   return out;
 }
 
 json cases_json(const std::vector<recipe::LossConfig>& cs) {
   json j = json::array();
-  for (auto& c : cs) j.push_back({{"kind", c.kind}, {"beta", c.beta}, {"gamma", c.gamma}, {"sft_weight", c.sft_weight}});
+  for (auto& c : cs) j.push_back({{"kind", recipe::loss_kind_name(c.kind)}, {"beta", c.beta}, {"gamma", c.gamma},
+                 {"sft_weight", c.sft_weight}, {"orpo_lambda", c.orpo_lambda}});
   return j;
 }
 
@@ -152,7 +154,7 @@ TEST_CASE("losses: an SFT batch is the token mean of the cross-entropy, over the
   b.targets.num_segments = 1;
   json answers = json::array();
   for (auto& a : kAnswers) answers.push_back({{"logps", a.logps}});
-  const std::vector<recipe::LossConfig> cs = {{"sft", 2.0, 0.5, 1.0}, {"sft", 2.0, 0.5, 0.6}};
+  const std::vector<recipe::LossConfig> cs = {{recipe::LossKind::sft, 2.0, 0.5, 1.0}, {recipe::LossKind::sft, 2.0, 0.5, 0.6}};
   const json want = reference(dir, "loss", {{"cases", cases_json(cs)}, {"answers", answers}, {"sft", true},
                                             {"sft_tokens", 50}, {"questions", 0}});
   for (size_t i = 0; i < cs.size(); ++i) check_against(recipe::compute_loss(h.logp, b, cs[i], {50, 0}), want[i], 1e-6);
@@ -167,31 +169,34 @@ TEST_CASE("losses: closed forms: equal answers give PO = CE + log(1 + e^gamma), 
   auto seg_sum = torch::zeros({h.batch.targets.num_segments}, h.logp.options()).index_add(0, seg, h.logp);
   const recipe::StepCounts g{13, 3};
   const double ce = 0.75 * 13 / 13.0;
-  CHECK(recipe::compute_loss(h.logp, h.batch, {"po", 2.0, 0.5, 1.0}, g).loss.item<double>() ==
+  CHECK(recipe::compute_loss(h.logp, h.batch, {recipe::LossKind::po, 2.0, 0.5, 1.0}, g).loss.item<double>() ==
         Approx(ce + std::log1p(std::exp(0.5))).epsilon(1e-12));
-  CHECK(recipe::compute_loss(h.logp, h.batch, {"simpo", 2.0, 0.5, 1.0}, g).loss.item<double>() ==
+  CHECK(recipe::compute_loss(h.logp, h.batch, {recipe::LossKind::simpo, 2.0, 0.5, 1.0}, g).loss.item<double>() ==
         Approx(std::log1p(std::exp(0.5))).epsilon(1e-12));
-  CHECK(recipe::compute_loss(h.logp, h.batch, {"dpo", 2.0, 0.5, 1.0}, g, seg_sum).loss.item<double>() ==
+  CHECK(recipe::compute_loss(h.logp, h.batch, {recipe::LossKind::dpo, 2.0, 0.5, 1.0}, g, seg_sum).loss.item<double>() ==
         Approx(std::log(2.0)).epsilon(1e-12));
-  CHECK(recipe::compute_loss(h.logp, h.batch, {"ipo", 2.0, 0.5, 1.0}, g, seg_sum).loss.item<double>() ==
+  CHECK(recipe::compute_loss(h.logp, h.batch, {recipe::LossKind::ipo, 2.0, 0.5, 1.0}, g, seg_sum).loss.item<double>() ==
         Approx(1.0 / 16.0).epsilon(1e-12));
-  // ORPO with equal odds: CE + beta log 2.
-  CHECK(recipe::compute_loss(h.logp, h.batch, {"orpo", 2.0, 0.5, 1.0}, g).loss.item<double>() ==
-        Approx(ce + 2.0 * std::log(2.0)).epsilon(1e-12));
+  // ORPO with equal odds: CE + lambda log 2 (lambda its own key, beta does not enter the loss).
+  CHECK(recipe::compute_loss(h.logp, h.batch, {recipe::LossKind::orpo, 2.0, 0.5, 1.0, 0.25}, g).loss.item<double>() ==
+        Approx(ce + 0.25 * std::log(2.0)).epsilon(1e-12));
+  CHECK(recipe::compute_loss(h.logp, h.batch, {recipe::LossKind::orpo, 7.0, 0.5, 1.0, 0.25}, g).loss.item<double>() ==
+        Approx(ce + 0.25 * std::log(2.0)).epsilon(1e-12));
 }
 
 TEST_CASE("losses: bad inputs are errors that say what is missing") {
   auto h = hand_batch();
   const recipe::StepCounts g{13, 3};
-  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, h.batch, {"dpo", 2.0, 0.5, 1.0}, g),
+  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, h.batch, {recipe::LossKind::dpo, 2.0, 0.5, 1.0}, g),
                     Catch::Contains("dpo needs reference log-probabilities"));
-  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, h.batch, {"ipo", 2.0, 0.5, 1.0}, g),
+  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, h.batch, {recipe::LossKind::ipo, 2.0, 0.5, 1.0}, g),
                     Catch::Contains("ipo needs reference log-probabilities"));
-  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, h.batch, {"kto", 2.0, 0.5, 1.0}, g), Catch::Contains("unknown loss 'kto'"));
+  CHECK_THROWS_WITH(recipe::parse_loss_kind("kto", "stages.1.loss"),
+                    Catch::Contains("stages.1.loss: expected one of sft, po, simpo, dpo, ipo, orpo, got 'kto'"));
   data::Batch sft;
   sft.targets.segment = torch::zeros_like(h.batch.targets.segment);
   sft.targets.num_segments = 1;
-  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, sft, {"po", 2.0, 0.5, 1.0}, g),
+  CHECK_THROWS_WITH(recipe::compute_loss(h.logp, sft, {recipe::LossKind::po, 2.0, 0.5, 1.0}, g),
                     Catch::Contains("loss 'po' needs preference data"));
 }
 

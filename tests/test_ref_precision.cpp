@@ -247,7 +247,7 @@ TEST_CASE("precision: bf16 autocast on CPU is within 2% of fp32 with fp32 master
   std::vector<at::Tensor> px;
   for (size_t i = 0; i < samples.size(); ++i) px.push_back(torch::randn({1, 3, 28, 28}));
   auto b = batch_of(samples, px, {0, 1, 2, 3, 4, 5}, true);
-  recipe::LossConfig lc{"po", 2.0, 0.5, 1.0};
+  recipe::LossConfig lc{recipe::LossKind::po, 2.0, 0.5, 1.0};
   const recipe::StepCounts counts{b.num_sft_tokens, b.num_questions};
   const c10::Device cpu(c10::kCPU);
   auto step = [&](const AutocastState& ac) {

@@ -102,7 +102,7 @@ TEST_CASE("segments: packed SFT rows equal the padded batch in loss and gradient
                                                     sft_sample(1, 12, tpt, 5)};
   std::vector<at::Tensor> pixels = {torch::randn({1, 3, 28, 28}), at::Tensor(), torch::randn({1, 3, 28, 28}),
                                     at::Tensor(), torch::randn({1, 3, 28, 28})};
-  recipe::LossConfig lc{"sft", 2.0, 0.5, 1.0};
+  recipe::LossConfig lc{recipe::LossKind::sft, 2.0, 0.5, 1.0};
   auto padded = data::collate_sft(samples, pixels, 0);
   auto packed = data::collate_sft_packed(samples, pixels, 0, 2 * tpt + 16);
   REQUIRE(packed.input_ids.size(0) < padded.input_ids.size(0));  // several samples share a row
@@ -147,7 +147,7 @@ TEST_CASE("segments: shared-prefix PO equals the naive layout without images and
       for (int64_t a = 0; a <= n_rej; ++a) p.answers.push_back(ids(2 + a + s, 50 * s + a));
       qs.push_back(p);
     }
-    recipe::LossConfig lc{"po", 2.0, 0.5, 1.0};
+    recipe::LossConfig lc{recipe::LossKind::po, 2.0, 0.5, 1.0};
     auto run = [&](bool shared) {
       model->zero_grad();
       auto b = data::collate_preference(qs, {}, 0, shared);

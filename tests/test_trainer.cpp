@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "phantom/model/model.h"
@@ -20,6 +21,7 @@ using namespace phantom;
 using phantom::test::grads_of;
 using phantom::test::run;
 using phantom::test::TempDir;
+using json = nlohmann::json;
 
 namespace {
 
@@ -68,7 +70,7 @@ TEST_CASE("trainer: shared-prefix PO equals the naive layout in loss and gradien
     odd.answers[0].insert(odd.answers[0].begin(), 42);
     odd.prompt.clear();
     std::vector<at::Tensor> pixels = {torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28})};
-    recipe::LossConfig lc{"po", 2.0, 0.5, 1.0};
+    recipe::LossConfig lc{recipe::LossKind::po, 2.0, 0.5, 1.0};
     auto run = [&](bool shared) {
       model->zero_grad();
       auto b = data::collate_preference(samples, pixels, 0, shared);
@@ -100,7 +102,7 @@ TEST_CASE("trainer: gradient accumulation of 4 x B equals one batch of 4B, check
   std::vector<data::EncodedPreference> samples;
   std::vector<at::Tensor> pixels;
   for (int i = 0; i < 8; ++i) samples.push_back(pref_sample(1 + i % 2, tpt, i)), pixels.push_back(torch::randn({1, 3, 28, 28}));
-  recipe::LossConfig lc{"po", 2.0, 0.5, 1.0};
+  recipe::LossConfig lc{recipe::LossKind::po, 2.0, 0.5, 1.0};
   auto big = data::collate_preference(samples, pixels, 0, true);
   model->zero_grad();
   auto out = recipe::batch_loss(*model, big, lc, {big.num_sft_tokens, big.num_questions});
@@ -219,4 +221,56 @@ TEST_CASE("trainer: the first 10 losses of a tiny fixed-seed run are the golden 
     INFO("step " << i);
     CHECK(r.losses[i] == Approx(golden[i]).epsilon(1e-5));
   }
+}
+
+namespace {
+
+// The last line of <run>/metrics.jsonl that holds `key`.
+json last_with(const std::string& run_dir, const std::string& key) {
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  json last;
+  for (std::string line; std::getline(in, line);)
+    if (auto j = json::parse(line); j.contains(key)) last = j;
+  return last;
+}
+
+}  // namespace
+
+TEST_CASE("trainer: validation scores the stage's own loss and reports the preference metrics beside it") {
+  // One stage of one step at lr 0, so the policy at validation is its starting weights: DPO and IPO against that
+  // reference have the closed forms log 2 and 1/(4 beta^2) on any data; the others are their terms' combination.
+  DemoData data;
+  auto stage = [&](const std::string& name, const std::string& loss, std::vector<std::string> extra = {}) {
+    std::vector<std::string> o = {"stages=[{name: only, loss: " + loss + ", trainable: ['.*'], max_steps: 1}]",
+                                  "optim.lr=0", "optim.min_lr=0", "optim.warmup_steps=0", "checkpoint.every_steps=0",
+                                  "validation.benchmark=", "log.tensorboard=false", "run.threads=1"};
+    o.insert(o.end(), extra.begin(), extra.end());
+    auto r = run(data.config(name, o));
+    REQUIRE(r.losses.size() == 1);
+    const json v = last_with(r.run_dir, "val/loss");
+    REQUIRE(v.is_object());
+    INFO(loss << ": " << v.dump());
+    for (const char* k : {"val/sft", "val/po", "val/rewards/margins", "val/rewards/accuracies", "val/logps/chosen"})
+      CHECK(v.contains(k));  // the preference metrics beside the loss, whatever the stage's loss
+    return v;
+  };
+  const double beta = 0.7;
+  auto sft = stage("val_sft", "sft");
+  CHECK(sft["val/loss"].get<double>() == Approx(sft["val/sft"].get<double>()).epsilon(1e-12));
+  auto po = stage("val_po", "po", {"preference.sft_weight=0.5"});
+  CHECK(po["val/loss"].get<double>() ==
+        Approx(0.5 * po["val/sft"].get<double>() + po["val/po"].get<double>()).epsilon(1e-12));
+  auto simpo = stage("val_simpo", "simpo");
+  CHECK(simpo["val/loss"].get<double>() == Approx(simpo["val/po"].get<double>()).epsilon(1e-12));
+  auto orpo = stage("val_orpo", "orpo", {"preference.orpo_lambda=0.3"});
+  CHECK(orpo["val/loss"].get<double>() ==
+        Approx(orpo["val/sft"].get<double>() + 0.3 * orpo["val/po"].get<double>()).epsilon(1e-12));
+  // The held-out file's reference log-probs come from their own cache, next to the training file's.
+  auto dpo = stage("val_dpo", "dpo", {"preference.beta=" + std::to_string(beta)});
+  CHECK(dpo["val/loss"].get<double>() == Approx(std::log(2.0)).epsilon(1e-5));
+  CHECK(std::filesystem::exists(data.dir.str("runs/val_dpo/ref_logps/only.val.safetensors")));
+  auto ipo = stage("val_ipo", "ipo", {"preference.beta=" + std::to_string(beta)});
+  CHECK(ipo["val/loss"].get<double>() == Approx(1.0 / (4 * beta * beta)).epsilon(1e-4));
+  // Different losses on the same weights and data: the sums beside them are the same.
+  CHECK(po["val/sft"].get<double>() == Approx(sft["val/sft"].get<double>()).epsilon(1e-12));
 }

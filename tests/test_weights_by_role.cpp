@@ -351,10 +351,10 @@ TEST_CASE("weights by role: the bare-start recipe warms the projector up alone, 
   const auto& w = c.stages[0];
   CHECK(w.name == "warmup");
   CHECK(w.format == "conversations");
-  CHECK(w.loss == "sft");
+  CHECK(w.loss == recipe::LossKind::sft);
   CHECK(w.base_int8);
   CHECK(*w.optim.lr == 1e-3);
-  CHECK(c.stages[1].loss == "po");
+  CHECK(c.stages[1].loss == recipe::LossKind::po);
   CHECK(c.stages[2].lora.rank == 256);
   CHECK_FALSE(c.model.vision_path.empty());
   // On a small model of the same layout the warm-up trains exactly the projector.

@@ -42,6 +42,17 @@ export PHANTOM_TORCH_VERSION PHANTOM_TORCH_DIR  # the launcher then needs no Pyt
 say "phantom gpucheck"
 timeout 420 "$P" gpucheck "${GPUCHECK_ARGS[@]}" 2>&1 | tee "$LOG/gpucheck.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# The performance goals of gpucheck's measurements (the binary prints the numbers only): the shared-prefix PO step
+# at most 1.15x an SFT step on the chosen answers, and an MFU of at least 40 % on the 7B-shaped step.
+GOAL_PO_SHARED_OVER_SFT=1.15 GOAL_MFU_PERCENT=40
+if [ "$cuda" = 1 ]; then
+  awk -v po="$GOAL_PO_SHARED_OVER_SFT" -v mfu="$GOAL_MFU_PERCENT" '
+    /^\[gpucheck\] po .*shared\/sft/ { match($0, /shared\/sft [0-9.]+x/); r = substr($0, RSTART + 11, RLENGTH - 12) + 0
+                          printf "goal: po shared/sft %.2fx <= %.2fx %s\n", r, po, (r <= po ? "met" : "NOT met") }
+    /^\[gpucheck\] step7b .*MFU/ { match($0, /MFU [0-9.]+%/); m = substr($0, RSTART + 4, RLENGTH - 5) + 0
+                          printf "goal: step7b MFU %.1f%% >= %d%% %s\n", m, mfu, (m >= mfu ? "met" : "NOT met") }
+  ' "$LOG/gpucheck.log"
+fi
 
 say "our step vs PyTorch eager (scripts/bench/model_ref.py), plain decoder"
 if [ "$cuda" = 1 ]; then

@@ -11,6 +11,7 @@ expect_error "data\.batch_size: expected a decimal integer" train --config "$cfg
 expect_error "config file not found: .*nope\.yaml" train --config "$tmp/nope.yaml"
 expect_error "missing required option --config" train
 expect_error "model\.phantom: expected one of gate, sum, mean, off, got 'gated'.*did you mean 'gate'" train --config "$cfg" model.phantom=gated
+expect_error "stages\.1\.loss: expected one of sft, po, simpo, dpo, ipo, orpo, got 'simpoo'.*did you mean 'simpo'" train --config "$cfg" stages.1.loss=simpoo
 # unknown key inside a file: names the file and line
 printf 'base: %s\noptim:\n  lr: 1e-5\n  warmup: 3\n' "$cfg" >"$tmp/child.yaml"
 expect_error "unknown key 'optim\.warmup' \(.*child\.yaml:4\); did you mean 'optim\.warmup_steps'" train --config "$tmp/child.yaml"

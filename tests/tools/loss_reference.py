@@ -7,7 +7,7 @@ independent side of the golden tests of trainers/recipe/losses.cpp (tests/test_l
                                             tests/tools/model_reference.py's plain Phantom forward)
 
 IN.json (loss):
-  {"cases": [{"kind": "po", "beta": 2.0, "gamma": 0.5, "sft_weight": 1.0}, ...],
+  {"cases": [{"kind": "po", "beta": 2.0, "gamma": 0.5, "sft_weight": 1.0, "orpo_lambda": 0.1}, ...],
    "sft_tokens": N, "questions": Q,                    # global counts of the optimiser step (docs/training.md)
    "answers": [{"question": q, "answer": a, "logps": [...], "ref": r}, ...]}   # a = 0: chosen; ref: dpo/ipo only
   or, for an SFT batch, "answers" with "logps" only and "sft": true.
@@ -25,7 +25,7 @@ The equations (docs/paper.md), per question q with chosen y+ and rejected y-_1..
                                                                                     (Hong et al. 2024, eqs. 4-7)
   a question's preference term is the mean of its k pairwise terms; the terms are summed over questions / Q.
   loss: sft = CE; po = sft_weight CE + SimPO (the Phantom paper: beta 2, gamma 0.5); simpo = SimPO; dpo = DPO;
-        ipo = IPO; orpo = sft_weight CE + beta ORPO (beta plays ORPO's lambda).
+        ipo = IPO; orpo = sft_weight CE + lambda ORPO (lambda = orpo_lambda; beta only scales ORPO's rewards).
 """
 import json
 import math
@@ -85,7 +85,7 @@ def loss(spec, case):
     if kind in ("sft", "po", "orpo"):
         total += (1.0 if kind == "sft" else w) * ce / n_tok
     if kind != "sft":
-        total += (beta if kind == "orpo" else 1.0) * pref / n_q
+        total += (case["orpo_lambda"] if kind == "orpo" else 1.0) * pref / n_q
     return {"loss": total, "sft": ce, "pref": pref, "rewards/margins": margins, "rewards/accuracies": acc,
             "rewards/chosen": rc, "rewards/rejected": rr}
 

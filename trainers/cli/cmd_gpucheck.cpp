@@ -5,8 +5,9 @@
 //   parity      fp32 logits and loss of a random Phantom VLM (vision + projector + decoder): CUDA vs CPU, <= 1e-4
 //   bf16        autocast bf16 vs fp32 on the same device: relative L2 of the logits <= 2 %
 //   nccl        an NCCL process group of world 1: all-reduce of a CUDA tensor
-//   po          PO step with the shared prefix vs naive vs SFT on the chosen answers (goal: shared/SFT <= 1.15x)
-//   step7b      a Qwen2-7B-shaped step (full width, --layers deep), tokens/s, TFLOP/s, MFU (goal: >= 40 %)
+//   po          PO step with the shared prefix vs naive vs SFT on the chosen answers (shared/SFT ratio)
+//   step7b      a Qwen2-7B-shaped step (full width, --layers deep), tokens/s, TFLOP/s, MFU
+// The binary prints measurements only; the performance goals they are held to live in scripts/gpu/check.sh.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -203,12 +204,10 @@ void step_po(Report& r, const c10::Device& dev, int64_t warmup, int64_t steps) {
   const int64_t batch = cuda ? 4 : 2, answer = 32;
   for (int64_t P : prompts) {
     auto qs = bench_questions(batch, P, answer, 1, mc.llm.vocab_size);
-    std::vector<data::EncodedConversation> sft;
-    for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
-    auto b_sft = batch_to(data::collate_sft(sft, {}, 0), dev);
-    auto b_shared = batch_to(data::collate_preference(qs, {}, 0, true), dev);
-    auto b_naive = batch_to(data::collate_preference(qs, {}, 0, false), dev);
-    auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{"sft"}, {"po"}, {"po"}}, *opt,
+    auto layouts = po_layouts(qs);
+    auto b_sft = batch_to(layouts.sft, dev), b_shared = batch_to(layouts.shared, dev);
+    auto b_naive = batch_to(layouts.naive, dev);
+    auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{recipe::LossKind::sft}, {recipe::LossKind::po}, {recipe::LossKind::po}}, *opt,
                               trainable.params, ac, dev, warmup, steps);
     const double ratio = t[1].ms / t[0].ms;
     const bool finite = std::isfinite(t[0].ms) && t[1].ms > 0 && t[2].ms > 0;
@@ -216,7 +215,7 @@ void step_po(Report& r, const c10::Device& dev, int64_t warmup, int64_t steps) {
             dev.str() + (cuda ? " bf16" : " fp32 (shrunk)") + ", batch " + std::to_string(batch) + ", prompt " +
                 std::to_string(P) + ": sft " + fmt_num("%.1f ms", t[0].ms) + ", po shared " +
                 fmt_num("%.1f ms", t[1].ms) + ", po naive " + fmt_num("%.1f ms", t[2].ms) + " | shared/sft " +
-                fmt_num("%.2fx", ratio) + (cuda ? (ratio <= 1.15 ? " (goal <= 1.15x met)" : " (goal <= 1.15x NOT met)") : "") +
+                fmt_num("%.2fx", ratio) +
                 ", naive/shared " + fmt_num("%.2fx", t[2].ms / t[1].ms));
   }
   if (!cuda) r.skip("po", "the same at Qwen2-0.5B width, 4 layers, prompts 1024 and 1792, bf16");
@@ -245,10 +244,8 @@ void step_7b(Report& r, const c10::Device& dev, int64_t layers, int64_t seq, int
   auto trainable = recipe::select_trainable(*model, {".*"});
   auto opt = recipe::make_adamw(trainable, recipe::OptimConfig{});
   auto qs = bench_questions(batch, seq / 2, seq / 2, 0, l.vocab_size);  // SFT on prompt + answer = seq tokens
-  std::vector<data::EncodedConversation> sft;
-  for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
-  auto b = batch_to(data::collate_sft(sft, {}, 0), dev);
-  const auto t = time_interleaved(*model, {&b}, {{"sft"}}, *opt, trainable.params, ac, dev, warmup, steps)[0];
+  auto b = batch_to(chosen_sft_batch(qs), dev);
+  const auto t = time_interleaved(*model, {&b}, {{recipe::LossKind::sft}}, *opt, trainable.params, ac, dev, warmup, steps)[0];
   auto body = mc;
   body.llm.vocab_size = 0;  // the decoder per token + the LM head per supervised row (as `phantom bench train`)
   const double flops = recipe::train_flops_per_token(body, b.input_ids.size(1)) * static_cast<double>(t.tokens) +
@@ -265,8 +262,7 @@ void step_7b(Report& r, const c10::Device& dev, int64_t layers, int64_t seq, int
   if (cuda && peak_tflops <= 0) detail += ", no MFU (device '" + recipe::device_name(dev) + "' not in the peak table: pass --peak-tflops)";
   if (cuda && peak_tflops > 0) {
     const double mfu = tflops / peak_tflops;
-    detail += ", MFU " + fmt_num("%.1f%%", 100 * mfu) + " of " + fmt_num("%.0f", peak_tflops) +
-              (mfu >= 0.40 ? " (goal >= 40% met)" : " (goal >= 40% NOT met)");
+    detail += ", MFU " + fmt_num("%.1f%%", 100 * mfu) + " of " + fmt_num("%.0f", peak_tflops);
   }
   (void)n_train;
   r.check("step7b", std::isfinite(t.ms) && t.ms > 0, detail);

@@ -25,6 +25,16 @@ std::vector<data::EncodedPreference> bench_questions(int64_t n, int64_t prompt, 
   return out;
 }
 
+data::Batch chosen_sft_batch(const std::vector<data::EncodedPreference>& qs) {
+  std::vector<data::EncodedConversation> sft;
+  for (const auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
+  return data::collate_sft(sft, {}, 0);
+}
+
+PoLayouts po_layouts(const std::vector<data::EncodedPreference>& qs) {
+  return {chosen_sft_batch(qs), data::collate_preference(qs, {}, 0, true), data::collate_preference(qs, {}, 0, false)};
+}
+
 data::Batch batch_to(data::Batch b, const c10::Device& device) {
   for (at::Tensor* t : {&b.input_ids, &b.attention_mask, &b.positions, &b.pixel_values})
     if (t->defined()) *t = t->to(device);

@@ -17,6 +17,16 @@ namespace phantom::cli {
 std::vector<data::EncodedPreference> bench_questions(int64_t n, int64_t prompt, int64_t answer, int64_t rejected,
                                                      int64_t vocab);
 
+// SFT on the chosen answers of `qs` (prompt + chosen answer, one padded row each).
+data::Batch chosen_sft_batch(const std::vector<data::EncodedPreference>& qs);
+
+// The same questions in the three layouts the PO timings compare (`phantom bench po`, `phantom gpucheck`): SFT on
+// the chosen answers, PO with the shared prefix (one row per question), PO naive (one row per answer).
+struct PoLayouts {
+  data::Batch sft, shared, naive;
+};
+PoLayouts po_layouts(const std::vector<data::EncodedPreference>& qs);
+
 // The batch's tensors on `device` (counts and targets stay: the loss moves what it needs).
 data::Batch batch_to(data::Batch b, const c10::Device& device);
 

@@ -171,6 +171,22 @@ std::optional<std::string> base64_decode(const std::string& text) {
   return out;
 }
 
+std::optional<std::string> parenthesized_letter(const std::string& a, size_t n_options) {
+  if (a.size() != 3 || a[0] != '(' || a[2] != ')' || a[1] < 'A' || static_cast<size_t>(a[1] - 'A') >= n_options)
+    return std::nullopt;
+  return std::string(1, a[1]);
+}
+
+bool set_parenthesized_answer(BenchItem& it, const std::string& a, Errors& errors) {
+  const auto letter = parenthesized_letter(a, it.options.size());
+  if (!letter) {
+    errors.add(it.id, "answer '" + a + "' is not one of (A).. for " + std::to_string(it.options.size()) + " choices");
+    return false;
+  }
+  it.answer = *letter;
+  return true;
+}
+
 std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;

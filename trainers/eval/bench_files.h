@@ -48,6 +48,8 @@ bool pandas_na(const std::string& s);
 std::optional<std::string> base64_decode(const std::string& text);
 
 std::string trim(const std::string& s);
+// An answer written "(B)" that names one of `n_options` choices -> "B" (BLINK, CV-Bench); nullopt otherwise.
+std::optional<std::string> parenthesized_letter(const std::string& answer, size_t n_options);
 std::string lower(const std::string& s);
 
 // A JSON scalar as text: strings as they are, integers without a decimal point, other numbers via %g;
@@ -71,6 +73,8 @@ class Errors {
   std::vector<RowError> list_;
 };
 
+// item.answer from an answer written "(B)" naming one of item.options; false (the row's error added) otherwise.
+bool set_parenthesized_answer(BenchItem& item, const std::string& answer, Errors& errors);
 // Adds the image file `path` to the item: a missing file is a row error (returns false). With decode_images the
 // file is decoded too, and an undecodable one is an error.
 bool attach_file(BenchItem& item, const std::string& path, const ReadOptions& opt, Errors& errors);

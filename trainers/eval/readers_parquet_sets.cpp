@@ -136,11 +136,7 @@ ReadResult read_blink(const std::string& path, const ReadOptions& opt) {
     for (const auto& c : x["choices"]) it.options.push_back(c.is_string() ? c.get<std::string>() : c.dump());
     const std::string a = files::trim(*ans);
     // The test split hides its answers; only the validation split can be scored here.
-    if (a.size() != 3 || a[0] != '(' || a[2] != ')' || a[1] < 'A' || size_t(a[1] - 'A') >= it.options.size()) {
-      errors.add(it.id, "answer '" + a + "' is not one of (A).. for " + std::to_string(it.options.size()) + " choices");
-      continue;
-    }
-    it.answer = std::string(1, a[1]);
+    if (!files::set_parenthesized_answer(it, a, errors)) continue;
     it.category = *task;
     // Phantom prefixes this disclaimer to the three subtasks whose questions are about people's pictures and art.
     static const char* kDisclaimer =

@@ -119,11 +119,7 @@ ReadResult read_cvbench(const std::string& path, const ReadOptions& opt) {
     for (const auto& c : x["choices"]) it.options.push_back(c.is_string() ? c.get<std::string>() : c.dump());
     // The answer is written "(B)"; it must name one of the choices.
     const std::string a = files::trim(*ans);
-    if (a.size() != 3 || a[0] != '(' || a[2] != ')' || a[1] < 'A' || size_t(a[1] - 'A') >= it.options.size()) {
-      errors.add(it.id, "answer '" + a + "' is not one of (A).. for " + std::to_string(it.options.size()) + " choices");
-      continue;
-    }
-    it.answer = std::string(1, a[1]);
+    if (!files::set_parenthesized_answer(it, a, errors)) continue;
     it.category = *source;  // ADE20K, COCO (2D) or Omni3D (3D): what the CV-Bench score averages over
     for (const char* k : {"type", "task"})
       if (auto v = files::field(x, k)) it.extra[k] = *v;

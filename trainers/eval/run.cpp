@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -87,6 +88,90 @@ void known_answers(const std::string& results, const std::string& out, const std
 
 std::string judge_ext(Bench b) { return b == Bench::LLaVAW ? ".jsonl" : ".json"; }
 
+// This rank's temporary files that a kill interrupted are removed; a fresh run (one rank) also removes the
+// earlier results and shards.
+void prepare_out_dir(const RunOptions& opt, const std::string& name, const std::string& results_path,
+                     const std::string& mine_path) {
+  {  // temporary files of this rank's writes that a kill interrupted
+    std::error_code ec;
+    const std::string tmp_prefix = fs::path(mine_path).filename().string() + ".tmp.";
+    for (const auto& e : fs::directory_iterator(fs::path(opt.out_dir) / "shards"))
+      if (e.path().filename().string().rfind(tmp_prefix, 0) == 0) fs::remove(e.path(), ec);
+  }
+  if (opt.fresh) {
+    if (opt.world != 1) throw std::runtime_error("a fresh benchmark run (earlier answers discarded) needs one rank");
+    std::error_code ec;
+    fs::remove(results_path, ec);
+    for (const auto& f : shard_files(opt.out_dir, name)) fs::remove(f, ec);
+  }
+}
+
+// Rank 0: polls the results file and the shards until every item is answered (or failed) by some rank; times
+// out after opt.shard_timeout_s naming the missing ranks. `known` / `known_errors` end up holding every answer.
+void wait_for_ranks(const RunOptions& opt, const std::string& name, const std::vector<BenchItem>& items,
+                    const std::string& results_path, const std::function<int(size_t)>& owner,
+                    std::map<std::string, std::string>& known, std::map<std::string, std::string>& known_errors) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto last_log = t0;
+  while (true) {
+    known_answers(results_path, opt.out_dir, name, known, known_errors);
+    std::map<int, std::vector<std::string>> missing;  // owner rank -> ids
+    for (size_t i = 0; i < items.size(); ++i)
+      if (!known.count(items[i].id) && !known_errors.count(items[i].id)) missing[owner(i)].push_back(items[i].id);
+    if (missing.empty()) break;
+    const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (waited >= opt.shard_timeout_s) {
+      std::string msg = name + ": timed out after " + fmt::format("{:.0f}", waited) + " s waiting for";
+      for (auto& [r, ids] : missing)
+        msg += fmt::format(" rank {} of {} ({} items unanswered, first {}; shard {})", r, opt.world, ids.size(),
+                           ids.front(), shard_path(opt.out_dir, name, r));
+      throw std::runtime_error(msg + "; rerun the missing ranks (answers so far are kept)");
+    }
+    if (std::chrono::duration<double>(Clock::now() - last_log).count() >= 30) {
+      last_log = Clock::now();
+      for (auto& [r, ids] : missing) log::info("{}: waiting for rank {} ({} items left)", name, r, ids.size());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+// Rank 0, every item answered: the scored results, the row errors, and the submission / judge files of the
+// benchmarks that have them.
+void write_outputs(RunReport& rr, Bench b, const std::string& name, const std::vector<BenchItem>& items,
+                   const std::map<std::string, std::string>& known,
+                   const std::map<std::string, std::string>& known_errors, const RunOptions& opt) {
+  rr.report = score_benchmark(b, name, items, known);
+  // Rows that never became items (reader) and items that could not be generated (images), by row id.
+  const std::string err_path = (fs::path(opt.out_dir) / (name + ".row_errors.txt")).string();
+  std::string err_text;
+  for (const auto& e : opt.row_errors) err_text += e.str() + "\n";
+  for (const auto& it : items)
+    if (auto e = known_errors.find(it.id); e != known_errors.end()) err_text += "row " + it.id + ": " + e->second + "\n";
+  std::error_code ec;
+  if (!err_text.empty()) util::write_file_atomic(err_path, err_text);
+  else fs::remove(err_path, ec);
+  write_results(rr.results_path, rr.report);
+  for (const auto& f : shard_files(opt.out_dir, name)) fs::remove(f, ec);  // the results file now holds them all
+
+  bool has_answers = false;
+  for (const auto& it : items) has_answers |= !it.answer.empty();
+  if (b == Bench::MMBench && !has_answers)
+    for (const char* ext : {".xlsx", ".tsv"})  // the server takes the .xlsx; the TSV is for reading
+      write_mmbench_submission((fs::path(opt.out_dir) / (name + "_submission" + ext)).string(), items, known);
+  if (bench_is_judged(b)) {
+    const std::string in = (fs::path(opt.out_dir) / (name + "_judge_input" + judge_ext(b))).string();
+    write_judge_input(b, in, items, known);
+    if (!opt.judge.empty()) {
+      const std::string judged = (fs::path(opt.out_dir) / (name + "_judge_output" + judge_ext(b))).string();
+      merge_judge_scores(rr.report, JudgeCommand{opt.judge, opt.judge_data}.run(b, in, judged, items));
+      write_results(rr.results_path, rr.report);
+    } else {
+      log::info("{}: answers in the judge's format in {} (score them with --judge)", name, in);
+    }
+  }
+}
+
 }  // namespace
 
 RunReport run_benchmark(PhantomModelImpl& model, const data::Tokenizer& tok, const data::SampleEncoder& enc,
@@ -106,18 +191,7 @@ RunReport run_benchmark(PhantomModelImpl& model, const data::Tokenizer& tok, con
   rr.results_path = (fs::path(opt.out_dir) / (name + ".json")).string();
   fs::create_directories(fs::path(opt.out_dir) / "shards");
   const std::string mine_path = shard_path(opt.out_dir, name, opt.rank);
-  {  // temporary files of this rank's writes that a kill interrupted
-    std::error_code ec;
-    const std::string tmp_prefix = fs::path(mine_path).filename().string() + ".tmp.";
-    for (const auto& e : fs::directory_iterator(fs::path(opt.out_dir) / "shards"))
-      if (e.path().filename().string().rfind(tmp_prefix, 0) == 0) fs::remove(e.path(), ec);
-  }
-  if (opt.fresh) {
-    if (opt.world != 1) throw std::runtime_error("a fresh benchmark run (earlier answers discarded) needs one rank");
-    std::error_code ec;
-    fs::remove(rr.results_path, ec);
-    for (const auto& f : shard_files(opt.out_dir, name)) fs::remove(f, ec);
-  }
+  prepare_out_dir(opt, name, rr.results_path, mine_path);
 
   // Resume: skip what any earlier run (of any world size) answered; keep this rank's old shard entries.
   std::map<std::string, std::string> known, known_errors;
@@ -183,59 +257,9 @@ RunReport run_benchmark(PhantomModelImpl& model, const data::Tokenizer& tok, con
   if (opt.rank != 0) return rr;
 
   // Rank 0: wait until every item is answered (or failed) by some rank.
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  auto last_log = t0;
-  while (true) {
-    known_answers(rr.results_path, opt.out_dir, name, known, known_errors);
-    std::map<int, std::vector<std::string>> missing;  // owner rank -> ids
-    for (size_t i = 0; i < n; ++i)
-      if (!known.count(items[i].id) && !known_errors.count(items[i].id)) missing[owner(i)].push_back(items[i].id);
-    if (missing.empty()) break;
-    const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (waited >= opt.shard_timeout_s) {
-      std::string msg = name + ": timed out after " + fmt::format("{:.0f}", waited) + " s waiting for";
-      for (auto& [r, ids] : missing)
-        msg += fmt::format(" rank {} of {} ({} items unanswered, first {}; shard {})", r, opt.world, ids.size(),
-                           ids.front(), shard_path(opt.out_dir, name, r));
-      throw std::runtime_error(msg + "; rerun the missing ranks (answers so far are kept)");
-    }
-    if (std::chrono::duration<double>(Clock::now() - last_log).count() >= 30) {
-      last_log = Clock::now();
-      for (auto& [r, ids] : missing) log::info("{}: waiting for rank {} ({} items left)", name, r, ids.size());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  wait_for_ranks(opt, name, items, rr.results_path, owner, known, known_errors);
 
-  rr.report = score_benchmark(b, name, items, known);
-  // Rows that never became items (reader) and items that could not be generated (images), by row id.
-  const std::string err_path = (fs::path(opt.out_dir) / (name + ".row_errors.txt")).string();
-  std::string err_text;
-  for (const auto& e : opt.row_errors) err_text += e.str() + "\n";
-  for (const auto& it : items)
-    if (auto e = known_errors.find(it.id); e != known_errors.end()) err_text += "row " + it.id + ": " + e->second + "\n";
-  std::error_code ec;
-  if (!err_text.empty()) util::write_file_atomic(err_path, err_text);
-  else fs::remove(err_path, ec);
-  write_results(rr.results_path, rr.report);
-  for (const auto& f : shard_files(opt.out_dir, name)) fs::remove(f, ec);  // the results file now holds them all
-
-  bool has_answers = false;
-  for (const auto& it : items) has_answers |= !it.answer.empty();
-  if (b == Bench::MMBench && !has_answers)
-    for (const char* ext : {".xlsx", ".tsv"})  // the server takes the .xlsx; the TSV is for reading
-      write_mmbench_submission((fs::path(opt.out_dir) / (name + "_submission" + ext)).string(), items, known);
-  if (bench_is_judged(b)) {
-    const std::string in = (fs::path(opt.out_dir) / (name + "_judge_input" + judge_ext(b))).string();
-    write_judge_input(b, in, items, known);
-    if (!opt.judge.empty()) {
-      const std::string judged = (fs::path(opt.out_dir) / (name + "_judge_output" + judge_ext(b))).string();
-      merge_judge_scores(rr.report, JudgeCommand{opt.judge, opt.judge_data}.run(b, in, judged, items));
-      write_results(rr.results_path, rr.report);
-    } else {
-      log::info("{}: answers in the judge's format in {} (score them with --judge)", name, in);
-    }
-  }
+  write_outputs(rr, b, name, items, known, known_errors, opt);
   return rr;
 }
 

@@ -66,32 +66,41 @@ struct Chunks {
   int64_t size(int64_t i) const { return std::min(n, T - i * n); }
 };
 
+// The loop of the three passes below: for each chunk of `chunk` rows of h, its logits h W^T into one reused
+// (chunk, V) fp32 buffer, then body(start, n, logits, targets (n, 1)); body may overwrite the buffer.
+template <class Body>
+void over_chunks(const at::Tensor& h, const at::Tensor& w, const at::Tensor& target, int64_t chunk, Body&& body) {
+  const Chunks ch{h.size(0), chunk};
+  auto buf = torch::empty({std::min(chunk, ch.T), w.size(0)}, h.options().dtype(at::kFloat));
+  for (int64_t i = 0; i < ch.count(); ++i) {
+    const int64_t s = ch.start(i), n = ch.size(i);
+    auto b = buf.narrow(0, 0, n);
+    chunk_logits(b, h.narrow(0, s, n), w);
+    body(s, n, b, target.narrow(0, s, n).unsqueeze(1));
+  }
+}
+
+// logits b -> softmax in place, and each row's target log-prob into `logp` (n,).
+void softmax_and_target_logp(at::Tensor& b, const at::Tensor& y, at::Tensor logp) {
+  auto target_logit = b.gather(1, y).squeeze(1);
+  logp.copy_(target_logit - softmax_and_lse(b));
+}
+
 struct HeadLogps : torch::autograd::Function<HeadLogps> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& rows, const at::Tensor& weight,
                             const at::Tensor& target, int64_t chunk, bool need_rows, bool need_w) {
     const auto cd = matmul_dtype(weight, rows);
     AutocastScope off{AutocastState{}};
     auto h = rows.to(cd), w = weight.to(cd);
-    const int64_t T = rows.size(0), V = weight.size(0);
-    Chunks ch{T, chunk};
+    const int64_t T = rows.size(0);
     auto f32 = rows.options().dtype(at::kFloat);
-    auto logp = torch::empty({T}, f32), lse = torch::empty({T}, f32);
+    auto logp = torch::empty({T}, f32);
     const bool keep_g = need_rows && !need_w;  // frozen head: d logp / d h per row, from the forward
     at::Tensor G = keep_g ? torch::empty({T, rows.size(1)}, f32) : at::Tensor();
-    auto buf = torch::empty({std::min(chunk, T), V}, f32);
-    for (int64_t i = 0; i < ch.count(); ++i) {
-      const int64_t s = ch.start(i), n = ch.size(i);
-      auto b = buf.narrow(0, 0, n);
-      auto y = target.narrow(0, s, n).unsqueeze(1);
-      chunk_logits(b, h.narrow(0, s, n), w);
-      auto l = lse.narrow(0, s, n);
-      auto target_logit = b.gather(1, y).squeeze(1);
-      l.copy_(softmax_and_lse(b));
-      logp.narrow(0, s, n).copy_(target_logit - l);
-      if (keep_g) {
-        G.narrow(0, s, n).copy_(w.index_select(0, y.squeeze(1)).to(at::kFloat) - rows_grad(b, w));
-      }
-    }
+    over_chunks(h, w, target, chunk, [&](int64_t s, int64_t n, at::Tensor& b, const at::Tensor& y) {
+      softmax_and_target_logp(b, y, logp.narrow(0, s, n));
+      if (keep_g) G.narrow(0, s, n).copy_(w.index_select(0, y.squeeze(1)).to(at::kFloat) - rows_grad(b, w));
+    });
     if (keep_g) {
       ctx->save_for_backward({G});
     } else if (need_rows || need_w) {
@@ -118,22 +127,16 @@ struct HeadLogps : torch::autograd::Function<HeadLogps> {
     auto &rows = saved[0], &weight = saved[1], &target = saved[2];
     auto h = rows.to(cd), w = weight.to(cd);
     const int64_t T = rows.size(0), V = weight.size(0);
-    Chunks ch{T, chunk};
     auto f32 = rows.options().dtype(at::kFloat);
     at::Tensor grad_rows = need_rows ? torch::empty({T, rows.size(1)}, f32) : at::Tensor();
     at::Tensor grad_w = need_w ? torch::zeros({V, weight.size(1)}, f32) : at::Tensor();
-    auto buf = torch::empty({std::min(chunk, T), V}, f32);
-    for (int64_t i = 0; i < ch.count(); ++i) {
-      const int64_t s = ch.start(i), n = ch.size(i);
-      auto b = buf.narrow(0, 0, n);
-      auto y = target.narrow(0, s, n).unsqueeze(1);
+    over_chunks(h, w, target, chunk, [&](int64_t s, int64_t n, at::Tensor& b, const at::Tensor& y) {
       auto gc = g.narrow(0, s, n).unsqueeze(1);
-      chunk_logits(b, h.narrow(0, s, n), w);
       softmax_in_place(b);
       b.mul_(-gc).scatter_add_(1, y, gc);  // d logp / d logits = onehot - softmax, times the row's gradient
       if (need_rows) grad_rows.narrow(0, s, n).copy_(rows_grad(b, w));
       if (need_w) accumulate_weight_grad(grad_w, b, h.narrow(0, s, n));
-    }
+    });
     return {need_rows ? grad_rows.to(rows.scalar_type()) : at::Tensor(),
             need_w ? grad_w.to(weight.scalar_type()) : at::Tensor(),
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
@@ -147,27 +150,18 @@ struct HeadCrossEntropy : torch::autograd::Function<HeadCrossEntropy> {
     AutocastScope off{AutocastState{}};
     auto h = rows.to(cd), w = weight.to(cd);
     const int64_t T = rows.size(0), V = weight.size(0);
-    Chunks ch{T, chunk};
     auto f32 = rows.options().dtype(at::kFloat);
-    auto logp = torch::empty({T}, f32), lse = torch::empty({T}, f32);
+    auto logp = torch::empty({T}, f32);
     at::Tensor grad_rows = need_rows ? torch::empty({T, rows.size(1)}, f32) : at::Tensor();
     at::Tensor grad_w = need_w ? torch::zeros({V, weight.size(1)}, f32) : at::Tensor();
-    auto buf = torch::empty({std::min(chunk, T), V}, f32);
-    for (int64_t i = 0; i < ch.count(); ++i) {
-      const int64_t s = ch.start(i), n = ch.size(i);
-      auto b = buf.narrow(0, 0, n);
-      auto y = target.narrow(0, s, n).unsqueeze(1);
-      chunk_logits(b, h.narrow(0, s, n), w);
-      auto l = lse.narrow(0, s, n);
-      auto target_logit = b.gather(1, y).squeeze(1);
-      l.copy_(softmax_and_lse(b));
-      logp.narrow(0, s, n).copy_(target_logit - l);
-      if (!need_rows && !need_w) continue;
+    over_chunks(h, w, target, chunk, [&](int64_t s, int64_t n, at::Tensor& b, const at::Tensor& y) {
+      softmax_and_target_logp(b, y, logp.narrow(0, s, n));
+      if (!need_rows && !need_w) return;
       // loss = -scale * sum logp  ->  d loss / d logits = scale * (softmax - onehot)
       b.mul_(scale).scatter_add_(1, y, torch::full({n, 1}, -scale, f32));
       if (need_rows) grad_rows.narrow(0, s, n).copy_(rows_grad(b, w));
       if (need_w) accumulate_weight_grad(grad_w, b, h.narrow(0, s, n));
-    }
+    });
     auto loss = -scale * logp.sum();
     ctx->save_for_backward({need_rows ? grad_rows.to(rows.scalar_type()) : at::Tensor(),
                             need_w ? grad_w.to(weight.scalar_type()) : at::Tensor()});

@@ -20,7 +20,8 @@ LossOut compute_loss(const at::Tensor& logp, const data::Batch& b, const LossCon
   auto seg = b.targets.segment.to(dev);
 
   if (!b.preference) {
-    TORCH_CHECK(c.kind == "sft", "loss '", c.kind, "' needs preference data (question, chosen, rejected)");
+    TORCH_CHECK(c.kind == LossKind::sft, "loss '", loss_kind_name(c.kind),
+                "' needs preference data (question, chosen, rejected)");
     out.loss = -logp.sum() / static_cast<double>(std::max<int64_t>(1, g.sft_tokens));
     out.sums["sft"] = -logp.sum().item<double>();
     out.sums["tokens"] = static_cast<double>(logp.numel());
@@ -48,42 +49,47 @@ LossOut compute_loss(const at::Tensor& logp, const data::Batch& b, const LossCon
 
   at::Tensor pair_loss, reward_c, reward_r;
   auto avg = seg_logp / seg_len;
-  if (c.kind == "po" || c.kind == "simpo" || c.kind == "sft") {
-    reward_c = c.beta * avg.index_select(0, pair_c);
-    reward_r = c.beta * avg.index_select(0, rejected_idx);
-    pair_loss = -F::logsigmoid(reward_c - reward_r - c.gamma);
-  } else if (c.kind == "dpo" || c.kind == "ipo") {
-    TORCH_CHECK(ref_logps.defined(), c.kind, " needs reference log-probabilities (precomputed)");
-    auto ratio = seg_logp - ref_logps.to(dev);
-    reward_c = c.beta * ratio.index_select(0, pair_c);
-    reward_r = c.beta * ratio.index_select(0, rejected_idx);
-    if (c.kind == "dpo") {
-      pair_loss = -F::logsigmoid(reward_c - reward_r);
-    } else {  // IPO: squared distance of the log-ratio margin to 1/(2 beta)
-      auto h = ratio.index_select(0, pair_c) - ratio.index_select(0, rejected_idx);
-      pair_loss = (h - 1.0 / (2.0 * c.beta)).pow(2);
+  switch (c.kind) {
+    case LossKind::sft:  // an sft stage on triples: the SimPO term is reported (not trained) beside the CE
+    case LossKind::po:
+    case LossKind::simpo:
+      reward_c = c.beta * avg.index_select(0, pair_c);
+      reward_r = c.beta * avg.index_select(0, rejected_idx);
+      pair_loss = -F::logsigmoid(reward_c - reward_r - c.gamma);
+      break;
+    case LossKind::dpo:
+    case LossKind::ipo: {
+      TORCH_CHECK(ref_logps.defined(), loss_kind_name(c.kind), " needs reference log-probabilities (precomputed)");
+      auto ratio = seg_logp - ref_logps.to(dev);
+      reward_c = c.beta * ratio.index_select(0, pair_c);
+      reward_r = c.beta * ratio.index_select(0, rejected_idx);
+      if (c.kind == LossKind::dpo) {
+        pair_loss = -F::logsigmoid(reward_c - reward_r);
+      } else {  // IPO: squared distance of the log-ratio margin to 1/(2 beta)
+        auto h = ratio.index_select(0, pair_c) - ratio.index_select(0, rejected_idx);
+        pair_loss = (h - 1.0 / (2.0 * c.beta)).pow(2);
+      }
+      break;
     }
-  } else if (c.kind == "orpo") {
-    // log odds(y) = avg logp - log(1 - exp(avg logp)); ORPO's term is -log sigmoid(log odds ratio).
-    auto log_odds = avg - torch::log1p(-torch::exp(avg).clamp_max(1.0 - 1e-6));
-    reward_c = c.beta * avg.index_select(0, pair_c);
-    reward_r = c.beta * avg.index_select(0, rejected_idx);
-    pair_loss = -F::logsigmoid(log_odds.index_select(0, pair_c) - log_odds.index_select(0, rejected_idx));
-  } else {
-    TORCH_CHECK(false, "unknown loss '", c.kind, "'");
+    case LossKind::orpo: {
+      // log odds(y) = avg logp - log(1 - exp(avg logp)); ORPO's term is -log sigmoid(log odds ratio), weighted by
+      // lambda (loss_weights). The rewards reported are TRL's: beta * avg logp.
+      auto log_odds = avg - torch::log1p(-torch::exp(avg).clamp_max(1.0 - 1e-6));
+      reward_c = c.beta * avg.index_select(0, pair_c);
+      reward_r = c.beta * avg.index_select(0, rejected_idx);
+      pair_loss = -F::logsigmoid(log_odds.index_select(0, pair_c) - log_odds.index_select(0, rejected_idx));
+      break;
+    }
   }
   // Mean over each question's pairs, then sum over questions (divided by the global question count below).
   auto pairs_per_q = torch::zeros({b.num_questions}, logp.options()).index_add(0, pair_q, torch::ones_like(pair_loss));
   auto per_q = torch::zeros({b.num_questions}, logp.options()).index_add(0, pair_q, pair_loss) / pairs_per_q.clamp_min(1);
   auto pref_sum = per_q.sum();
 
-  const bool with_sft = c.kind == "po" || c.kind == "orpo" || c.kind == "sft";
-  const bool with_pref = c.kind != "sft";
+  const LossWeights w = loss_weights(c);
   out.loss = torch::zeros({}, logp.options());
-  // sft_weight weighs the cross-entropy inside po / orpo; an sft stage on triples is plain SFT of the chosen
-  // answers, the same loss as on conversations (which never read sft_weight).
-  if (with_sft) out.loss = out.loss + (c.kind == "sft" ? 1.0 : c.sft_weight) * ce_sum / n_tok;
-  if (with_pref) out.loss = out.loss + (c.kind == "orpo" ? c.beta : 1.0) * pref_sum / n_q;
+  if (w.sft != 0) out.loss = out.loss + w.sft * ce_sum / n_tok;
+  if (w.pref != 0) out.loss = out.loss + w.pref * pref_sum / n_q;
 
   // Metric sums, TRL's names; per pair for rewards, per answer for logps (summed log-probs, as TRL's DPO).
   torch::NoGradGuard ng;
@@ -139,7 +145,7 @@ at::Tensor batch_token_logps(PhantomModelImpl& model, const data::Batch& b) {
 LossOut batch_loss(PhantomModelImpl& model, const data::Batch& b, const LossConfig& lc, const StepCounts& counts,
                    const at::Tensor& ref_logps) {
   auto w = plain_head_weight(*model.language_model);
-  if (!b.preference && lc.kind == "sft" && w.defined()) {
+  if (!b.preference && lc.kind == LossKind::sft && w.defined()) {
     // SFT: the loss's gradient is known in the forward, so the head computes it there (head_loss.h).
     auto rows = supervised_rows(model, b);
     const double n = static_cast<double>(std::max<int64_t>(1, counts.sft_tokens));

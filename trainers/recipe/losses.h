@@ -17,6 +17,7 @@
 
 #include "data/collate.h"
 #include "phantom/model/model.h"
+#include "trainers/recipe/loss_config.h"
 
 namespace phantom::recipe {
 
@@ -24,13 +25,6 @@ namespace phantom::recipe {
 // first so the LM head runs on T rows instead of B*L. -> (T,)
 at::Tensor token_logps(const at::Tensor& hidden, const data::Targets& t,
                        const std::function<at::Tensor(const at::Tensor&)>& lm_head);
-
-struct LossConfig {
-  std::string kind = "sft";  // sft | po | simpo | dpo | ipo | orpo
-  double beta = 2.0;
-  double gamma = 0.5;
-  double sft_weight = 1.0;  // weight of the chosen-answer cross-entropy in po / orpo (sft is never weighted)
-};
 
 struct LossOut {
   at::Tensor loss;                        // scalar, already divided by the global counts

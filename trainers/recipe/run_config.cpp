@@ -7,6 +7,7 @@
 #include "phantom/util/atomic_file.h"
 #include "phantom/util/files.h"
 #include "phantom/util/threads.h"
+#include "trainers/eval/benchmarks.h"
 
 namespace phantom::recipe {
 namespace fs = std::filesystem;
@@ -46,6 +47,13 @@ static void validate(const RunConfig& c) {
   validate_model_config(c.model, "config error: model.");  // the remaining bounds (phantom/model/model_config.cpp)
   if (c.optim.min_lr > c.optim.lr)
     throw ConfigError("config error: optim.min_lr must not exceed optim.lr");
+  if (!c.validation.benchmark.empty()) {
+    try {
+      eval::bench_from_name(c.validation.benchmark_kind);
+    } catch (const std::exception& e) {
+      throw ConfigError(std::string("config error: validation.benchmark_kind: ") + e.what());
+    }
+  }
   for (size_t i = 0; i < c.stages.size(); ++i) {
     const auto& s = c.stages[i];
     const std::string key = "config error: stages." + std::to_string(i) + ".";
@@ -62,9 +70,9 @@ static void validate(const RunConfig& c) {
                         (c.activation_checkpointing ? "activation_checkpointing" : "vision_checkpointing") +
                         " (recomputation redraws masks)");
     if (!s.reference.empty()) {
-      if (s.loss != "dpo" && s.loss != "ipo")
+      if (!needs_reference(s.loss))
         throw ConfigError(key + "reference: only dpo and ipo stages have a reference model (this stage's loss is " +
-                          s.loss + ")");
+                          loss_kind_name(s.loss) + ")");
       if (!fs::exists(s.reference)) throw ConfigError(key + "reference: checkpoint not found: " + s.reference);
     }
   }

@@ -13,6 +13,7 @@
 #include "phantom/util/config.h"
 #include "phantom/util/dir_lock.h"
 #include "trainers/distributed/config.h"
+#include "trainers/recipe/loss_config.h"
 
 namespace phantom::recipe {
 using config::Check;
@@ -116,9 +117,10 @@ struct LoraConfig {
 };
 
 struct PreferenceConfig {
-  double beta = 2.0;   // PO / SimPO beta (paper: 2)
-  double gamma = 0.5;  // PO / SimPO margin (paper: 0.5)
+  double beta = kDefaultBeta;    // PO / SimPO / DPO / IPO beta (paper: 2)
+  double gamma = kDefaultGamma;  // PO / SimPO margin (paper: 0.5)
   double sft_weight = 1.0;
+  double orpo_lambda = kDefaultOrpoLambda;  // ORPO's lambda (Hong et al. 2024: 0.1)
   std::string ref_cache_dir;  // DPO/IPO reference log-prob caches; empty = <run>/ref_logps
 
   template <class V>
@@ -126,13 +128,16 @@ struct PreferenceConfig {
     v.field("beta", beta, "preference temperature beta (paper: 2)", Check::positive());
     v.field("gamma", gamma, "reward margin gamma (paper: 0.5)", Check::non_negative());
     v.field("sft_weight", sft_weight, "weight of the chosen-answer cross-entropy", Check::non_negative());
+    v.field("orpo_lambda", orpo_lambda, "orpo: weight of the odds-ratio term (ORPO paper: 0.1)", Check::non_negative());
     v.field("ref_cache_dir", ref_cache_dir, "dpo/ipo: directory of the reference log-prob caches (empty: <run>/ref_logps)");
   }
+  // The loss of a stage of this kind: the one place a LossConfig is built from the config.
+  LossConfig loss(LossKind kind) const { return LossConfig{kind, beta, gamma, sft_weight, orpo_lambda}; }
 };
 
 struct StageConfig {
   std::string name = "stage";
-  std::string loss = "sft";              // sft | po | dpo | ipo | orpo | simpo
+  LossKind loss = LossKind::sft;         // sft | po | simpo | dpo | ipo | orpo (parsed from its name)
   std::vector<std::string> trainable;    // regexes of parameter names trained in this stage
   std::string init_from;                 // HF checkpoint to start from; empty = previous stage's result
   std::string data;                      // annotations for this stage; empty = data.train
@@ -148,8 +153,7 @@ struct StageConfig {
   template <class V>
   void visit(V& v) {
     v.field("name", name, "stage name (checkpoint subdirectory)");
-    v.field("loss", loss, "sft | po | dpo | ipo | orpo | simpo",
-            Check::one_of({"sft", "po", "dpo", "ipo", "orpo", "simpo"}));
+    v.field("loss", loss, "sft | po | simpo | dpo | ipo | orpo");  // checked against the names (loss_config.cpp)
     v.field("trainable", trainable, "regexes of trainable parameter names (others frozen)");
     v.field("init_from", init_from, "HF checkpoint to start from (empty: previous stage)");
     v.field("data", data, "annotation file for this stage (empty: data.train)");
@@ -198,7 +202,8 @@ struct LogConfig {
 struct ValidationConfig {
   int64_t every_steps = 0;      // 0 = at the end of each stage only
   int64_t max_batches = 0;      // 0 = the whole held-out split
-  std::string benchmark;        // MMBench-format TSV evaluated after the last stage (empty: none)
+  std::string benchmark;        // benchmark file evaluated after the last stage (empty: none)
+  std::string benchmark_kind = "mmbench";  // its format and scorer, as `phantom eval --bench` names them
   int64_t benchmark_limit = 0;  // questions (0 = all)
   int64_t num_beams = 3;        // paper protocol: beam search, 3 beams
   bool open_questions = false;  // also ask the benchmark's questions without options, scored by the named option
@@ -206,7 +211,8 @@ struct ValidationConfig {
   void visit(V& v) {
     v.field("every_steps", every_steps, "validate every N steps (0: stage end only)", Check::non_negative());
     v.field("max_batches", max_batches, "validation batches (0: all of data.val)", Check::non_negative());
-    v.field("benchmark", benchmark, "MMBench-format TSV evaluated after training (empty: none)");
+    v.field("benchmark", benchmark, "benchmark file evaluated after training (empty: none)");
+    v.field("benchmark_kind", benchmark_kind, "the benchmark's format and scorer (phantom eval --bench names: mmbench, mmstar, ...)");
     v.field("benchmark_limit", benchmark_limit, "benchmark questions to use (0: all)", Check::non_negative());
     v.field("num_beams", num_beams, "beams for benchmark generation (paper: 3)", Check::positive());
     v.field("open_questions", open_questions, "also score the questions asked without options (open answers)");

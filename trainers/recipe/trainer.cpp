@@ -55,6 +55,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// Each stage shuffles with its own seed, run.seed + stage * this prime: stages see different orders, a rerun the
+// same ones, and nearby run seeds do not give one run's stage 1 the order of another's stage 0 (a stride of 1 would).
+constexpr uint64_t kStageSeedStride = 7919;
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 data::Batch to_device(data::Batch b, const c10::Device& d) {
@@ -130,6 +134,7 @@ struct Stage {
   int64_t step = 0;           // optimiser steps done (skipped ones included)
   int64_t applied = 0;        // steps of this invocation whose update was applied (not skipped)
   at::Tensor ref_table;       // DPO/IPO reference log-probs
+  at::Tensor val_ref_table;   // DPO/IPO reference log-probs of the held-out file (data.val), for validation
   std::string ref_identity;
   bool resuming = false;      // continues a mid-stage checkpoint
 };
@@ -263,7 +268,7 @@ void select_trainable(Run& r, Stage& s) {
   // The trainable set in fp32; the frozen rest stored as run.frozen_dtype / stage.base_int8 ask.
   s.trainable = prepare_stage_weights(*r.model, s.cfg, frozen_storage_dtype(r.cfg.run.frozen_dtype, r.dtype),
                                       /*attach_adapters=*/false);
-  log::info("stage {} ({}): {} trainable parameters of {} ({:.2f}%) in {} tensors", s.cfg.name, s.cfg.loss,
+  log::info("stage {} ({}): {} trainable parameters of {} ({:.2f}%) in {} tensors", s.cfg.name, loss_kind_name(s.cfg.loss),
             s.trainable.count, r.n_params,
             100.0 * static_cast<double>(s.trainable.count) / static_cast<double>(r.n_params), s.trainable.names.size());
 }
@@ -309,7 +314,7 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
   data::LoaderOptions lo;
   lo.global_batch = cfg.data.batch_size * r.nranks;  // data.batch_size is per rank
   lo.rank = r.rank, lo.world = r.nranks;  // each rank reads its batch_size share of the same global batches
-  lo.seed = static_cast<uint64_t>(cfg.run.seed) + static_cast<uint64_t>(s.index) * 7919;
+  lo.seed = static_cast<uint64_t>(cfg.run.seed) + static_cast<uint64_t>(s.index) * kStageSeedStride;
   lo.shuffle = cfg.data.shuffle;
   lo.group_by_length = cfg.data.group_by_length;
   lo.prefetch = std::max<int64_t>(1, cfg.data.prefetch);
@@ -321,7 +326,7 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
   log::info("stage {}: batch {} per rank x {} rank{} x grad_accum {} = {} questions per optimiser step", s.cfg.name,
             cfg.data.batch_size, r.nranks, r.nranks == 1 ? "" : "s", s.optim.grad_accum, s.global_batch * s.optim.grad_accum);
   s.loader = std::make_unique<data::Loader<data::Batch>>(estimated_lengths(train, r.model->tokens_per_tile()), lo,
-                                                         r.batch_maker(train, s.cfg.loss != "sft"));
+                                                         r.batch_maker(train, needs_preference_data(s.cfg.loss)));
   const int64_t per_epoch = std::max<int64_t>(1, s.loader->batches_per_epoch() / s.optim.grad_accum);
   s.total = s.cfg.max_steps > 0
                 ? s.cfg.max_steps
@@ -333,32 +338,56 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
   s.step = st.stage_step, s.loader->restore(pos);
 }
 
-// DPO / IPO: the reference log-probs of every sample, from the on-disk cache or one pass before training.
-void reference_logps(Run& r, Stage& s, const TrainState& st, const std::string& ckpt) {
-  if (s.cfg.loss != "dpo" && s.cfg.loss != "ipo") return;
+// A stage's held-out samples: stages.N.val in the stage's format (a conversations warm-up validated on
+// conversations), else data.val in data.format; empty when there is neither.
+const std::vector<data::Sample>& validation_samples(Run& r, const StageConfig& st) {
+  static const std::vector<data::Sample> none;
   const auto& cfg = r.cfg;
-  const auto& train = r.samples_of(s.train_path, s.format, s.who);
+  if (!st.val.empty())
+    return r.samples_of(st.val, st.format.empty() ? cfg.data.format : st.format,
+                        "validation of stage " + st.name + " (stages.N.val, in the stage's format)");
+  if (cfg.data.val.empty()) return none;
+  return r.samples_of(cfg.data.val, cfg.data.format, "validation (data.val, data.format)");
+}
+
+// The reference log-probs of every sample of `path` under the stage's reference, from the on-disk cache
+// <cache_dir>/<cache_name>.safetensors or one pass.
+RefResult reference_table(Run& r, const Stage& s, const TrainState& st, const std::string& ckpt,
+                          const std::string& path, const std::vector<data::Sample>& samples,
+                          const std::string& cache_name) {
+  const auto& cfg = r.cfg;
   RefSetup rs;
   const fs::path cache_dir = cfg.preference.ref_cache_dir.empty() ? fs::path(r.dir) / "ref_logps"
                                                                    : fs::path(cfg.preference.ref_cache_dir);
-  rs.cache_path = (cache_dir / (s.cfg.name + ".safetensors")).string();
+  rs.cache_path = (cache_dir / (cache_name + ".safetensors")).string();
   rs.stage = s.cfg.name;
   rs.reference = s.cfg.reference;
   if (s.resuming) rs.resumed_identity = st.ref_identity;
   if (s.resuming && rs.resumed_identity.empty())
     throw std::runtime_error("stage " + s.cfg.name + ": the checkpoint " + ckpt + " records no reference model");
-  rs.data_key = ref_data_key(s.train_path, train, cfg.data.tokenizer, *r.enc, r.tiles, cfg.data.max_length, r.dtype);
-  rs.num_samples = static_cast<int64_t>(train.size());
-  for (auto& sample : train) rs.max_answers = std::max<int64_t>(rs.max_answers, 1 + static_cast<int64_t>(sample.rejected.size()));
+  rs.data_key = ref_data_key(path, samples, cfg.data.tokenizer, *r.enc, r.tiles, cfg.data.max_length, r.dtype);
+  rs.num_samples = static_cast<int64_t>(samples.size());
+  for (auto& sample : samples) rs.max_answers = std::max<int64_t>(rs.max_answers, 1 + static_cast<int64_t>(sample.rejected.size()));
   rs.batch = cfg.data.batch_size;
-  BatchMaker maker = r.batch_maker(train, true);
+  BatchMaker maker = r.batch_maker(samples, true);
   maker.empty_ok = true;
   rs.make = maker;
   rs.device = r.device;
   rs.autocast = r.autocast;
-  auto ref = recipe::reference_logps(*r.model, rs);
+  return recipe::reference_logps(*r.model, rs);
+}
+
+// DPO / IPO: the reference log-probs of every training sample, and of the held-out file's when it holds triples
+// (validation scores the stage's own loss), each from its on-disk cache or one pass before training.
+void reference_logps(Run& r, Stage& s, const TrainState& st, const std::string& ckpt) {
+  if (!needs_reference(s.cfg.loss)) return;
+  auto ref = reference_table(r, s, st, ckpt, s.train_path, r.samples_of(s.train_path, s.format, s.who), s.cfg.name);
   s.ref_table = ref.table, s.ref_identity = ref.identity;
   r.result.ref_passes += ref.computed ? 1 : 0;
+  const auto& val = validation_samples(r, s.cfg);
+  if (!val.empty() && val.front().is_preference())
+    s.val_ref_table = reference_table(r, s, st, ckpt, s.cfg.val.empty() ? r.cfg.data.val : s.cfg.val, val,
+                                      s.cfg.name + ".val").table;
 }
 
 // ---- the loop -----------------------------------------------------------------------------------------------------
@@ -375,18 +404,16 @@ void checkpoint(Run& r, Stage& s, bool stage_done) {
   r.last_checkpoint = Clock::now();
 }
 
-// The loss sums of a stage's held-out file, averaged over ranks, as "val/<metric>": stages.N.val in the stage's
-// format (a conversations warm-up validated on conversations), else data.val in data.format.
-Metrics validate(Run& r, const StageConfig& st) {
+// The stage's held-out file (validation_samples) scored with the stage's own loss, as "val/loss", beside the metrics of its sums
+// (cross-entropy, preference term, rewards, log-probs), summed over ranks, as "val/<metric>". Conversations are
+// scored with sft whatever the stage's loss (a preference loss needs triples).
+Metrics validate(Run& r, const Stage& s) {
   const auto& cfg = r.cfg;
-  const bool own = !st.val.empty();
-  if (!own && cfg.data.val.empty()) return {};
-  const auto& val = own ? r.samples_of(st.val, st.format.empty() ? cfg.data.format : st.format,
-                                       "validation of stage " + st.name + " (stages.N.val, in the stage's format)")
-                        : r.samples_of(cfg.data.val, cfg.data.format, "validation (data.val, data.format)");
-  const bool preference = !val.empty() && val.front().is_preference();
+  const auto& val = validation_samples(r, s.cfg);
+  if (val.empty()) return {};
+  const bool preference = val.front().is_preference();
   const BatchMaker maker = r.batch_maker(val, preference);
-  const LossConfig lc{preference ? "po" : "sft", cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
+  const LossConfig lc = cfg.preference.loss(preference ? s.loss.kind : LossKind::sft);
   torch::NoGradGuard ng;
   r.model->eval();
   Metrics sums;
@@ -401,13 +428,15 @@ Metrics validate(Run& r, const StageConfig& st) {
     for (int64_t i = first; i < last; ++i) idx.push_back(static_cast<size_t>(i));
     auto b = to_device(maker(idx), r.device);
     AutocastScope amp(r.autocast);
-    auto out = batch_loss(*r.model, b, lc, StepCounts{b.num_sft_tokens, b.num_questions});
+    const at::Tensor ref = s.val_ref_table.defined() ? lookup_ref_logps(s.val_ref_table, b) : at::Tensor();
+    auto out = batch_loss(*r.model, b, lc, StepCounts{b.num_sft_tokens, b.num_questions}, ref);
     for (auto& [k, v] : out.sums) sums[k] += v;
   }
   distributed::sum_over_ranks(r.world, sums);
   r.model->train();
   Metrics m;
   for (auto& [k, v] : finish_metrics(sums)) m["val/" + k] = v;
+  m["val/loss"] = loss_from_sums(lc, sums);  // the loss of the whole held-out set as one batch
   return m;
 }
 
@@ -545,7 +574,7 @@ bool loop(Run& r, Stage& s, int64_t stop_after) {
     }
     if (cfg.validation.every_steps > 0 && s.step % cfg.validation.every_steps == 0 && s.step < s.total) {
       if (bar) bar->clear();
-      auto v = validate(r, s.cfg);
+      auto v = validate(r, s);
       if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("validation: {}", nlohmann::json(v).dump());
     }
     const bool stop = o.stop || (stop_after > 0 && r.result.steps_this_run >= stop_after);
@@ -589,7 +618,7 @@ void finish_stage(Run& r, Stage& s) {
     throw std::runtime_error(fmt::format("stage {}: all {} steps were skipped (non-finite loss); nothing exported, "
                                          "the last checkpoint is intact (check the model's weights and the data)",
                                          s.cfg.name, s.total));
-  auto v = validate(r, s.cfg);
+  auto v = validate(r, s);
   if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("stage {} validation: {}", s.cfg.name, nlohmann::json(v).dump());
   if (r.skipped.total()) log::warn("data: {}", r.skipped.summary());
   log::info("data: {}", r.enc->counts_summary());  // so far in this run (every stage, validation included)
@@ -609,8 +638,8 @@ void stage_data(const RunConfig& cfg, int64_t si, std::string& path, std::string
   format = sc.format.empty() ? cfg.data.format : sc.format;
   who = "stage " + sc.name + " (stages." + std::to_string(si) + ".format" + (sc.format.empty() ? " unset, data.format" : "") +
         " = " + format + ")";
-  if (sc.loss != "sft" && format != "preference")
-    throw config::ConfigError("config error: " + who + ": loss " + sc.loss + " needs preference triples but " + path +
+  if (needs_preference_data(sc.loss) && format != "preference")
+    throw config::ConfigError("config error: " + who + ": loss " + loss_kind_name(sc.loss) + " needs preference triples but " + path +
                               " is read as '" + format + "'; set stages." + std::to_string(si) +
                               ".format: preference for a file of triples");
 }
@@ -625,12 +654,13 @@ void check_inputs(Run& r, const TrainState& st) {
     stage_data(cfg, si, path, format, who);
     r.samples_of(path, format, who);
   }
-  if (!cfg.data.val.empty()) r.samples_of(cfg.data.val, cfg.data.format, "validation (data.val, data.format)");
+  for (int64_t si = st.stage; si < static_cast<int64_t>(cfg.stages.size()); ++si)
+    validation_samples(r, cfg.stages[static_cast<size_t>(si)]);
   if (!cfg.validation.benchmark.empty() && r.writer) {
     eval::ReadOptions ro;
     ro.skip_hint = "";  // the trainer has no switch to drop bad rows: they are to be fixed
     try {
-      r.benchmark_items = eval::read_benchmark(eval::Bench::MMBench, {cfg.validation.benchmark}, ro).items;
+      r.benchmark_items = eval::read_benchmark(eval::bench_from_name(cfg.validation.benchmark_kind), {cfg.validation.benchmark}, ro).items;
     } catch (const std::exception& e) {
       throw std::runtime_error(std::string("validation.benchmark: ") + e.what());
     }
@@ -644,7 +674,7 @@ bool run_stage(Run& r, int64_t si, const TrainState& st, const std::string& ckpt
   Stage s{si, cfg.stages[static_cast<size_t>(si)]};
   s.resuming = !ckpt.empty() && si == st.stage && st.stage_step > 0;
   s.optim = s.cfg.optim.resolve(cfg.optim);
-  s.loss = LossConfig{s.cfg.loss, cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
+  s.loss = cfg.preference.loss(s.cfg.loss);
   stage_data(cfg, si, s.train_path, s.format, s.who);
 
   init_from(r, s);
@@ -674,14 +704,19 @@ void benchmark(Run& r, bool fresh) {
   ro.limit = cfg.validation.benchmark_limit;
   const auto t0 = Clock::now();
   AutocastScope amp(r.autocast);
+  const eval::Bench kind = eval::bench_from_name(cfg.validation.benchmark_kind);  // checked with the config
   ro.fresh = fresh;
   if (!fresh) log::info("benchmark: continuing with the answers already in {}", ro.out_dir);
-  auto report = eval::run_benchmark(*r.model, *r.tok, *r.enc, r.tiles, eval::Bench::MMBench, r.benchmark_items, ro).report;
-  const double accuracy = report.metrics["accuracy"] / 100;
-  r.result.last_metrics["benchmark/accuracy"] = accuracy;
-  r.sink.emit(r.result.global_step, {{"benchmark/accuracy", accuracy}});
-  log::info("benchmark {}: accuracy {:.2f}% on {} questions ({:.1f} s); answers in {}/benchmark.json",
-            cfg.validation.benchmark, 100 * accuracy, report.items.size(), seconds_since(t0), ro.out_dir);
+  auto report = eval::run_benchmark(*r.model, *r.tok, *r.enc, r.tiles, kind, r.benchmark_items, ro).report;
+  // benchmark/accuracy as a fraction (as the other metrics of the run); a scorer without an accuracy (MME's scores,
+  // ChartQA's relaxed accuracy...) gives its headline metric as it reports it.
+  Metrics scores;
+  if (report.metrics.count("accuracy")) scores["benchmark/accuracy"] = report.metrics["accuracy"] / 100;
+  else if (report.metrics.count(report.headline)) scores["benchmark/" + report.headline] = report.metrics[report.headline];
+  for (const auto& [k, v] : scores) r.result.last_metrics[k] = v;
+  r.sink.emit(r.result.global_step, scores);
+  log::info("benchmark {} ({}): {} on {} questions ({:.1f} s); answers in {}/benchmark.json", cfg.validation.benchmark,
+            cfg.validation.benchmark_kind, nlohmann::json(scores).dump(), report.items.size(), seconds_since(t0), ro.out_dir);
   if (!cfg.validation.open_questions) return;
   ro.name = "benchmark_open";
   auto open = eval::run_open_questions(*r.model, *r.tok, *r.enc, r.tiles, r.benchmark_items, ro);
