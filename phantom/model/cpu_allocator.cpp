@@ -62,8 +62,15 @@ class CachingCpuAllocator final : public c10::Allocator {
     {
       std::lock_guard<std::mutex> g(mu_);
       live_[p] = size;
+      stats_.live_bytes += size;
+      if (stats_.live_bytes > stats_.peak_live_bytes) stats_.peak_live_bytes = stats_.live_bytes;
     }
     return {p, p, &release, c10::Device(c10::kCPU)};
+  }
+
+  void reset_peak() {
+    std::lock_guard<std::mutex> g(mu_);
+    stats_.peak_live_bytes = stats_.live_bytes;
   }
 
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
@@ -90,7 +97,7 @@ class CachingCpuAllocator final : public c10::Allocator {
         p = nullptr;
       }
       const size_t size = p ? live->second : 0;
-      if (p) live_.erase(live);
+      if (p) live_.erase(live), stats_.live_bytes -= size;
       // Make room by freeing the oldest cached blocks of other sizes; a block larger than the limit is not kept.
       while (p && cached_ + size > limit_ && !order_.empty()) {
         const Block old = order_.front();
@@ -145,5 +152,7 @@ void use_caching_cpu_allocator(size_t limit_bytes) {
 }
 
 CpuCacheStats cpu_cache_stats() { return CachingCpuAllocator::instance().stats(); }
+
+void reset_cpu_peak() { CachingCpuAllocator::instance().reset_peak(); }
 
 }  // namespace phantom
