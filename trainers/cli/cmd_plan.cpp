@@ -104,6 +104,10 @@ void print_measured(const recipe::MeasuredStep& r) {
               static_cast<long long>(r.row_length), static_cast<long long>(r.tiles), r.ms,
               recipe::gib(r.peak_bytes).c_str(), recipe::gib(r.plan.total()).c_str(),
               recipe::gib(r.plan.activations()).c_str(), ratio);
+  std::printf("    plan of the step: weights %s, gradients + AdamW + copies %s, ViT %s, decoder %s, head %s\n",
+              recipe::gib(r.plan.weights()).c_str(), recipe::gib(r.plan.state()).c_str(),
+              recipe::gib(r.plan.vision_act).c_str(), recipe::gib(r.plan.decoder_act).c_str(),
+              recipe::gib(r.plan.head_chunk).c_str());
   std::fflush(stdout);
 }
 

@@ -45,6 +45,7 @@ MeasuredStep measure_step(const RunConfig& cfg, const ModelConfig& model, size_t
   if (s >= cfg.stages.size()) throw std::runtime_error("measure: no stage " + std::to_string(s));
   const auto& stage = cfg.stages[s];
   torch::manual_seed(0);
+  reset_cpu_peak(true);  // count every block from the model's first tensor on
   ModelConfig mc = model;
   mc.image_token_index = kImageToken;
   PhantomModel m(mc);
@@ -91,16 +92,18 @@ MeasuredStep measure_step(const RunConfig& cfg, const ModelConfig& model, size_t
   const LossConfig lc{preference ? "po" : "sft", cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
   const auto ac = AutocastState::for_compute(compute, cpu);
   step(*m, b, lc, *opt, trainable.params, ac);
-  reset_cpu_peak();
+  reset_cpu_peak(true);
   MeasuredStep r;
   r.ms = step(*m, b, lc, *opt, trainable.params, ac);
   r.peak_bytes = static_cast<int64_t>(cpu_cache_stats().peak_live_bytes);
+  reset_cpu_peak(false);
   r.rows = b.input_ids.size(0), r.row_length = b.input_ids.size(1), r.tiles = tiles * cfg.data.batch_size;
   r.inputs = plan_inputs(cfg, s, 1);
   r.inputs.model = model;
   r.inputs.bf16 = compute == c10::kBFloat16;
   r.inputs.frozen_bytes = frozen == c10::kFloat ? 4 : 2;
   r.inputs.max_length = r.row_length;
+  r.inputs.head_rows = b.targets.target.numel();
   r.plan = plan_memory(r.inputs);
   return r;
 }

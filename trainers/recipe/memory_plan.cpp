@@ -239,11 +239,10 @@ MemoryPlan plan_memory(const PlanInputs& in) {
     vis_full += act;
     vis_ckpt += static_cast<int64_t>(4 * vt * static_cast<double>(mc.vision.hidden_size));  // the block's input
   }
-  // Checkpointed: one block recomputed at a time (its activations and their gradients); without gradients
-  // flowing, the forward's largest block is still transient.
-  m.vision_act_full = vis_full + vis_layer_max;
-  m.vision_act_ckpt = vis_ckpt + 2 * vis_layer_max;
+  // Checkpointed: each block keeps its input, and one block is recomputed at a time in backward.
   const bool vision_flows = flows;
+  m.vision_act_full = vis_full;
+  m.vision_act_ckpt = vis_ckpt + (vision_flows ? vis_layer_max : 0);
   // Pixel-shuffled features through the projector, and the decoder's spliced input embeddings.
   const double shuffled = vt * static_cast<double>(g * g) / static_cast<double>(1 + g * g) * mc.downsample_ratio *
                           mc.downsample_ratio;
@@ -262,14 +261,15 @@ MemoryPlan plan_memory(const PlanInputs& in) {
     dec_ckpt += static_cast<int64_t>(4 * dt * H);
   }
   const int64_t stream = static_cast<int64_t>(4 * dt * H * 3);  // input embeddings, final norm input and output
-  m.decoder_act_full = dec_full + dec_layer_max + stream;
-  m.decoder_act_ckpt = dec_ckpt + 2 * dec_layer_max + stream;
+  m.decoder_act_full = dec_full + stream;
+  m.decoder_act_ckpt = dec_ckpt + (flows ? dec_layer_max : 0) + stream;  // one layer recomputed at a time
   m.vision_act = (in.vision_checkpointing ? m.vision_act_ckpt : m.vision_act_full) + projector;
   m.decoder_act = in.decoder_checkpointing ? m.decoder_act_ckpt : m.decoder_act_full;
   // The head's chunk of fp32 logits, its softmax and its gradient (head_loss.h), and the transient float copy of
   // the largest int8 matrix a forward dequantises.
   const int64_t V = mc.llm.vocab_size;
-  m.head_chunk = 3 * 4 * head_chunk_rows(V) * V + static_cast<int64_t>(cb) * largest_int8;
+  const int64_t rows = std::min(head_chunk_rows(V), in.head_rows > 0 ? in.head_rows : m.decoder_tokens);
+  m.head_chunk = 3 * 4 * rows * V + static_cast<int64_t>(cb) * largest_int8;
   return m;
 }
 

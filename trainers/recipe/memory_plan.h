@@ -42,6 +42,7 @@ struct PlanInputs {
   int64_t max_tiles = 6;         // tiles per question (+ a thumbnail when > 1)
   int64_t micro_batch = 1;       // questions per micro-batch per rank
   bool preference = false;       // po/dpo... rows: prompt + every answer in one row (shared prefix)
+  int64_t head_rows = 0;         // supervised rows of a micro-batch (the LM head's); 0 = every decoder token
   int ranks = 1;
   int zero_stage = 0;
   double bucket_mb = 25;
