@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "phantom/util/log.h"
+
 namespace phantom::data {
 
 ChatTemplate ChatTemplate::by_name(const std::string& name) {
@@ -46,8 +48,35 @@ void SampleEncoder::set_image_placement(const std::string& p) {
   placement_ = p;
 }
 
-std::vector<int32_t> SampleEncoder::user_turn(const std::string& q, const std::vector<int64_t>& tiles,
-                                              size_t* next_image, bool first) const {
+void SampleEncoder::set_answer_tokenization(const std::string& m) {
+  if (!valid_answer_tokenization(m))
+    throw std::runtime_error("answer tokenization '" + m + "' is unknown (expected in_context or per_segment)");
+  answer_mode_ = m;
+}
+
+std::string SampleEncoder::counts_summary() const {
+  const auto& n = *counts_;
+  std::string s = "answer tokens " + answer_mode_ + " (data.answer_tokenization): " + std::to_string(n.answers) + " answers";
+  if (answer_mode_ == "in_context") s += ", " + std::to_string(n.straddling) + " with a first token straddling the prompt's end (supervised)";
+  if (n.preference_questions > 0)
+    s += ", " + std::to_string(n.unshared_prompts) + " of " + std::to_string(n.preference_questions) +
+         " preference questions with unshared prompt ids (laid out one row per answer)";
+  return s;
+}
+
+int64_t EncodedPreference::row_length(bool shared_prefix) const {
+  int64_t len = 0;
+  if (shared_prefix && shared()) {
+    len = static_cast<int64_t>(prompt.size());
+    for (auto& a : answers) len += static_cast<int64_t>(a.size());
+    return len;
+  }
+  for (size_t a = 0; a < answers.size(); ++a) len = std::max(len, static_cast<int64_t>(prompt_of(a).size() + answers[a].size()));
+  return len;
+}
+
+std::string SampleEncoder::user_turn_text(const std::string& q, const std::vector<int64_t>& tiles, size_t* next_image,
+                                          bool first, int64_t* context) const {
   // The text's placeholders go, with the newline that usually follows them ("<image>\n" in LLaVA files)...
   std::string text;
   for (size_t pos = 0;;) {
@@ -65,12 +94,10 @@ std::vector<int32_t> SampleEncoder::user_turn(const std::string& q, const std::v
   }
   // The turn is tokenised as one string with the image runs written out, as the official code tokenises its
   // prompt: a tokenizer whose first segment alone gets a prefix space (Metaspace "first") or that joins "user\n"
-  // with the question (SentencePiece) gives the same ids only that way. The prompt is masked as a whole, so no
-  // boundary inside it matters for the labels.
-  const std::string start = tok_.id_to_token(img_.img_start), context = tok_.id_to_token(img_.img_context),
+  // with the question (SentencePiece) gives the same ids only that way.
+  const std::string start = tok_.id_to_token(img_.img_start), ctx = tok_.id_to_token(img_.img_context),
                     end = tok_.id_to_token(img_.img_end);
   std::string s = tmpl_.user_start;
-  int64_t want_context = 0;
   for (size_t pos = 0;;) {
     const size_t p = text.find("<image>", pos);
     s.append(text, pos, p == std::string::npos ? std::string::npos : p - pos);
@@ -78,23 +105,44 @@ std::vector<int32_t> SampleEncoder::user_turn(const std::string& q, const std::v
     if (*next_image >= tiles.size()) throw std::runtime_error("more <image> placeholders than images");
     const int64_t n = img_.tokens_per_tile * tiles[(*next_image)++];
     s += start;
-    for (int64_t k = 0; k < n; ++k) s += context;
+    for (int64_t k = 0; k < n; ++k) s += ctx;
     s += end;
-    want_context += n;
+    *context += n;
     pos = p + 7;
   }
-  s += tmpl_.user_end + tmpl_.assistant_start;
-  auto ids = tok_.encode(s);
-  if (std::count(ids.begin(), ids.end(), img_.img_context) != want_context)
-    throw std::runtime_error("the tokenizer does not keep '" + context + "' atomic: image token count differs");
+  return s + tmpl_.user_end + tmpl_.assistant_start;
+}
+
+std::vector<int32_t> SampleEncoder::encode_checked(const std::string& text, int64_t context,
+                                                   std::vector<TokenSpan>* spans) const {
+  auto ids = tok_.encode_with_spans(text, spans);
+  if (std::count(ids.begin(), ids.end(), img_.img_context) != context)
+    throw std::runtime_error("the tokenizer does not keep '" + tok_.id_to_token(img_.img_context) +
+                             "' atomic: image token count differs");
   return ids;
 }
 
+namespace {
+// Index of the first token of the answer that begins at byte `prompt_end`: the first one that ends after it, or
+// an empty one at or after it (SentencePiece gives the dummy-prefix `▁` and the leading byte-fallback pieces of a
+// character empty spans where the character begins: they belong to the text after them).
+size_t first_answer_token(const std::vector<TokenSpan>& spans, size_t from, size_t prompt_end) {
+  size_t k = from;
+  while (k < spans.size() && spans[k].end <= prompt_end && !(spans[k].begin == spans[k].end && spans[k].begin >= prompt_end)) ++k;
+  return k;
+}
+}  // namespace
+
 EncodedConversation SampleEncoder::conversation(const Sample& s, const std::vector<int64_t>& tiles) const {
+  return answer_mode_ == "per_segment" ? conversation_per_segment(s, tiles) : conversation_in_context(s, tiles);
+}
+
+EncodedConversation SampleEncoder::conversation_per_segment(const Sample& s, const std::vector<int64_t>& tiles) const {
   EncodedConversation out;
   size_t next_image = 0;
   for (size_t i = 0; i < s.turns.size(); i += 2) {
-    auto prompt = user_turn(s.turns[i].text, tiles, &next_image, i == 0);
+    int64_t context = 0;
+    auto prompt = encode_checked(user_turn_text(s.turns[i].text, tiles, &next_image, i == 0, &context), context, nullptr);
     append(out.ids, prompt);
     out.labels.insert(out.labels.end(), prompt.size(), kIgnore);
     if (i + 1 < s.turns.size()) {
@@ -102,29 +150,95 @@ EncodedConversation SampleEncoder::conversation(const Sample& s, const std::vect
       append(answer, tok_.encode(tmpl_.assistant_end));
       append(out.ids, answer);
       append(out.labels, answer);
+      ++counts_->answers;
     }
   }
   if (next_image != tiles.size()) throw std::runtime_error("fewer <image> placeholders than images");
   return out;
 }
 
+// The whole conversation as one string; each answer's supervised tokens: from the first token ending after its
+// prompt to the last one beginning before the end of its end token.
+EncodedConversation SampleEncoder::conversation_in_context(const Sample& s, const std::vector<int64_t>& tiles) const {
+  std::string text;
+  std::vector<std::pair<size_t, size_t>> answers;  // [prompt end, answer end) in bytes of text
+  size_t next_image = 0;
+  int64_t context = 0;
+  for (size_t i = 0; i < s.turns.size(); i += 2) {
+    text += user_turn_text(s.turns[i].text, tiles, &next_image, i == 0, &context);
+    if (i + 1 < s.turns.size()) {
+      const size_t p = text.size();
+      text += s.turns[i + 1].text + tmpl_.assistant_end;
+      answers.emplace_back(p, text.size());
+    }
+  }
+  if (next_image != tiles.size()) throw std::runtime_error("fewer <image> placeholders than images");
+  std::vector<TokenSpan> spans;
+  EncodedConversation out;
+  out.ids = encode_checked(text, context, &spans);
+  out.labels.assign(out.ids.size(), kIgnore);
+  size_t k = 0;
+  for (auto [prompt_end, answer_end] : answers) {
+    k = first_answer_token(spans, k, prompt_end);
+    if (k < spans.size() && spans[k].begin < prompt_end) ++counts_->straddling;
+    for (; k < spans.size() && spans[k].begin < answer_end; ++k) out.labels[k] = out.ids[k];
+    ++counts_->answers;
+  }
+  return out;
+}
+
 std::vector<int32_t> SampleEncoder::prompt(const std::string& question, const std::vector<int64_t>& tiles) const {
   size_t next_image = 0;
-  auto ids = user_turn(question, tiles, &next_image, true);
+  int64_t context = 0;
+  const std::string text = user_turn_text(question, tiles, &next_image, true, &context);
   if (next_image != tiles.size()) throw std::runtime_error("fewer <image> placeholders than images");
-  return ids;
+  return encode_checked(text, context, nullptr);
 }
 
 EncodedPreference SampleEncoder::preference(const Sample& s, const std::vector<int64_t>& tiles) const {
+  ++counts_->preference_questions;
+  if (answer_mode_ != "per_segment") return preference_in_context(s, tiles);
   EncodedPreference out;
   out.prompt = prompt(s.question, tiles);
   auto answer = [&](const std::string& a) {
     auto ids = tok_.encode(a);
     append(ids, tok_.encode(tmpl_.assistant_end));
+    ++counts_->answers;
     return ids;
   };
   out.answers.push_back(answer(s.chosen));
   for (auto& r : s.rejected) out.answers.push_back(answer(r));
+  return out;
+}
+
+// prompt + answer + end token as one string per answer; the prompt ids are those before the answer's first
+// supervised token. Shared by every answer when they are equal, else each answer keeps its own (logged).
+EncodedPreference SampleEncoder::preference_in_context(const Sample& s, const std::vector<int64_t>& tiles) const {
+  size_t next_image = 0;
+  int64_t context = 0;
+  const std::string prompt_text = user_turn_text(s.question, tiles, &next_image, true, &context);
+  if (next_image != tiles.size()) throw std::runtime_error("fewer <image> placeholders than images");
+  std::vector<std::string> answers{s.chosen};
+  answers.insert(answers.end(), s.rejected.begin(), s.rejected.end());
+  std::vector<std::vector<int32_t>> prompts;
+  EncodedPreference out;
+  std::vector<TokenSpan> spans;
+  for (auto& a : answers) {
+    auto ids = encode_checked(prompt_text + a + tmpl_.assistant_end, context, &spans);
+    const size_t k = first_answer_token(spans, 0, prompt_text.size());
+    if (k < spans.size() && spans[k].begin < prompt_text.size()) ++counts_->straddling;
+    ++counts_->answers;
+    prompts.emplace_back(ids.begin(), ids.begin() + static_cast<long>(k));
+    out.answers.emplace_back(ids.begin() + static_cast<long>(k), ids.end());
+  }
+  if (std::all_of(prompts.begin(), prompts.end(), [&](const std::vector<int32_t>& p) { return p == prompts[0]; })) {
+    out.prompt = std::move(prompts[0]);
+    return out;
+  }
+  if (const int64_t n = ++counts_->unshared_prompts; n <= 5)
+    log::warn(s.where + ": the chosen and rejected answers leave different prompt ids (in-context tokenisation); "
+              "this question is laid out one row per answer" + (n == 5 ? " (further cases are only counted)" : ""));
+  out.own_prompts = std::move(prompts);
   return out;
 }
 

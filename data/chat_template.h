@@ -1,10 +1,18 @@
-// Chat templates (docs/paper.md, "Data") and the encoding of samples into token ids with label masks built by construction: each user
-// turn (template, image runs, question) is tokenised as one string, exactly as the official Phantom code
-// tokenises its prompts, and each answer + end token on its own; the ids are concatenated, so the supervised
-// span is exactly the answer + end token, whatever the tokenizer does at boundaries.
+// Chat templates (docs/paper.md, "Data") and the encoding of samples into token ids and label masks. Two ways to
+// tokenise an answer (data.answer_tokenization, docs/data.md "Chat templates and masks"):
+//   in_context (default): prompt + answer + end token as ONE string, as the official Phantom code
+//     (make_instruction_and_label) and InternVL's trainer tokenise it, so the ids are the ones the released
+//     checkpoints were trained on; supervision starts at the first token that ends after the prompt's end (token
+//     spans from the tokenizer), so a token joining the prompt's last text and the answer's first is supervised
+//     and counted ("straddling"). Every assistant turn of a conversation the same way.
+//   per_segment: each user turn and each answer + end token tokenised on its own and concatenated: the supervised
+//     span is exactly the answer + end token, but its first ids can differ from the official ones.
+// The user turn (template, image runs, question) is one string either way.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,15 +50,40 @@ struct EncodedConversation {
 };
 
 // The prompt of a preference sample (image + question + assistant start) and its answers (each with the end
-// token): answers[0] is the chosen one, then every rejected answer.
+// token): answers[0] is the chosen one, then every rejected answer. In context, the prompt is the ids before an
+// answer's first supervised token; when the answers leave different prompt ids (a straddling token, or a merge the
+// answer's text changed), each answer keeps its own prompt and the question is laid out one row per answer even in
+// a shared-prefix batch (the naive layout for that question).
 struct EncodedPreference {
-  std::vector<int32_t> prompt;
+  std::vector<int32_t> prompt;                    // shared by every answer (own_prompts empty)
   std::vector<std::vector<int32_t>> answers;
+  std::vector<std::vector<int32_t>> own_prompts;  // else: answer a's prompt
+  bool shared() const { return own_prompts.empty(); }
+  const std::vector<int32_t>& prompt_of(size_t a) const { return shared() ? prompt : own_prompts[a]; }
+  // Tokens of the longest row: prompt + every answer (shared prefix) or the longest prompt + answer.
+  int64_t row_length(bool shared_prefix) const;
+};
+
+// What the encoder met, over every sample it encoded (thread-safe counters; `data check` and the trainer report them).
+struct EncodeCounts {
+  std::atomic<int64_t> answers{0};            // answers encoded (each assistant turn, each chosen/rejected answer)
+  std::atomic<int64_t> straddling{0};         // of which the first supervised token begins inside the prompt
+  std::atomic<int64_t> preference_questions{0};
+  std::atomic<int64_t> unshared_prompts{0};   // of which the answers' prompt ids differ: one row per answer
 };
 
 class SampleEncoder {
  public:
   SampleEncoder(const Tokenizer& tok, ChatTemplate tmpl, ImageTokens img) : tok_(tok), tmpl_(std::move(tmpl)), img_(img) {}
+
+  // in_context (default) | per_segment (above).
+  static bool valid_answer_tokenization(const std::string& m) { return m == "in_context" || m == "per_segment"; }
+  void set_answer_tokenization(const std::string& m);
+  const std::string& answer_tokenization() const { return answer_mode_; }
+  const EncodeCounts& counts() const { return *counts_; }
+  // "answer tokens in_context: 1953 answers, 134 with a straddling first token (supervised), 44 of 300 preference
+  // questions with unshared prompt ids (one row per answer)".
+  std::string counts_summary() const;
 
   // `tiles[i]` = tile count of the sample's i-th image, placed by the image placement rule (below).
   EncodedConversation conversation(const Sample& s, const std::vector<int64_t>& tiles) const;
@@ -61,7 +94,7 @@ class SampleEncoder {
   // Where the images go, one rule for every format, `generate`, `eval` and the trainer's benchmark: the text's own
   // <image> placeholders (each with the newline after it) are removed, and every image is put at the start of the
   // first user turn as "<image>" (prepend: the official Phantom prompt) or "<image>\n" (prepend_newline: LLaVA's).
-  // The rule is saved with an exported model (config.json image_placement) and used when it is loaded.
+  // The rule is saved with an exported model (config.json phantom_prompt) and used when it is loaded.
   static bool valid_image_placement(const std::string& p) { return p == "prepend" || p == "prepend_newline"; }
   void set_image_placement(const std::string& p);
   const std::string& image_placement() const { return placement_; }
@@ -70,12 +103,20 @@ class SampleEncoder {
   const ImageTokens& image_tokens() const { return img_; }
 
  private:
-  std::vector<int32_t> user_turn(const std::string& q, const std::vector<int64_t>& tiles, size_t* next_image,
-                                 bool first) const;
+  // The user turn as text (template strings, image runs written out, question, assistant start); adds its image
+  // context tokens to *context.
+  std::string user_turn_text(const std::string& q, const std::vector<int64_t>& tiles, size_t* next_image, bool first,
+                             int64_t* context) const;
+  std::vector<int32_t> encode_checked(const std::string& text, int64_t context, std::vector<TokenSpan>* spans) const;
+  EncodedConversation conversation_per_segment(const Sample& s, const std::vector<int64_t>& tiles) const;
+  EncodedConversation conversation_in_context(const Sample& s, const std::vector<int64_t>& tiles) const;
+  EncodedPreference preference_in_context(const Sample& s, const std::vector<int64_t>& tiles) const;
   const Tokenizer& tok_;
   ChatTemplate tmpl_;
   ImageTokens img_;
   std::string placement_ = "prepend";
+  std::string answer_mode_ = "in_context";
+  std::shared_ptr<EncodeCounts> counts_ = std::make_shared<EncodeCounts>();
 };
 
 }  // namespace phantom::data

@@ -41,9 +41,9 @@ struct TargetBuilder {
 
 EncodedConversation chosen_as_conversation(const EncodedPreference& p) {
   EncodedConversation c;
-  c.ids = p.prompt;
+  c.ids = p.prompt_of(0);
   c.ids.insert(c.ids.end(), p.answers[0].begin(), p.answers[0].end());
-  c.labels.assign(p.prompt.size(), kIgnore);
+  c.labels.assign(p.prompt_of(0).size(), kIgnore);
   c.labels.insert(c.labels.end(), p.answers[0].begin(), p.answers[0].end());
   return c;
 }
@@ -145,9 +145,9 @@ Batch collate_preference(const std::vector<EncodedPreference>& samples, const st
     for (size_t q = 0; q < samples.size(); ++q)
       for (size_t a = 0; a < samples[q].answers.size(); ++a) {
         EncodedConversation c;
-        c.ids = samples[q].prompt;
+        c.ids = samples[q].prompt_of(a);
         c.ids.insert(c.ids.end(), samples[q].answers[a].begin(), samples[q].answers[a].end());
-        c.labels.assign(samples[q].prompt.size(), kIgnore);
+        c.labels.assign(samples[q].prompt_of(a).size(), kIgnore);
         c.labels.insert(c.labels.end(), samples[q].answers[a].begin(), samples[q].answers[a].end());
         rows.push_back(std::move(c));
         order.push_back(q);
@@ -159,13 +159,27 @@ Batch collate_preference(const std::vector<EncodedPreference>& samples, const st
     b.num_tokens = s.num_tokens;
     b.pixel_values = cat_pixels(pixels, order);
   } else {
-    const int64_t B = b.num_questions;
+    // One row per question, [prompt | answer 0 | answer 1 | ...]; a question whose answers have different prompt
+    // ids (in-context tokenisation, EncodedPreference::shared) gets one [prompt a | answer a] row per answer.
+    struct RowPlan {
+      size_t q;
+      std::vector<size_t> answers;
+    };
+    std::vector<RowPlan> plan;
+    std::vector<size_t> order;  // the question of each row, for its pixels
     int64_t L = 0;
-    for (auto& s : samples) {
-      int64_t len = static_cast<int64_t>(s.prompt.size());
-      for (auto& a : s.answers) len += static_cast<int64_t>(a.size());
-      L = std::max(L, len);
+    for (size_t q = 0; q < samples.size(); ++q) {
+      const auto& s = samples[q];
+      if (s.shared()) {
+        plan.push_back({q, {}});
+        for (size_t a = 0; a < s.answers.size(); ++a) plan.back().answers.push_back(a);
+        order.push_back(q);
+      } else {
+        for (size_t a = 0; a < s.answers.size(); ++a) plan.push_back({q, {a}}), order.push_back(q);
+      }
+      L = std::max(L, s.row_length(true));
     }
+    const auto B = static_cast<int64_t>(plan.size());
     b.input_ids = torch::full({B, L}, pad_id, torch::kInt64);
     b.attention_mask = torch::zeros({B, L}, torch::kInt64);
     b.positions = torch::zeros({B, L}, torch::kInt64);
@@ -176,25 +190,26 @@ Batch collate_preference(const std::vector<EncodedPreference>& samples, const st
     auto pos = b.positions.accessor<int64_t, 2>();
     int64_t segment = 0;
     for (int64_t r = 0; r < B; ++r) {
-      const auto& s = samples[static_cast<size_t>(r)];
-      const int64_t P = static_cast<int64_t>(s.prompt.size());
+      const auto& s = samples[plan[static_cast<size_t>(r)].q];
+      const auto& prompt = s.prompt_of(plan[static_cast<size_t>(r)].answers.front());
+      const int64_t P = static_cast<int64_t>(prompt.size());
       auto& row = layout->rows[static_cast<size_t>(r)];
       row.push_back(Segment{0, P, 0, 0});  // the prompt: causal over itself
       int64_t t = 0;
-      for (int64_t i = 0; i < P; ++i, ++t) ids[r][t] = s.prompt[static_cast<size_t>(i)], am[r][t] = 1, pos[r][t] = i;
-      for (size_t a = 0; a < s.answers.size(); ++a, ++segment) {
-        const int64_t start = t, n = static_cast<int64_t>(s.answers[a].size());
+      for (int64_t i = 0; i < P; ++i, ++t) ids[r][t] = prompt[static_cast<size_t>(i)], am[r][t] = 1, pos[r][t] = i;
+      for (size_t a : plan[static_cast<size_t>(r)].answers) {
+        const auto& answer = s.answers[a];
+        const int64_t start = t, n = static_cast<int64_t>(answer.size());
         row.push_back(Segment{start, n, 0, P});  // an answer: the whole prompt, then itself causally
         for (int64_t k = 0; k < n; ++k, ++t) {
-          ids[r][t] = s.answers[a][static_cast<size_t>(k)], am[r][t] = 1, pos[r][t] = P + k;
-          tb.add(r, k == 0 ? P - 1 : t - 1, s.answers[a][static_cast<size_t>(k)], segment);
+          ids[r][t] = answer[static_cast<size_t>(k)], am[r][t] = 1, pos[r][t] = P + k;
+          tb.add(r, k == 0 ? P - 1 : t - 1, answer[static_cast<size_t>(k)], segment);
         }
+        ++segment;  // segments follow (question, answer) order: rows of one question are consecutive
       }
       b.num_tokens += t;
     }
     b.segments = layout;
-    std::vector<size_t> order(samples.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     b.pixel_values = cat_pixels(pixels, order);
     b.targets = tb.build(segment);
   }

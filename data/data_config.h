@@ -37,6 +37,7 @@ struct DataConfig {
   std::string tokenizer;              // tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece)
   std::string chat_template = "auto"; // auto (from model family) | chatml | phi3
   std::string image_placement = "prepend";  // prepend ("<image>" + question) | prepend_newline ("<image>\n" + ...)
+  std::string answer_tokenization = "in_context";  // in_context (prompt + answer one string) | per_segment
   int64_t max_tiles = 6;              // dynamic tiling: at most this many tiles (+ thumbnail)
   bool use_thumbnail = true;          // append a whole-image tile when tiling
   int64_t max_length = 2048;          // tokens after image expansion; longer samples follow on_error
@@ -63,6 +64,10 @@ struct DataConfig {
             "where images go in every format and at inference: prepend (<image>+question, official) | prepend_newline "
             "(<image>\\n+question); saved with the exported model",
             Check::one_of({"prepend", "prepend_newline"}));
+    v.field("answer_tokenization", answer_tokenization,
+            "in_context: prompt + answer + end token tokenised as one string, supervision from the first token ending "
+            "after the prompt (the official code's ids) | per_segment: the answer tokenised on its own",
+            Check::one_of({"in_context", "per_segment"}));
     v.field("max_tiles", max_tiles, "dynamic tiling: max tiles per image (Phantom: 6)", Check::positive());
     v.field("use_thumbnail", use_thumbnail, "append a thumbnail tile when an image has several tiles");
     v.field("max_length", max_length, "max tokens after image expansion", Check::positive());

@@ -249,16 +249,18 @@ TEST_CASE("image placement: one rule for conversations, triples and inference pr
   // The rule of training is written into config.json; checkpoints without it (official ones) use the official one.
   TempDir t;
   auto cfg = test::tiny_vlm_config();
-  cfg.image_placement = "prepend_newline";
+  cfg.prompt.image_placement = "prepend_newline";
   PhantomModel m(cfg);
   save_phantom(*m, t.str("saved"));
   ModelConfig back;
   read_hf_config(t.str("saved"), back);
-  CHECK(back.image_placement == "prepend_newline");
+  CHECK(back.prompt.image_placement == "prepend_newline");
   t.file("official/config.json", R"({"llm_config": {"model_type": "qwen2"}, "vision_config": {}})");
   ModelConfig official;
   read_hf_config(t.str("official"), official);
-  CHECK(official.image_placement == "prepend");
+  CHECK(official.prompt.image_placement == "prepend");
+  CHECK(official.prompt.max_tiles == 6);
+  CHECK(official.prompt.source == "defaults");
 }
 
 TEST_CASE("recipe: a warm-up on LLaVA conversations, then PO on triples, in one run, and a mismatch names stage, file, format") {

@@ -194,3 +194,93 @@ TEST_CASE("tokenizers: bad files give clear errors") {
   std::filesystem::create_directories(t.str("empty"));
   CHECK_THROWS_WITH(phantom::data::load_tokenizer(t.str("empty")), Catch::Contains("no tokenizer.json or tokenizer.model"));
 }
+
+namespace {
+
+// One family's in-context encodings against answer_tokens_reference.py: ids and label masks of every sample
+// (each answer row of a preference sample), and whether a question's answers share their prompt ids.
+void check_answer_tokens(const std::string& family, const nlohmann::json& samples, const nlohmann::json& expected) {
+  auto& f = Families::get();
+  auto tok = phantom::data::load_tokenizer(f.dir.str(family));
+  const auto tmpl = phantom::data::ChatTemplate::by_name(family == "phi3" || family == "llama" ? "phi3" : "chatml");
+  const phantom::data::SampleEncoder enc(*tok, tmpl, phantom::data::ImageTokens::from_tokenizer(*tok, 4));
+  REQUIRE(enc.answer_tokenization() == "in_context");  // the default
+  const auto& want = expected[family]["samples"];
+  const auto& stats = expected[family]["stats"];
+  size_t bad = 0, rows = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& j = samples[i];
+    phantom::data::Sample s;
+    s.where = "sample " + std::to_string(i);
+    const auto tiles = j["tiles"].get<std::vector<int64_t>>();
+    std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> got;  // (ids, labels) per row
+    bool shared = true;
+    if (j["kind"] == "conversation") {
+      const auto turns = j["turns"].get<std::vector<std::string>>();
+      for (size_t t = 0; t < turns.size(); ++t) s.turns.push_back({t % 2 == 0, turns[t]});
+      auto c = enc.conversation(s, tiles);
+      got.emplace_back(c.ids, c.labels);
+    } else {
+      s.question = j["question"].get<std::string>();
+      s.chosen = j["chosen"].get<std::string>();
+      s.rejected = j["rejected"].get<std::vector<std::string>>();
+      auto p = enc.preference(s, tiles);
+      shared = p.shared();
+      for (size_t a = 0; a < p.answers.size(); ++a) {
+        std::vector<int32_t> ids = p.prompt_of(a), labels(p.prompt_of(a).size(), phantom::data::kIgnore);
+        ids.insert(ids.end(), p.answers[a].begin(), p.answers[a].end());
+        labels.insert(labels.end(), p.answers[a].begin(), p.answers[a].end());
+        got.emplace_back(ids, labels);
+      }
+      if (shared != want[i]["shared"].get<bool>() && ++bad <= 3) CHECK(shared == want[i]["shared"].get<bool>());
+    }
+    const auto& ref_rows = j["kind"] == "conversation" ? nlohmann::json::array({want[i]}) : want[i]["rows"];
+    REQUIRE(ref_rows.size() == got.size());
+    for (size_t r = 0; r < got.size(); ++r, ++rows) {
+      const auto ids = ref_rows[r]["ids"].get<std::vector<int32_t>>();
+      const auto labels = ref_rows[r]["labels"].get<std::vector<int32_t>>();
+      if ((got[r].first != ids || got[r].second != labels) && ++bad <= 3) {
+        INFO(family << " sample " << i << " row " << r << ": " << j.dump().substr(0, 300));
+        CHECK(got[r].first == ids);
+        CHECK(got[r].second == labels);
+      }
+    }
+  }
+  const auto& n = enc.counts();
+  WARN(family << ": " << samples.size() << " samples, " << rows << " rows, " << bad << " differing; " << n.answers
+              << " answers, " << n.straddling << " straddling, " << n.unshared_prompts << " of "
+              << n.preference_questions << " questions with unshared prompts; reference: " << stats.dump());
+  CHECK(bad == 0);
+  CHECK(n.answers == stats["answers"].get<int64_t>());
+  CHECK(n.straddling == stats["straddling"].get<int64_t>());
+  CHECK(n.unshared_prompts == stats["unshared_prompts"].get<int64_t>());
+  // The boundary cases are exercised where the vocabulary can join the prompt's "\n" with an answer's start.
+  if (family == "qwen2" || family == "internlm2_newlines") {
+    CHECK(n.straddling > 0);
+    CHECK(n.unshared_prompts > 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("tokenizers: in-context answer tokens and label masks equal the official concatenation (HF tokenizers)") {
+  auto& f = Families::get();
+  const std::string cmd = std::string(PHANTOM_PYTHON) + " " +
+                          phantom::test::source_path("tests/tools/answer_tokens_reference.py") + " " + f.dir.str() +
+                          " > " + f.dir.str("answers.log") + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    std::ifstream log(f.dir.str("answers.log"));
+    FAIL("answer_tokens_reference.py failed: " << std::string(std::istreambuf_iterator<char>(log), {}));
+  }
+  const auto samples = nlohmann::json::parse(std::ifstream(f.dir.str("answers/samples.json")));
+  const auto expected = nlohmann::json::parse(std::ifstream(f.dir.str("answers/expected.json")));
+  REQUIRE(samples.size() >= 1000);
+  SECTION("Qwen2: byte-level tokenizer.json") { check_answer_tokens("qwen2", samples, expected); }
+  SECTION("InternLM2: tokenizer.model (SentencePiece)") { check_answer_tokens("internlm2", samples, expected); }
+  SECTION("Phi-3: SentencePiece-style tokenizer.json") { check_answer_tokens("phi3", samples, expected); }
+  SECTION("Llama legacy=False: Metaspace first") { check_answer_tokens("llama", samples, expected); }
+  SECTION("InternLM2 as LlamaTokenizerFast: tokenizer.json") { check_answer_tokens("internlm2_fast", samples, expected); }
+  SECTION("InternLM2 tokenizer.model with newline pieces (straddling tokens)") {
+    check_answer_tokens("internlm2_newlines", samples, expected);
+  }
+}

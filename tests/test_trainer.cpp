@@ -60,6 +60,13 @@ TEST_CASE("trainer: shared-prefix PO equals the naive layout in loss and gradien
   for (int64_t n_rej : {1, 3}) {
     INFO(n_rej << " rejected");
     std::vector<data::EncodedPreference> samples = {pref_sample(n_rej, tpt, 1), pref_sample(n_rej, tpt, 2), pref_sample(n_rej, tpt, 3)};
+    // The second question's answers leave different prompt ids (in-context tokenisation: the chosen answer's first
+    // token took the prompt's last one): it is laid out one row per answer, also in the shared batch.
+    auto& odd = samples[1];
+    odd.own_prompts.assign(odd.answers.size(), odd.prompt);
+    odd.own_prompts[0].pop_back();
+    odd.answers[0].insert(odd.answers[0].begin(), 42);
+    odd.prompt.clear();
     std::vector<at::Tensor> pixels = {torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28}), torch::randn({1, 3, 28, 28})};
     recipe::LossConfig lc{"po", 2.0, 0.5, 1.0};
     auto run = [&](bool shared) {
@@ -80,6 +87,8 @@ TEST_CASE("trainer: shared-prefix PO equals the naive layout in loss and gradien
     // The shared layout really is shorter: the prompt appears once.
     auto bs = data::collate_preference(samples, pixels, 0, true), bn = data::collate_preference(samples, pixels, 0, false);
     CHECK(bs.num_tokens < bn.num_tokens);
+    CHECK(bs.input_ids.size(0) == 2 + (n_rej + 1));  // two shared rows, one row per answer of the odd question
+    CHECK(bs.pixel_values.size(0) == 2 + (n_rej + 1));  // the odd question's image in each of its rows
   }
 }
 

@@ -78,11 +78,11 @@ std::vector<Piece> AddedTokenMatcher::split(const std::string& text) const {
       while (s > start && is_unicode_whitespace(utf8_prev(text, s, &n))) s -= n;
     if (hit->token.rstrip)
       while (e < text.size() && is_unicode_whitespace(utf8_next(text, e, &n))) e += n;
-    if (s > start) out.push_back({text.substr(start, s - start), -1, start});
-    out.push_back({hit->token.content, hit->token.id, s});
+    if (s > start) out.push_back({text.substr(start, s - start), -1, start, 0, 0});
+    out.push_back({hit->token.content, hit->token.id, s, i, i + hit->pattern.size()});
     start = i = e;
   }
-  if (start < text.size()) out.push_back({text.substr(start), -1, start});
+  if (start < text.size()) out.push_back({text.substr(start), -1, start, 0, 0});
   return out;
 }
 

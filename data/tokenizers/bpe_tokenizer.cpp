@@ -49,20 +49,34 @@ class BpeTokenizer : public Tokenizer {
     }
   }
 
-  std::vector<int32_t> encode(const std::string& text) const override {
+  std::vector<int32_t> encode_with_spans(const std::string& text, std::vector<TokenSpan>* spans) const override {
     std::vector<int32_t> ids;
+    if (spans) spans->clear();
+    hf::Alignment align;
+    std::vector<hf::Alignment> word_align;
     for (auto& raw : raw_added_.split(text)) {
       if (raw.special_id >= 0) {
         ids.push_back(raw.special_id);
+        if (spans) spans->push_back({static_cast<uint32_t>(raw.token_begin), static_cast<uint32_t>(raw.token_end)});
         continue;
       }
-      const std::string norm = normalizer_.apply(raw.text);
+      if (spans) align = hf::char_alignment(raw.text, raw.offset);
+      const std::string norm = normalizer_.apply(raw.text, spans ? &align : nullptr);
       for (auto& seg : normalized_added_.split(norm)) {
         if (seg.special_id >= 0) {
           ids.push_back(seg.special_id);
+          if (spans) spans->push_back(hf::cover(align, seg.token_begin, seg.token_end));
           continue;
         }
-        for (auto& w : pre_.apply(seg.text, raw.offset == 0 && seg.offset == 0)) encode_word(w, ids);
+        const bool first = raw.offset == 0 && seg.offset == 0;
+        if (!spans) {
+          for (auto& w : pre_.apply(seg.text, first)) encode_word(w, nullptr, ids, nullptr);
+          continue;
+        }
+        const hf::Alignment seg_align(align.begin() + static_cast<long>(seg.offset),
+                                      align.begin() + static_cast<long>(seg.offset + seg.text.size()));
+        const auto words = pre_.apply(seg.text, first, &seg_align, &word_align);
+        for (size_t k = 0; k < words.size(); ++k) encode_word(words[k], &word_align[k], ids, spans);
       }
     }
     return ids;
@@ -174,39 +188,57 @@ class BpeTokenizer : public Tokenizer {
     }
   }
 
-  // One pre-tokenised word -> ids: characters (bytes for byte-level), then merges by rank.
-  void encode_word(const std::string& word, std::vector<int32_t>& ids) const {
+  // A token of a merged word and the bytes [begin, end) of the word's model string it covers.
+  struct Merged {
+    int32_t id;
+    uint32_t begin, end;
+  };
+
+  // One pre-tokenised word -> ids (and, with `align`, the span of each): characters (bytes for byte-level), then
+  // merges by rank.
+  void encode_word(const std::string& word, const hf::Alignment* align, std::vector<int32_t>& ids,
+                   std::vector<TokenSpan>* spans) const {
     if (word.empty()) return;
     std::string w;
     if (pre_.byte_level())
       for (unsigned char c : word) w += hf::byte_to_unicode(c);
     else
       w = word;
+    std::vector<Merged> out;
     const bool cacheable = w.size() < 256;
+    bool cached = false;
     if (cacheable) {
       std::lock_guard<std::mutex> lock(cache_mu_);
       auto it = cache_.find(w);
-      if (it != cache_.end()) {
-        ids.insert(ids.end(), it->second.begin(), it->second.end());
-        return;
-      }
+      if (it != cache_.end()) out = it->second, cached = true;
     }
-    std::vector<int32_t> out;
-    auto direct = vocab_.find(w);
-    if (ignore_merges_ && direct != vocab_.end()) out.push_back(direct->second);
-    else merge(w, out);
-    ids.insert(ids.end(), out.begin(), out.end());
-    if (!cacheable) return;
+    if (!cached) {
+      auto direct = vocab_.find(w);
+      if (ignore_merges_ && direct != vocab_.end()) out.push_back({direct->second, 0, static_cast<uint32_t>(w.size())});
+      else merge(w, out);
+    }
+    for (auto& m : out) ids.push_back(m.id);
+    if (spans) {
+      // Byte-level: the model string spells each byte of the word as one character; map back to word bytes.
+      std::vector<uint32_t> word_byte(w.size() + 1, static_cast<uint32_t>(word.size()));
+      if (pre_.byte_level())
+        for (size_t i = 0, k = 0, n = 0; i < w.size(); i += n, ++k) n = utf8_len(static_cast<unsigned char>(w[i])), word_byte[i] = static_cast<uint32_t>(k);
+      else
+        for (size_t i = 0; i <= w.size(); ++i) word_byte[i] = static_cast<uint32_t>(i);
+      for (auto& m : out) spans->push_back(hf::cover(*align, word_byte[m.begin], word_byte[m.end]));
+    }
+    if (!cacheable || cached) return;
     std::lock_guard<std::mutex> lock(cache_mu_);
     if (cache_.size() > 200000) cache_.clear();
     cache_.emplace(w, std::move(out));
   }
 
-  void merge(const std::string& w, std::vector<int32_t>& out) const {
+  void merge(const std::string& w, std::vector<Merged>& out) const {
     struct Sym {
       int32_t id;
       int prev, next;
       bool alive;
+      uint32_t begin, end;  // bytes of w
     };
     std::vector<Sym> sym;
     bool last_unk = false;
@@ -220,15 +252,20 @@ class BpeTokenizer : public Tokenizer {
         for (size_t k = 0; k < n && i + k < w.size(); ++k) ids.push_back(byte_ids_[static_cast<unsigned char>(w[i + k])]);
         if (std::find(ids.begin(), ids.end(), -1) != ids.end()) ids.clear();  // some byte token missing: unk
       }
+      const auto b = static_cast<uint32_t>(i), e = static_cast<uint32_t>(std::min(i + n, w.size()));
       if (ids.empty()) {
         if (unk_ < 0) continue;  // no unk token: the character is dropped (as tokenizers does)
-        if (fuse_unk_ && last_unk) continue;
+        if (fuse_unk_ && last_unk) {
+          sym.back().end = e;  // the fused unk covers this character too
+          continue;
+        }
         ids.push_back(unk_);
         last_unk = true;
       } else {
         last_unk = false;
       }
-      for (auto id : ids) sym.push_back({id, static_cast<int>(sym.size()) - 1, static_cast<int>(sym.size()) + 1, true});
+      // Every byte-fallback token of a character covers the whole character (as HF's offsets).
+      for (auto id : ids) sym.push_back({id, static_cast<int>(sym.size()) - 1, static_cast<int>(sym.size()) + 1, true, b, e});
     }
     if (sym.empty()) return;
     sym.back().next = -1;
@@ -251,6 +288,7 @@ class BpeTokenizer : public Tokenizer {
       auto m = merges_.find({s.id, r.id});
       if (m == merges_.end() || m->second.second != new_id) continue;  // stale entry
       s.id = new_id;
+      s.begin = std::min(s.begin, r.begin), s.end = std::max(s.end, r.end);
       r.alive = false;
       s.next = r.next;
       if (s.next >= 0) sym[static_cast<size_t>(s.next)].prev = pos;
@@ -258,7 +296,7 @@ class BpeTokenizer : public Tokenizer {
       push(pos);
     }
     for (auto& s : sym)
-      if (s.alive) out.push_back(s.id);
+      if (s.alive) out.push_back({s.id, s.begin, s.end});
   }
 
   std::string path_;
@@ -275,7 +313,7 @@ class BpeTokenizer : public Tokenizer {
   int32_t unk_ = -1, max_id_ = -1;
   int32_t byte_ids_[256] = {};
   mutable std::mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  mutable std::unordered_map<std::string, std::vector<Merged>> cache_;
 };
 
 }  // namespace

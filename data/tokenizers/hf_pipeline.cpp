@@ -47,28 +47,36 @@ class Regex {
     }
     pcre2_match_data_free(md);
   }
-  // "Isolated" split: every match and every gap between matches becomes a piece.
-  std::vector<std::string> split(const std::string& s) const {
-    std::vector<std::string> out;
+  // "Isolated" split: every match and every gap between matches becomes a piece, as [begin, end) byte ranges.
+  std::vector<std::pair<size_t, size_t>> split_ranges(const std::string& s) const {
+    std::vector<std::pair<size_t, size_t>> out;
     size_t last = 0;
     for_each_match(s, [&](size_t a, size_t b) {
-      if (a > last) out.push_back(s.substr(last, a - last));
-      if (b > a) out.push_back(s.substr(a, b - a));
+      if (a > last) out.emplace_back(last, a);
+      if (b > a) out.emplace_back(a, b);
       last = std::max(last, b);
     });
-    if (last < s.size()) out.push_back(s.substr(last));
+    if (last < s.size()) out.emplace_back(last, s.size());
     return out;
   }
-  std::string replace_all(const std::string& s, const std::string& with) const {
+  // Each replacement's bytes map to the span of the text it replaces.
+  std::string replace_all(const std::string& s, const std::string& with, Alignment* align) const {
     std::string out;
+    Alignment out_align;
     size_t last = 0;
+    auto keep = [&](size_t a, size_t b) {
+      out.append(s, a, b - a);
+      if (align) out_align.insert(out_align.end(), align->begin() + static_cast<long>(a), align->begin() + static_cast<long>(b));
+    };
     for_each_match(s, [&](size_t a, size_t b) {
       if (a < last) return;
-      out.append(s, last, a - last);
+      keep(last, a);
       out += with;
+      if (align) out_align.insert(out_align.end(), with.size(), cover(*align, a, b));
       last = b;
     });
-    out.append(s, last, std::string::npos);
+    keep(last, s.size());
+    if (align) *align = std::move(out_align);
     return out;
   }
 
@@ -80,32 +88,71 @@ namespace {
 
 const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to) {
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to, Alignment* align = nullptr) {
   if (from.empty()) return s;
   std::string out;
+  Alignment out_align;
   size_t last = 0;
+  auto keep = [&](size_t a, size_t b) {
+    out.append(s, a, b - a);
+    if (align) out_align.insert(out_align.end(), align->begin() + static_cast<long>(a), align->begin() + static_cast<long>(b));
+  };
   for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, last)) {
-    out.append(s, last, p - last);
+    keep(last, p);
     out += to;
+    if (align) out_align.insert(out_align.end(), to.size(), cover(*align, p, p + from.size()));
     last = p + from.size();
   }
-  out.append(s, last, std::string::npos);
+  keep(last, s.size());
+  if (align) *align = std::move(out_align);
   return out;
 }
 
-std::string unicode_normalize(const std::string& s, const std::string& form) {
+const icu::Normalizer2* normalizer_of(const std::string& form) {
   UErrorCode err = U_ZERO_ERROR;
   const icu::Normalizer2* n = form == "NFC"    ? icu::Normalizer2::getNFCInstance(err)
                               : form == "NFKC" ? icu::Normalizer2::getNFKCInstance(err)
                               : form == "NFD"  ? icu::Normalizer2::getNFDInstance(err)
                                                : icu::Normalizer2::getNFKDInstance(err);
+  return U_FAILURE(err) ? nullptr : n;
+}
+
+std::string normalize_whole(const icu::Normalizer2* n, const std::string& s) {
+  UErrorCode err = U_ZERO_ERROR;
   icu::UnicodeString u = icu::UnicodeString::fromUTF8(s);
-  if (U_FAILURE(err) || n->isNormalized(u, err)) return s;
+  if (!n || n->isNormalized(u, err) || U_FAILURE(err)) return s;
   err = U_ZERO_ERROR;
   icu::UnicodeString r = n->normalize(u, err);
   std::string out;
   r.toUTF8String(out);
   return out;
+}
+
+// With an alignment the text is normalised in chunks cut where the normaliser has a boundary (a character no
+// neighbour combines with), each output chunk mapped to its input chunk; the chunks' concatenation is the whole
+// string's normal form (checked: otherwise the whole output maps to the whole input).
+std::string unicode_normalize(const std::string& s, const std::string& form, Alignment* align) {
+  const icu::Normalizer2* n = normalizer_of(form);
+  const std::string whole = normalize_whole(n, s);
+  if (!align || whole == s) return whole;
+  std::string out;
+  Alignment out_align;
+  size_t chunk = 0;
+  auto flush = [&](size_t end) {
+    if (end == chunk) return;
+    const std::string part = normalize_whole(n, s.substr(chunk, end - chunk));
+    out += part;
+    out_align.insert(out_align.end(), part.size(), cover(*align, chunk, end));
+    chunk = end;
+  };
+  for (size_t i = 0, len = 0; i < s.size(); i += len) {
+    const int32_t cp = utf8_next(s, i, &len);
+    if (i > chunk && n->hasBoundaryBefore(cp)) flush(i);
+  }
+  flush(s.size());
+  if (out != whole) out_align.assign(whole.size(), cover(*align, 0, s.size()));
+  *align = std::move(out_align);
+  return whole;
 }
 
 // The pattern of a Replace/Split component: {"String": s} or {"Regex": r}.
@@ -167,6 +214,26 @@ std::string utf8_lossy(const std::string& s) {
   return out;
 }
 
+Alignment char_alignment(const std::string& s, size_t offset) {
+  Alignment a(s.size());
+  for (size_t i = 0, n = 0; i < s.size(); i += n) {
+    n = std::min(utf8_len(static_cast<unsigned char>(s[i])), s.size() - i);
+    for (size_t k = 0; k < n; ++k) a[i + k] = {static_cast<uint32_t>(offset + i), static_cast<uint32_t>(offset + i + n)};
+  }
+  return a;
+}
+
+TokenSpan cover(const Alignment& a, size_t b, size_t e) {
+  if (a.empty()) return {};
+  if (b >= e) {
+    const uint32_t at = b < a.size() ? a[b].begin : a.back().end;
+    return {at, at};
+  }
+  TokenSpan t = a[b];
+  for (size_t i = b + 1; i < e && i < a.size(); ++i) t.begin = std::min(t.begin, a[i].begin), t.end = std::max(t.end, a[i].end);
+  return t;
+}
+
 // ---- normalizer ---------------------------------------------------------------------------------------------
 
 Normalizer::Normalizer(const json& j, const std::string& file) { read(j, file); }
@@ -190,15 +257,17 @@ void Normalizer::read(const json& n, const std::string& file) {
   }
 }
 
-std::string Normalizer::apply(const std::string& in) const {
+std::string Normalizer::apply(const std::string& in, Alignment* align) const {
   std::string s = in;
   for (auto& st : steps_) {
-    if (st.kind == "Prepend") {
-      if (!s.empty()) s = st.a + s;
+    if (st.kind == "Prepend") {  // the prepended text belongs to the first character (as HF aligns it)
+      if (s.empty()) continue;
+      s = st.a + s;
+      if (align) align->insert(align->begin(), st.a.size(), align->front());
     } else if (st.kind == "Replace") {
-      s = st.re ? st.re->replace_all(s, st.b) : replace_all(s, st.a, st.b);
+      s = st.re ? st.re->replace_all(s, st.b, align) : replace_all(s, st.a, st.b, align);
     } else {
-      s = unicode_normalize(s, st.kind);
+      s = unicode_normalize(s, st.kind, align);
     }
   }
   return s;
@@ -254,38 +323,58 @@ void PreTokenizer::read(const json& p, const std::string& file) {
   steps_.push_back(st);
 }
 
-std::vector<std::string> PreTokenizer::apply(const std::string& s, bool at_input_start) const {
+std::vector<std::string> PreTokenizer::apply(const std::string& s, bool at_input_start, const Alignment* align,
+                                             std::vector<Alignment>* word_align) const {
+  const bool track = align && word_align;
   std::vector<std::string> words{s};
+  std::vector<Alignment> aligns;
+  if (track) aligns.push_back(*align);
   for (auto& st : steps_) {
     std::vector<std::string> next;
+    std::vector<Alignment> next_align;
+    // Word `wi` (aligned as `a`) cut into the byte ranges `r`.
+    auto cut = [&](const std::string& w, const Alignment& a, const std::vector<std::pair<size_t, size_t>>& r) {
+      for (auto& [b, e] : r) {
+        next.push_back(w.substr(b, e - b));
+        if (track) next_align.emplace_back(a.begin() + static_cast<long>(b), a.begin() + static_cast<long>(e));
+      }
+    };
     for (size_t wi = 0; wi < words.size(); ++wi) {
       std::string w = words[wi];
+      Alignment a = track ? aligns[wi] : Alignment();
+      auto prepend = [&](const std::string& p) {  // a prefix belongs to the character after it
+        w = p + w;
+        if (track) a.insert(a.begin(), p.size(), a.empty() ? TokenSpan{} : a.front());
+      };
       if (st.kind == "split") {
-        for (auto& x : st.re->split(w)) next.push_back(std::move(x));
+        cut(w, a, st.re->split_ranges(w));
       } else if (st.kind == "byte_level") {
-        if (st.prefix_space && w.rfind(' ', 0) != 0) w = " " + w;
-        if (!st.re) next.push_back(w);
-        else
-          for (auto& x : st.re->split(w)) next.push_back(std::move(x));
+        if (st.prefix_space && w.rfind(' ', 0) != 0) prepend(" ");
+        if (!st.re) cut(w, a, {{0, w.size()}});
+        else cut(w, a, st.re->split_ranges(w));
       } else {  // metaspace: spaces become ▁, ▁ prepended, words start at each ▁
-        w = replace_all(w, " ", st.replacement);
+        w = replace_all(w, " ", st.replacement, track ? &a : nullptr);
         const bool first = at_input_start && wi == 0;
         if ((st.prepend == "always" || (st.prepend == "first" && first)) && w.rfind(st.replacement, 0) != 0)
-          w = st.replacement + w;
+          prepend(st.replacement);
         if (!st.split) {
-          next.push_back(w);
+          cut(w, a, {{0, w.size()}});
           continue;
         }
+        std::vector<std::pair<size_t, size_t>> r;
         size_t from = 0;
         for (size_t p = w.find(st.replacement, 1); p != std::string::npos; p = w.find(st.replacement, p + 1)) {
-          next.push_back(w.substr(from, p - from));
+          r.emplace_back(from, p);
           from = p;
         }
-        next.push_back(w.substr(from));
+        r.emplace_back(from, w.size());
+        cut(w, a, r);
       }
     }
     words = std::move(next);
+    aligns = std::move(next_align);
   }
+  if (track) *word_align = std::move(aligns);
   return words;
 }
 

@@ -10,15 +10,25 @@
 #include <string>
 #include <vector>
 
+#include "data/tokenizers/tokenizer.h"
+
 namespace phantom::data::hf {
 
 class Regex;
+
+// Offset tracking: the span of the input text each byte of a rewritten string comes from (one TokenSpan per byte).
+// Every step below takes an optional alignment and keeps it in step with the string; nullptr skips the tracking.
+using Alignment = std::vector<TokenSpan>;
+// Each byte of `s` mapped to its own character, shifted by `offset`.
+Alignment char_alignment(const std::string& s, size_t offset);
+// The span covering bytes [b, e) of an aligned string (b == e: the empty span where byte b begins).
+TokenSpan cover(const Alignment& a, size_t b, size_t e);
 
 class Normalizer {
  public:
   Normalizer() = default;
   Normalizer(const nlohmann::json& j, const std::string& file);  // j: the "normalizer" value (may be null)
-  std::string apply(const std::string& s) const;
+  std::string apply(const std::string& s, Alignment* align = nullptr) const;
   bool empty() const { return steps_.empty(); }
   std::string describe() const;
 
@@ -37,7 +47,9 @@ class PreTokenizer {
   PreTokenizer(const nlohmann::json& j, const std::string& file);  // j: the "pre_tokenizer" value (may be null)
   // One segment between added tokens -> words. `at_input_start`: the segment begins the input (Metaspace's
   // prepend_scheme "first" adds ▁ only there).
-  std::vector<std::string> apply(const std::string& s, bool at_input_start) const;
+  // With `align` (the alignment of s), `word_align` receives the alignment of each word.
+  std::vector<std::string> apply(const std::string& s, bool at_input_start, const Alignment* align = nullptr,
+                                 std::vector<Alignment>* word_align = nullptr) const;
   bool byte_level() const { return byte_level_; }
   std::string describe() const;
 

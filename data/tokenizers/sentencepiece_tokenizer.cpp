@@ -34,11 +34,23 @@ class SentencePieceTokenizer : public Tokenizer {
       }
   }
 
-  std::vector<int32_t> encode(const std::string& text) const override {
+  std::vector<int32_t> encode_with_spans(const std::string& text, std::vector<TokenSpan>* spans) const override {
     std::vector<int32_t> ids;
+    if (spans) spans->clear();
     for (auto& piece : matcher_.split(text)) {
       if (piece.special_id >= 0) {
         ids.push_back(piece.special_id);
+        if (spans) spans->push_back({static_cast<uint32_t>(piece.token_begin), static_cast<uint32_t>(piece.token_end)});
+        continue;
+      }
+      if (spans) {  // SentencePiece's own byte offsets of each piece in the segment (the dummy prefix: none)
+        sentencepiece::ImmutableSentencePieceText spt;
+        const auto st = sp_.Encode(piece.text, spt.mutable_proto());
+        if (!st.ok()) throw std::runtime_error(path_ + ": encode failed: " + st.ToString());
+        for (const auto& p : spt.pieces()) {
+          ids.push_back(static_cast<int32_t>(p.id()));
+          spans->push_back({static_cast<uint32_t>(piece.offset + p.begin()), static_cast<uint32_t>(piece.offset + p.end())});
+        }
         continue;
       }
       std::vector<int> part;

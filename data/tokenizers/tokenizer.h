@@ -16,11 +16,23 @@
 
 namespace phantom::data {
 
+// The bytes [begin, end) of the encoded text that a token stands for, as HF's offset mapping (in bytes, not
+// characters). A prefix `▁` or space the tokenizer adds belongs to the character after it; each byte-fallback
+// token of a character covers the whole character; text a normaliser rewrote maps to the text it came from; an
+// added token covers its own text only (the whitespace its lstrip/rstrip swallows is dropped, so it belongs to
+// no token; HF's offsets include it).
+struct TokenSpan {
+  uint32_t begin = 0, end = 0;
+  bool operator==(const TokenSpan& o) const { return begin == o.begin && end == o.end; }
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   // Text -> ids, no BOS/EOS added. Thread-safe.
-  virtual std::vector<int32_t> encode(const std::string& text) const = 0;
+  std::vector<int32_t> encode(const std::string& text) const { return encode_with_spans(text, nullptr); }
+  // The same ids and, when `spans` is given, the span of each token (spans->size() == ids.size()).
+  virtual std::vector<int32_t> encode_with_spans(const std::string& text, std::vector<TokenSpan>* spans) const = 0;
   virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const = 0;
   virtual std::optional<int32_t> token_to_id(const std::string& token) const = 0;
   virtual std::string id_to_token(int32_t id) const = 0;
@@ -58,7 +70,8 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model
 struct Piece {
   std::string text;
   int32_t special_id = -1;  // >= 0: an added token
-  size_t offset = 0;        // byte offset of `text` in the split string
+  size_t offset = 0;        // byte offset of `text` in the split string (an added token: where its match begins)
+  size_t token_begin = 0, token_end = 0;  // an added token: its own text in the split string, without stripped whitespace
 };
 class AddedTokenMatcher {
  public:

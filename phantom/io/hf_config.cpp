@@ -123,6 +123,24 @@ int64_t side(const json& v, const char* key, int64_t fallback, const std::string
   return convert((*it)[0], out, where, key), out;
 }
 
+// "phantom_prompt" of our exports; an export from before it has only "image_placement"; an official checkpoint
+// neither (the official prompt: defaults). The names are checked where the prompt is built (the loader).
+PromptConfig read_prompt_config(const json& j, const std::string& path) {
+  PromptConfig p;
+  p.image_placement = get<std::string>(j, "image_placement", p.image_placement, path);
+  if (j.contains("image_placement")) p.source = path + " (image_placement only)";
+  if (!j.contains("phantom_prompt")) return p;
+  const json& s = j["phantom_prompt"];
+  const std::string where = path + " phantom_prompt";
+  p.chat_template = get<std::string>(s, "chat_template", p.chat_template, where);
+  p.max_tiles = positive(get<int64_t>(s, "max_tiles", p.max_tiles, where), "max_tiles", where);
+  p.use_thumbnail = get<bool>(s, "use_thumbnail", p.use_thumbnail, where);
+  p.image_placement = get<std::string>(s, "image_placement", p.image_placement, where);
+  p.multi_image = get<std::string>(s, "multi_image", p.multi_image, where);
+  p.source = path;
+  return p;
+}
+
 }  // namespace
 
 // InternVisionConfig (remote code) or InternVLVisionConfig (transformers-native); an omitted key takes the default
@@ -234,8 +252,8 @@ HfCheckpointInfo read_hf_config(const std::string& dir, ModelConfig& cfg) {
     // Written by our exporter: the Phantom variant the tensors were trained with (official configs: gate, 1e-4).
     cfg.phantom = get<std::string>(j, "phantom", cfg.phantom, path);
     cfg.phantom_eta = get<double>(j, "phantom_eta", cfg.phantom_eta, path);
-    // Ours: where the images went in training (data.image_placement); the official code's prompt otherwise.
-    cfg.image_placement = get<std::string>(j, "image_placement", "prepend", path);
+    // Ours: the prompt of training (chat template, tiling, image rules); the official code's prompt otherwise.
+    cfg.prompt = read_prompt_config(j, path);
     if (auto e = eos_ids(j, path); !e.empty()) cfg.llm.eos_token_ids = e;
   } else if (j.contains("text_config") || get<std::string>(j, "model_type", "", path) == "internvl") {
     // transformers' InternVLForConditionalGeneration (InternVLConfig)
@@ -340,7 +358,11 @@ json phantom_config_json(const ModelConfig& c) {
   j["image_token_index"] = c.image_token_index;
   j["phantom"] = c.phantom;  // ours: which Phantom variant the tensors were trained with
   j["phantom_eta"] = c.phantom_eta;
-  j["image_placement"] = c.image_placement;  // ours: the prompt rule of training, used again at inference
+  // Ours: everything the prompt of training depended on, used again by `eval` and `generate`.
+  const auto& p = c.prompt;
+  j["phantom_prompt"] = {{"chat_template", p.chat_template}, {"max_tiles", p.max_tiles},
+                         {"use_thumbnail", p.use_thumbnail}, {"image_placement", p.image_placement},
+                         {"multi_image", p.multi_image}};
   return j;
 }
 

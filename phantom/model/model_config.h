@@ -97,6 +97,20 @@ struct LlmConfig {
   }
 };
 
+// Everything a prompt depends on besides the tokenizer, saved with an exported model (config.json
+// "phantom_prompt", docs/checkpoints.md) so that `phantom eval` and `phantom generate` build the prompts and tiles the
+// model was trained on. Not YAML: the trainer fills it from the data section.
+struct PromptConfig {
+  std::string chat_template = "auto";       // chatml | phi3 (auto: by the LLM family; exports write the resolved name)
+  int64_t max_tiles = 6;                    // dynamic tiling limit
+  bool use_thumbnail = true;                // a whole-image tile after the tiles
+  std::string image_placement = "prepend";  // prepend | prepend_newline (data.image_placement)
+  // Where several images go: "first_turn" (today's one rule: every image at the start of the first user turn, in
+  // order, the text's <image> placeholders removed). A field so that other rules can be added and saved.
+  std::string multi_image = "first_turn";
+  std::string source = "defaults";          // where these came from, for logs: config.json or defaults
+};
+
 struct ModelConfig {
   std::string path;                  // HF checkpoint directory; empty = build from the fields below
   std::string vision_path;           // InternViT checkpoint for a bare-LLM `path` (docs/start-points.md)
@@ -106,7 +120,7 @@ struct ModelConfig {
   std::string image_token = "<IMG_CONTEXT>";
   int64_t image_token_index = -1;    // id of image_token; -1 = look it up in the tokenizer
   bool strict_load = false;          // fail on any missing/unexpected tensor (else create Phantom tensors)
-  std::string image_placement = "prepend";  // the prompt rule the weights were trained with (config.json; not YAML)
+  PromptConfig prompt;               // the prompt the weights were trained with (config.json; not YAML)
   VisionConfig vision;
   LlmConfig llm;
 

@@ -28,8 +28,9 @@ static const char* kDataHelp =
     "usage: phantom data check --config FILE [--samples N] [--file ANNOTATIONS] [key=value ...]\n"
     "       phantom data bench --config FILE [--batches N] [--loss po|sft] [key=value ...]\n\n"
     "  check: renders N samples (default 3) as text, supervised tokens between [[ and ]], images as\n"
-    "         <img>x<n></img>; reports token counts after image expansion, a length histogram and every bad\n"
-    "         sample with file:line.\n"
+    "         <img>x<n></img>; reports token counts after image expansion, a length histogram, the answer\n"
+    "         boundary cases (first tokens straddling the prompt's end, preference questions whose answers leave\n"
+    "         different prompt ids) and every bad sample with file:line.\n"
     "  bench: runs the trainer's data pipeline alone (decode, tile, normalise, tokenise, collate; data.prefetch\n"
     "         worker threads) over N batches of data.train (default 32) and prints samples/s.\n";
 
@@ -51,6 +52,7 @@ struct DataSetup {
     enc = std::make_unique<data::SampleEncoder>(*tok, data::ChatTemplate::resolve(cfg.data.chat_template, mc.llm.family),
                                                 data::ImageTokens::from_tokenizer(*tok, side * side));
     enc->set_image_placement(cfg.data.image_placement);
+    enc->set_answer_tokenization(cfg.data.answer_tokenization);
     tiles.tile = static_cast<int>(mc.vision.image_size);
     tiles.max_num = static_cast<int>(cfg.data.max_tiles);
     tiles.use_thumbnail = cfg.data.use_thumbnail;
@@ -163,13 +165,15 @@ int cmd_data(int argc, char** argv) {
     try {
       std::vector<int64_t> counts;
       for (auto& p : s.images) counts.push_back(data::preprocess_image(data::load_image(p), tiles).size(0));
-      data::EncodedConversation c = s.is_preference() ? data::chosen_as_conversation(enc.preference(s, counts))
-                                                      : enc.conversation(s, counts);
-      int64_t len = static_cast<int64_t>(c.ids.size());
-      if (s.is_preference()) {  // the packed PO row: prompt + every answer
-        auto p = enc.preference(s, counts);
-        len = static_cast<int64_t>(p.prompt.size());
-        for (auto& ans : p.answers) len += static_cast<int64_t>(ans.size());
+      data::EncodedConversation c;
+      int64_t len = 0;
+      if (s.is_preference()) {  // shown: the chosen answer; counted: the PO row
+        const auto p = enc.preference(s, counts);
+        c = data::chosen_as_conversation(p);
+        len = p.row_length(cfg.shared_prefix);
+      } else {
+        c = enc.conversation(s, counts);
+        len = static_cast<int64_t>(c.ids.size());
       }
       if (static_cast<int64_t>(i) < show)
         std::printf("--- sample %zu (%s), %lld tokens ---\n%s\n", i, s.where.c_str(), static_cast<long long>(len),
@@ -192,6 +196,7 @@ int cmd_data(int argc, char** argv) {
   for (auto& [b, n] : histogram)
     std::printf("  <= %6lld tokens: %8lld %s\n", static_cast<long long>(b), static_cast<long long>(n),
                 std::string(static_cast<size_t>(std::min<int64_t>(60, 60 * n / std::max<int64_t>(1, counted))), '#').c_str());
+  std::printf("%s\n", enc.counts_summary().c_str());
   std::printf("problems: %s\n", skipped.summary().c_str());
   for (auto& e : skipped.examples) std::printf("  %s\n", e.c_str());
   if (static_cast<int64_t>(skipped.examples.size()) < skipped.total())  // SkipCounts keeps the first ones only

@@ -46,8 +46,10 @@ static const char* kEvalHelp =
     "  --batch-size B     questions per generation batch (default 8)\n"
     "  --flush-every N    batches between answer-shard rewrites (default 1)\n"
     "  --shard-timeout S  rank 0: seconds to wait for the other ranks' answers (default 3600)\n"
-    "  --max-tiles N, --threads N, --device D, --tokenizer PATH\n"
-    "  --image-placement R  prepend | prepend_newline (default: the model's, from its config.json)\n\n"
+    "  --threads N, --device D, --tokenizer PATH\n"
+    "  Prompts and tiles as the model was trained (its config.json \"phantom_prompt\"); each flag overrides one\n"
+    "  setting, logged: --chat-template chatml|phi3, --max-tiles N, --thumbnail true|false,\n"
+    "  --image-placement prepend|prepend_newline\n\n"
     "  --summary DIRS     no evaluation: one Markdown table of the results in DIRS in the paper's column order,\n"
     "                     the paper's numbers for --size beside them (all four sizes without it) and the\n"
     "                     differences; printed, and written to --out FILE when given\n\n"
@@ -120,7 +122,7 @@ int cmd_eval(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2,
                       {"model", "tokenizer", "benchmark", "data", "out", "limit", "num-beams", "max-new-tokens",
                        "batch-size", "threads", "device", "max-tiles", "image-root", "split", "judge", "flush-every",
-                       "shard-timeout", "image-placement", "summary", "size"},
+                       "shard-timeout", "image-placement", "chat-template", "thumbnail", "summary", "size"},
                       {"help", "skip-bad-rows"});
   if (a.has("help")) {
     std::fputs(kEvalHelp, stdout);

@@ -18,6 +18,7 @@
 #include "phantom/util/logf.h"
 #include "phantom/util/launch_env.h"
 #include "trainers/eval/answer.h"
+#include "trainers/recipe/model_setup.h"
 
 namespace phantom::cli {
 namespace fs = std::filesystem;
@@ -35,31 +36,29 @@ static const char* kGenerateHelp =
     "  --batch-size B       --input rows generated together (default 8)\n"
     "  --max-new-tokens N   (default 128)      --num-beams K   beam search (default 1: greedy)\n"
     "  --do-sample          sample instead     --temperature T, --top-p P, --top-k K, --seed S\n"
-    "  --max-tiles N        dynamic tiling limit (default 6)   --threads N   CPU threads\n"
-    "  --image-placement R  prepend | prepend_newline (default: the model's, from its config.json)\n";
+    "  --threads N          CPU threads\n"
+    "  The prompt is built as the model was trained (its config.json \"phantom_prompt\"; an official checkpoint:\n"
+    "  chat template by family, 6 tiles, thumbnail, prepend); each flag below overrides one setting, logged:\n"
+    "  --chat-template T    chatml | phi3      --max-tiles N   dynamic tiling limit\n"
+    "  --thumbnail B        true | false       --image-placement R   prepend | prepend_newline\n";
 
 
 Loaded load_for_inference(const Args& a) {
+  // The trainer's own builder, with the prompt saved in the model's config.json (chat template, tiling, image
+  // rules); a flag replaces a saved setting and the replacement is logged.
+  recipe::ModelSpec spec;
+  spec.model.path = a.require("model");
+  spec.tokenizer = a.get("tokenizer");
+  spec.device = pick_device(a.get("device", "auto"), util::launch_position().local_rank);  // torchrun: a GPU per local rank
+  for (auto [flag, field] : {std::pair<const char*, const char*>{"chat-template", "chat_template"},
+                             {"max-tiles", "max_tiles"}, {"thumbnail", "use_thumbnail"}, {"image-placement", "image_placement"}})
+    if (a.has(flag)) spec.prompt_overrides[field] = a.get(flag);
+  auto m = recipe::build_model(spec);
   Loaded l;
-  const std::string dir = a.require("model");
-  std::string tok_path = a.get("tokenizer");
-  if (tok_path.empty()) tok_path = dir;
-  l.tok = data::load_tokenizer(tok_path);
-  ModelConfig cfg;
-  l.model = load_phantom(dir, cfg);
-  l.model->to(pick_device(a.get("device", "auto"), util::launch_position().local_rank));  // torchrun: a GPU per local rank
-  if (l.model->image_token_index < 0) {
-    auto id = l.tok->token_to_id(l.model->cfg.image_token);
-    if (!id) throw std::runtime_error("the tokenizer has no " + l.model->cfg.image_token + " token");
-    l.model->image_token_index = *id;
-  }
-  l.enc = std::make_unique<data::SampleEncoder>(
-      *l.tok, data::ChatTemplate::resolve("auto", l.model->cfg.llm.family),
-      data::ImageTokens::from_tokenizer(*l.tok, l.model->tokens_per_tile()));
-  // The prompt rule the model was trained with (config.json), unless the command line says otherwise.
-  l.enc->set_image_placement(a.get("image-placement", l.model->cfg.image_placement));
-  l.tiles.tile = static_cast<int>(l.model->cfg.vision.image_size);
-  l.tiles.max_num = static_cast<int>(int_flag(a, "max-tiles", 6, 1, 64));
+  l.model = m.model;
+  l.tok = std::move(m.tok);
+  l.enc = std::move(m.enc);
+  l.tiles = m.tiles;
   return l;
 }
 
@@ -192,7 +191,7 @@ int cmd_generate(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2,
                       {"model", "tokenizer", "prompt", "input", "max-new-tokens", "num-beams", "temperature", "top-p",
                        "top-k", "seed", "max-tiles", "threads", "device", "image", "out", "batch-size", "image-root",
-                       "image-placement"},
+                       "image-placement", "chat-template", "thumbnail"},
                       {"help", "do-sample", "skip-bad-rows"});
   if (a.has("help")) {
     std::fputs(kGenerateHelp, stdout);

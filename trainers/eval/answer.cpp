@@ -32,6 +32,9 @@ std::vector<Answer> answer_batch(PhantomModelImpl& model, const data::Tokenizer&
     }
     prompts.push_back(enc.prompt(q.prompt, counts));
     L = std::max(L, prompts.back().size());
+    std::string list;  // the same debug line from the trainer's benchmark, `eval` and `generate --input`
+    for (auto id : prompts.back()) list += std::to_string(id) + " ";
+    log::debug("prompt ids of " + q.id + " (" + std::to_string(prompts.back().size()) + "): " + list);
   }
   const auto B = static_cast<int64_t>(prompts.size());
   auto ids = torch::zeros({B, static_cast<int64_t>(L)}, torch::kInt64);

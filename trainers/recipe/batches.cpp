@@ -35,9 +35,7 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
         length = conv->ids.size();
       } else if (preference) {
         pref = enc.preference(s, counts);
-        size_t total = pref->prompt.size(), longest = 0;
-        for (auto& a : pref->answers) total += a.size(), longest = std::max(longest, a.size());
-        length = shared_prefix ? total : pref->prompt.size() + longest;
+        length = static_cast<size_t>(pref->row_length(shared_prefix));
       } else {
         conv = data::chosen_as_conversation(enc.preference(s, counts));
         length = conv->ids.size();

@@ -91,7 +91,7 @@ std::string weights_identity(PhantomModelImpl& model) {
   Digest d;
   ModelConfig arch = model.cfg;  // generation settings do not change a log-prob: left out of the identity
   arch.llm.eos_token_ids.clear();
-  arch.image_placement = ModelConfig().image_placement;
+  arch.prompt = PromptConfig();
   d.str(phantom_config_json(arch).dump());
   d.i64(model.image_token_index);
   for (auto& p : model.named_parameters(true)) d.str(p.key()).tensor(p.value());
@@ -142,6 +142,7 @@ RefKey ref_data_key(const std::string& annotations, const std::vector<data::Samp
   k.parts["template"] = Digest()
                             .str(t.name).str(t.user_start).str(t.user_end).str(t.assistant_start).str(t.assistant_end)
                             .i64(im.img_start).i64(im.img_context).i64(im.img_end).i64(im.tokens_per_tile)
+                            .str(enc.image_placement()).str(enc.answer_tokenization())
                             .hex();
   k.parts["preprocess"] = Digest().i64(tiles.tile).i64(tiles.min_num).i64(tiles.max_num).i64(tiles.use_thumbnail)
                               .i64(max_length).hex();

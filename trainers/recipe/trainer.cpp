@@ -40,6 +40,7 @@
 #include "trainers/recipe/lora_stage.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/metrics.h"
+#include "trainers/recipe/model_setup.h"
 #include "trainers/recipe/optim.h"
 #include "trainers/recipe/ref_logps.h"
 #include "trainers/recipe/stage_weights.h"
@@ -146,52 +147,30 @@ void load_model(Run& r) {
   auto& cfg = r.cfg;
   data::check_paths(cfg.data);
   if (cfg.data.tokenizer.empty()) throw config::ConfigError("config error: data.tokenizer: required for training");
-  r.tok = data::load_tokenizer(cfg.data.tokenizer);
-  ModelConfig mc = cfg.model;
-  r.model = mc.path.empty() ? PhantomModel(mc) : load_phantom(mc.path, mc);
-  if (mc.path.empty()) init_weights(*r.model);
+  // The one builder `eval` and `generate` use too; the prompt settings go into the model's config and every export.
+  ModelSpec spec;
+  spec.model = cfg.model;
+  spec.tokenizer = cfg.data.tokenizer;
+  PromptConfig prompt;
+  prompt.chat_template = cfg.data.chat_template;
+  prompt.max_tiles = cfg.data.max_tiles;
+  prompt.use_thumbnail = cfg.data.use_thumbnail;
+  prompt.image_placement = cfg.data.image_placement;
+  prompt.source = "the data section";
+  spec.prompt = prompt;
+  spec.answer_tokenization = cfg.data.answer_tokenization;
+  spec.added_tokens_dir = r.dir;
+  spec.device = r.device;
+  auto m = build_model(spec);
+  r.tok = std::move(m.tok);
+  r.model = m.model;
+  r.enc = std::move(m.enc);
+  r.tiles = m.tiles;
+  r.pad_id = m.pad_id;
+  cfg.data.tokenizer = m.tokenizer_path;  // the copy with the image tokens, when they were added
   auto& model = r.model;
-  // A start point that never saw images (a bare LLM): the image tokens go into a copy of the tokenizer and their
-  // rows start as the mean of the existing ones (docs/start-points.md).
-  if (auto patch = add_special_tokens(cfg.data.tokenizer, {"<img>", "</img>", mc.image_token},
-                                      (fs::path(r.dir) / "tokenizer").string());
-      !patch.added.empty()) {
-    std::vector<int32_t> ids;
-    std::string names;
-    for (auto& [t, id] : patch.added) ids.push_back(id), names += (names.empty() ? "" : ", ") + t + " = " + std::to_string(id);
-    r.tok = data::load_tokenizer(patch.path);
-    cfg.data.tokenizer = patch.path;
-    log::info("tokenizer: added {} (now {}); {}", names, patch.path,
-              init_token_rows(*model, ids, patch.old_size, r.tok->vocab_size()));
-  }
-  for (const auto& p : model->named_parameters())  // NaN/Inf weights would only ever produce skipped steps
-    if (!torch::isfinite(p.value()).all().item<bool>())
-      throw std::runtime_error("model: parameter " + p.key() + " holds NaN or Inf values" +
-                               (mc.path.empty() ? std::string() : " (loaded from " + mc.path + ")"));
-  if (r.tok->vocab_size() > model->cfg.llm.vocab_size)
-    throw config::ConfigError("config error: model.llm.vocab_size (" + std::to_string(model->cfg.llm.vocab_size) +
-                              ") is smaller than the tokenizer's " + std::to_string(r.tok->vocab_size()) + " tokens");
-  auto img_id = r.tok->token_to_id(mc.image_token);
-  if (!img_id) throw std::runtime_error("the tokenizer has no image token '" + mc.image_token + "'");
-  model->image_token_index = *img_id;
   model->language_model->activation_checkpointing = cfg.activation_checkpointing;
   model->vision_model->activation_checkpointing = cfg.vision_checkpointing;
-  model->to(r.device);
-  const auto tmpl = data::ChatTemplate::resolve(cfg.data.chat_template, model->cfg.llm.family);
-  r.enc = std::make_unique<data::SampleEncoder>(*r.tok, tmpl,
-                                                data::ImageTokens::from_tokenizer(*r.tok, model->tokens_per_tile()));
-  r.enc->set_image_placement(cfg.data.image_placement);  // and the exported model remembers it
-  model->cfg.image_placement = cfg.data.image_placement;
-  // Exported models stop generation where this template ends a turn, unless the checkpoint named its own eos.
-  if (model->cfg.llm.eos_token_ids.empty())
-    if (auto e = r.tok->token_to_id(tmpl.assistant_end)) {
-      model->cfg.llm.eos_token_ids = {static_cast<int64_t>(*e)};
-      model->language_model->cfg.eos_token_ids = model->cfg.llm.eos_token_ids;
-    }
-  r.pad_id = tmpl.pad_id(*r.tok);
-  r.tiles.tile = static_cast<int>(model->cfg.vision.image_size);
-  r.tiles.max_num = static_cast<int>(cfg.data.max_tiles);
-  r.tiles.use_thumbnail = cfg.data.use_thumbnail;
   int64_t n_train = 0;
   std::tie(r.n_params, n_train) = count_parameters(*model);
   log::info("model: {} parameters ({} family, Phantom {}), {} visual tokens per tile, device {}, compute {}{}",
@@ -519,6 +498,7 @@ void finish_stage(Run& r, Stage& s) {
   auto v = validate(r);
   if (!v.empty()) r.sink.emit(r.result.global_step, v), log::info("stage {} validation: {}", s.cfg.name, nlohmann::json(v).dump());
   if (r.skipped.total()) log::warn("data: {}", r.skipped.summary());
+  log::info("data: {}", r.enc->counts_summary());  // so far in this run (every stage, validation included)
   const std::string export_dir = (fs::path(r.dir) / s.cfg.name).string();
   if (const int64_t merged = finish_stage_weights(*r.model)) log::info("stage {}: {} LoRA adapters merged into the base weights", s.cfg.name, merged);
   if (r.writer) {
