@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include <cstdlib>
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -42,6 +43,12 @@ class CachingCpuAllocator final : public c10::Allocator {
   c10::DataPtr allocate(size_t n) override {
     if (n < kMinCached) {
       void* p = c10::alloc_cpu(n);
+      if (count_small_.load(std::memory_order_relaxed)) {
+        std::lock_guard<std::mutex> g(mu_);
+        small_[p] = n;
+        stats_.live_bytes += n;
+        if (stats_.live_bytes > stats_.peak_live_bytes) stats_.peak_live_bytes = stats_.live_bytes;
+      }
       return {p, p, &release, c10::Device(c10::kCPU)};
     }
     const size_t size = (n + kGranule - 1) / kGranule * kGranule;
@@ -62,8 +69,16 @@ class CachingCpuAllocator final : public c10::Allocator {
     {
       std::lock_guard<std::mutex> g(mu_);
       live_[p] = size;
+      stats_.live_bytes += size;
+      if (stats_.live_bytes > stats_.peak_live_bytes) stats_.peak_live_bytes = stats_.live_bytes;
     }
     return {p, p, &release, c10::Device(c10::kCPU)};
+  }
+
+  void reset_peak(bool count_small) {
+    std::lock_guard<std::mutex> g(mu_);
+    count_small_ = count_small;
+    stats_.peak_live_bytes = stats_.live_bytes;
   }
 
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
@@ -86,11 +101,12 @@ class CachingCpuAllocator final : public c10::Allocator {
       std::lock_guard<std::mutex> g(mu_);
       auto live = live_.find(p);
       if (live == live_.end()) {  // a small block
+        if (auto sm = small_.find(p); sm != small_.end()) stats_.live_bytes -= sm->second, small_.erase(sm);
         drop.push_back(p);
         p = nullptr;
       }
       const size_t size = p ? live->second : 0;
-      if (p) live_.erase(live);
+      if (p) live_.erase(live), stats_.live_bytes -= size;
       // Make room by freeing the oldest cached blocks of other sizes; a block larger than the limit is not kept.
       while (p && cached_ + size > limit_ && !order_.empty()) {
         const Block old = order_.front();
@@ -124,6 +140,8 @@ class CachingCpuAllocator final : public c10::Allocator {
   std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   std::unordered_map<void*, size_t> live_;  // large blocks in use -> their size
+  std::unordered_map<void*, size_t> small_;  // small blocks allocated while counting them -> their size
+  std::atomic<bool> count_small_{false};
   std::deque<Block> order_;  // cached blocks, oldest first (entries of blocks handed out again are skipped)
   size_t cached_ = 0, limit_ = 0;
   CpuCacheStats stats_;
@@ -145,5 +163,7 @@ void use_caching_cpu_allocator(size_t limit_bytes) {
 }
 
 CpuCacheStats cpu_cache_stats() { return CachingCpuAllocator::instance().stats(); }
+
+void reset_cpu_peak(bool count_small) { CachingCpuAllocator::instance().reset_peak(count_small); }
 
 }  // namespace phantom

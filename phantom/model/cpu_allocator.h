@@ -21,7 +21,13 @@ void use_caching_cpu_allocator(size_t limit_bytes = size_t{1} << 30);
 struct CpuCacheStats {
   int64_t hits = 0, misses = 0;  // large allocations served from the cache / by a new block
   size_t cached_bytes = 0;       // unused blocks held now
+  // Bytes held by tensors now, and the most held at once since the last reset: the accounting `phantom plan` is
+  // calibrated against. Large blocks (>= 1 MiB, 64 KiB-rounded) always; smaller ones only those allocated after
+  // reset_cpu_peak(true) (a map entry each: off by default, for measurements).
+  size_t live_bytes = 0, peak_live_bytes = 0;
 };
 CpuCacheStats cpu_cache_stats();
+// Starts a new peak: peak_live_bytes = live_bytes; `count_small`: also count blocks under 1 MiB from now on.
+void reset_cpu_peak(bool count_small = false);
 
 }  // namespace phantom

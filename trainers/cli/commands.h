@@ -21,6 +21,7 @@ int cmd_convert(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_gpucheck(int argc, char** argv);
+int cmd_plan(int argc, char** argv);
 
 // A model, its tokenizer and prompt encoder, loaded for inference from --model DIR [--tokenizer P] [--device D].
 struct Loaded {

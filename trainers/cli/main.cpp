@@ -29,6 +29,7 @@ const Command kCommands[] = {
     {"config", phantom::cli::cmd_config, "print the resolved config (includes and overrides applied)"},
     {"info", phantom::cli::cmd_info, "print LibTorch, CUDA and thread information"},
     {"bench", phantom::cli::cmd_bench, "time a training step, PO layouts, decoding or generation (scripts/bench/*.sh)"},
+    {"plan", phantom::cli::cmd_plan, "memory of each stage per rank against a device: weights, gradients, AdamW, activations (docs/scale.md)"},
     {"gpucheck", phantom::cli::cmd_gpucheck, "check and time the CUDA path: parity, bf16, NCCL, PO, a 7B-shaped step (docs/gpu.md)"},
 };
 
