@@ -98,12 +98,12 @@ TEST_CASE("memory plan: predicted peak of one real training step: within 15 % un
   cfg.data.max_length = 1024, cfg.data.max_tiles = 1, cfg.data.batch_size = 1;
   SECTION("step 1: projector + Phantom trained, PO") {
     recipe::StageConfig s;
-    s.name = "step1", s.loss = "po", s.trainable = {R"(^vision_proj\.)", "_phantom"};
+    s.name = "step1", s.loss = recipe::LossKind::po, s.trainable = {R"(^vision_proj\.)", "_phantom"};
     cfg.stages = {s};
   }
   SECTION("all trained, SFT") {
     recipe::StageConfig s;
-    s.name = "full", s.loss = "sft", s.trainable = {".*"};
+    s.name = "full", s.loss = recipe::LossKind::sft, s.trainable = {".*"};
     cfg.stages = {s};
   }
   for (bool ckpt : {false, true}) {

@@ -155,7 +155,7 @@ int cmd_plan(int argc, char** argv) {
     const auto m = recipe::plan_memory(in);
     const int64_t global = static_cast<int64_t>(in.micro_batch) * ranks * cfg.optim.grad_accum;
     std::printf("stage %s (%s%s%s, %s, decoder checkpointing %s, ViT checkpointing %s):\n", cfg.stages[s].name.c_str(),
-                cfg.stages[s].loss.c_str(), cfg.stages[s].lora.rank > 0 ? ", LoRA r" : "",
+                recipe::loss_kind_name(cfg.stages[s].loss).c_str(), cfg.stages[s].lora.rank > 0 ? ", LoRA r" : "",
                 cfg.stages[s].lora.rank > 0 ? std::to_string(cfg.stages[s].lora.rank).c_str() : "",
                 in.bf16 ? "bf16" : "fp32", in.decoder_checkpointing ? "on" : "off", in.vision_checkpointing ? "on" : "off");
     print_plan(in, m, device);

@@ -62,7 +62,7 @@ MeasuredStep measure_step(const RunConfig& cfg, const ModelConfig& model, size_t
 
   const int64_t tiles = cfg.data.max_tiles + (cfg.data.max_tiles > 1 ? 1 : 0);
   const int64_t image_tokens = tiles * m->tokens_per_tile();
-  const bool preference = stage.loss != "sft";
+  const bool preference = needs_preference_data(stage.loss);
   // A row of max_length tokens: image + question, then the answers (chosen + one rejected when preference).
   const int64_t text = cfg.data.max_length - image_tokens;
   const int64_t answer = std::max<int64_t>(4, text / (preference ? 4 : 2));
@@ -89,7 +89,7 @@ MeasuredStep measure_step(const RunConfig& cfg, const ModelConfig& model, size_t
     for (auto& q : qs) sft.push_back(data::chosen_as_conversation(q));
     b = data::collate_sft(sft, pixels, 0);
   }
-  const LossConfig lc{preference ? "po" : "sft", cfg.preference.beta, cfg.preference.gamma, cfg.preference.sft_weight};
+  const LossConfig lc = cfg.preference.loss(preference ? LossKind::po : LossKind::sft);
   const auto ac = AutocastState::for_compute(compute, cpu);
   step(*m, b, lc, *opt, trainable.params, ac);
   reset_cpu_peak(true);

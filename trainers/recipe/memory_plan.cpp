@@ -326,8 +326,7 @@ PlanInputs plan_inputs(const RunConfig& cfg, size_t s, int ranks) {
   in.max_length = cfg.data.max_length;
   in.max_tiles = cfg.data.max_tiles;
   in.micro_batch = cfg.data.batch_size;
-  const std::string loss = in.stage.loss;
-  in.preference = loss != "sft";
+  in.preference = needs_preference_data(in.stage.loss);
   in.ranks = ranks;
   in.zero_stage = cfg.distributed.zero_level();
   in.bucket_mb = cfg.distributed.bucket_mb;
