@@ -425,7 +425,7 @@ TEST_CASE("reliability: config.json special ids within the vocabulary", "[reliab
                "model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
                "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100},
                "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-               "num_attention_heads": 2, "patch_size": 7, "image_size": 28}, "downsample_ratio": 0.5)" + extra + "}");
+               "num_attention_heads": 2, "patch_size": 7, "image_size": 28}, "downsample_ratio": 0.5, "ps_version": "v2")" + extra + "}");
     return t.str(name);
   };
   ModelConfig c;

@@ -281,7 +281,7 @@ run_case "config.json image_token_index outside the vocabulary" 1 "imgtok/config
   validation.benchmark="$D/mc_test.tsv" validation.open_questions=false >"$tmp/bres.log" 2>&1 \
   || { echo "FAIL: a run with a benchmark"; tail -5 "$tmp/bres.log"; fail=1; }
 rm -f "$work/runs/bres/benchmark/benchmark.json"
-run_case "train --resume: an interrupted benchmark is completed" 0 "benchmark .*mc_test\.tsv: accuracy [0-9.]+% on [0-9]+ questions" 'runs/bres' \
+run_case "train --resume: an interrupted benchmark is completed" 0 "benchmark .*mc_test\.tsv \(mmbench\): .*benchmark/accuracy.* on [0-9]+ questions" 'runs/bres' \
   "$PHANTOM" "${train[@]}" run.name=bres stages.0.max_steps=1 stages.1.max_steps=1 stages.2.max_steps=1 \
   validation.benchmark="$D/mc_test.tsv" validation.open_questions=false --resume
 [ -f "$work/runs/bres/benchmark/benchmark.json" ] || { echo "FAIL: --resume wrote no benchmark.json"; fail=1; }

@@ -7,7 +7,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 "$SRC/.venv/bin/python" "$SRC/scripts/make_demo_data.py" --out "$tmp/data" --train 400 --val 8 --test 8 >/dev/null || exit 1
 args=(--config "$SRC/configs/demo.yaml" run.name=kill run.output_dir="$tmp/runs" data.train="$tmp/data/train.jsonl"
       data.val="" data.image_root="$tmp/data" data.tokenizer="$tmp/data/tokenizer.json" data.batch_size=2
-      stages.0.max_steps=100000 checkpoint.every_steps=1 checkpoint.keep_last=3 log.tensorboard=false)
+      stages.0.max_steps=100000 checkpoint.every_steps=1 checkpoint.keep_last=3 log.tensorboard=false validation.benchmark=)
 "$PHANTOM" train "${args[@]}" --max-steps 2 >"$tmp/first.log" 2>&1 || { echo "FAIL: first run"; cat "$tmp/first.log"; exit 1; }
 fail=0
 for i in $(seq 1 20); do

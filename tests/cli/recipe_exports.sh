@@ -15,9 +15,12 @@ tiny=(model.path= model.vision.image_size=28 model.vision.patch_size=7 model.vis
       model.llm.max_position_embeddings=512)
 for recipe in "$SRC"/configs/phantom-*.yaml; do
   name=$(basename "$recipe" .yaml)
+  # The bare-start recipe (three stages, a projector warm-up on captions first) has its own test of loading and of
+  # what its warm-up trains (tests/test_weights_by_role.cpp); this loop drives the paper's two-step recipes.
+  case $name in *-bare) echo "skip: $name (three stages; tested on its own)"; continue ;; esac
   # the tokenizer the recipe names, in the same form
   case $(grep -E '^  tokenizer:' "$recipe" | awk '{print $2}') in
-    *Phantom-0.5B/tokenizer.json) fam=qwen2 tok="$tmp/tok/qwen2/tokenizer.json" ;;
+    *Phantom-0.5B/tokenizer.json|*Qwen2-0.5B-Instruct/tokenizer.json) fam=qwen2 tok="$tmp/tok/qwen2/tokenizer.json" ;;
     *Phantom-3.8B/tokenizer.json) fam=phi3 tok="$tmp/tok/phi3/tokenizer.json" ;;
     *tokenizer.model) fam=internlm2 tok="$tmp/tok/internlm2/tokenizer.model" ;;
     *) echo "FAIL: $name: unexpected data.tokenizer"; fail=1; continue ;;
