@@ -24,8 +24,11 @@ cmake --build "$BUILD_DIR" -j "$(nproc)" --target phantom
 # lookup; the benchmark's questions all have 4 real items): docs/demo.md, "Why multiple-choice stayed at chance".
 .venv/bin/python scripts/make_demo_data.py --out runs/demo-data --train 12000 --mc-share 0.5 --filler-share 0.5
 [ "$prepare_only" = 1 ] && exit 0
-"$BUILD_DIR/phantom" train --config configs/demo.yaml "$@" | tee runs/demo.log | grep -v '^ \|^#\|^[a-z_]*:' || exit 1
-name=$(grep -o 'run directory: [^ ]*' runs/demo.log | head -1 | cut -d' ' -f3)
+# run.resume=auto: a second `scripts/demo.sh` continues an interrupted demo, or reports a finished one and changes
+# nothing (a run directory holding checkpoints is never restarted silently); `scripts/demo.sh --overwrite` trains it again.
+"$BUILD_DIR/phantom" train --config configs/demo.yaml run.resume=auto "$@" | tee runs/demo.log | grep -v '^ \|^#\|^[a-z_]*:' || exit 1
+name=$(grep -o 'run directory: [^ ]*' runs/demo.log | head -1 | cut -d' ' -f3 || true)
+[ -n "$name" ] || name=$(grep -oE '^[^ ]+ is finished' runs/demo.log | head -1 | cut -d' ' -f1 || true)
 plot=$(scripts/plot "$name") || plot="(scripts/plot failed: see above)"
 cat <<EOT
 
