@@ -28,7 +28,16 @@ cmake --build "$BUILD_DIR" -j "$(nproc)" --target phantom
 # nothing (a run directory holding checkpoints is never restarted silently); `scripts/demo.sh --overwrite` trains it again.
 "$BUILD_DIR/phantom" train --config configs/demo.yaml run.resume=auto "$@" | tee runs/demo.log | grep -v '^ \|^#\|^[a-z_]*:' || exit 1
 name=$(grep -o 'run directory: [^ ]*' runs/demo.log | head -1 | cut -d' ' -f3 || true)
-[ -n "$name" ] || name=$(grep -oE '^[^ ]+ is finished' runs/demo.log | head -1 | cut -d' ' -f1 || true)
+if [ -z "$name" ]; then  # a finished run was reported, not trained again: show what it scored
+  name=$(grep -oE '^[^ ]+ is finished' runs/demo.log | head -1 | cut -d' ' -f1 || true)
+  [ -n "$name" ] || { echo "[demo] could not find the run directory in runs/demo.log"; exit 1; }
+  for f in benchmark benchmark_open; do
+    [ -f "$name/benchmark/$f.json" ] || continue
+    .venv/bin/python -c 'import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+print("  %s: accuracy %.2f%% on %d questions" % (sys.argv[2], m["accuracy"], m["n"]))' "$name/benchmark/$f.json" "$f"
+  done
+fi
 plot=$(scripts/plot "$name") || plot="(scripts/plot failed: see above)"
 cat <<EOT
 
