@@ -154,6 +154,29 @@ int64_t bytes_of(const PerToken& p, double tokens, int compute_bytes) {
   return static_cast<int64_t>(tokens * (4 * p.fp32 + compute_bytes * p.compute));
 }
 
+// A stack of blocks (ViT) or layers (decoder): backward keeps a block's activations once gradients flow through it,
+// from the first one that trains (or from the start when its input already carries a gradient). `full`: every
+// such block's activations; `ckpt`: the fp32 input each keeps under checkpointing; `layer_max`: the largest block,
+// recomputed one at a time.
+struct StackActivations {
+  bool flows = false;
+  int64_t full = 0, ckpt = 0, layer_max = 0;
+};
+template <class ActOf>
+StackActivations stack_activations(bool flows_in, const std::vector<bool>& trains, double tokens, double width, ActOf act_of) {
+  StackActivations r;
+  r.flows = flows_in;
+  for (const bool t : trains) {
+    r.flows = r.flows || t;
+    const int64_t act = act_of(t);
+    r.layer_max = std::max(r.layer_max, act);
+    if (!r.flows) continue;
+    r.full += act;
+    r.ckpt += static_cast<int64_t>(4 * tokens * width);  // the block's input
+  }
+  return r;
+}
+
 }  // namespace
 
 MemoryPlan plan_memory(const PlanInputs& in) {
@@ -229,20 +252,13 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   m.decoder_tokens = B * in.max_length;
   const double vt = static_cast<double>(m.vision_tokens), dt = static_cast<double>(m.decoder_tokens);
 
-  bool flows = flow.vision_embed;
-  int64_t vis_full = 0, vis_ckpt = 0, vis_layer_max = 0;
-  for (size_t i = 0; i < flow.vision_trains.size(); ++i) {
-    flows = flows || flow.vision_trains[i];
-    const auto act = bytes_of(vision_block_act(mc.vision, flow.vision_trains[i], lora ? flow.lora_rank : 0), vt, cb);
-    vis_layer_max = std::max(vis_layer_max, act);
-    if (!flows) continue;
-    vis_full += act;
-    vis_ckpt += static_cast<int64_t>(4 * vt * static_cast<double>(mc.vision.hidden_size));  // the block's input
-  }
+  const int64_t rank = lora ? flow.lora_rank : 0;
+  const auto vis = stack_activations(flow.vision_embed, flow.vision_trains, vt, static_cast<double>(mc.vision.hidden_size),
+                                     [&](bool trains) { return bytes_of(vision_block_act(mc.vision, trains, rank), vt, cb); });
   // Checkpointed: each block keeps its input, and one block is recomputed at a time in backward.
-  const bool vision_flows = flows;
-  m.vision_act_full = vis_full;
-  m.vision_act_ckpt = vis_ckpt + (vision_flows ? vis_layer_max : 0);
+  const bool vision_flows = vis.flows;
+  m.vision_act_full = vis.full;
+  m.vision_act_ckpt = vis.ckpt + (vision_flows ? vis.layer_max : 0);
   // Pixel-shuffled features through the projector, and the decoder's spliced input embeddings.
   const double shuffled = vt * static_cast<double>(g * g) / static_cast<double>(1 + g * g) * mc.downsample_ratio *
                           mc.downsample_ratio;
@@ -250,19 +266,11 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   const int64_t projector = static_cast<int64_t>(
       shuffled * (4.0 * static_cast<double>(mc.vision.hidden_size) / (mc.downsample_ratio * mc.downsample_ratio) * 2 + cb * 2 * H));
 
-  flows = vision_flows || flow.projector || flow.embed;
-  int64_t dec_full = 0, dec_ckpt = 0, dec_layer_max = 0;
-  for (size_t i = 0; i < flow.decoder_trains.size(); ++i) {
-    flows = flows || flow.decoder_trains[i];
-    const auto act = bytes_of(decoder_layer_act(mc.llm, flow.decoder_trains[i], lora ? flow.lora_rank : 0), dt, cb);
-    dec_layer_max = std::max(dec_layer_max, act);
-    if (!flows) continue;
-    dec_full += act;
-    dec_ckpt += static_cast<int64_t>(4 * dt * H);
-  }
+  const auto dec = stack_activations(vision_flows || flow.projector || flow.embed, flow.decoder_trains, dt, H,
+                                     [&](bool trains) { return bytes_of(decoder_layer_act(mc.llm, trains, rank), dt, cb); });
   const int64_t stream = static_cast<int64_t>(4 * dt * H * 3);  // input embeddings, final norm input and output
-  m.decoder_act_full = dec_full + stream;
-  m.decoder_act_ckpt = dec_ckpt + (flows ? dec_layer_max : 0) + stream;  // one layer recomputed at a time
+  m.decoder_act_full = dec.full + stream;
+  m.decoder_act_ckpt = dec.ckpt + (dec.flows ? dec.layer_max : 0) + stream;  // one layer recomputed at a time
   m.vision_act = (in.vision_checkpointing ? m.vision_act_ckpt : m.vision_act_full) + projector;
   m.decoder_act = in.decoder_checkpointing ? m.decoder_act_ckpt : m.decoder_act_full;
   // The head's chunk of fp32 logits, its softmax and its gradient (head_loss.h), and the transient float copy of
