@@ -8,8 +8,11 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
@@ -92,7 +95,15 @@ World::World(const util::LaunchEnv& env, const DistributedConfig& cfg, const std
                              "; check that every rank was launched (WORLD_SIZE " + std::to_string(env.world) +
                              ") and the launcher's log");
   }
+  // torchrun answers a dead rank with SIGTERM to the others: delivered to the heartbeat thread inside a store write,
+  // it interrupted the socket call and that rank looked dead too. The thread inherits a mask without the stop signals.
+  sigset_t stop_signals, before;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &before);
   heartbeat_ = std::thread([this] { heartbeat_loop(); });
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
   // Every rank connected: a collective proves it (and fails with a clear message if one never comes).
   std::vector<int64_t> one{1};
   sum_over_ranks(this, one);
@@ -126,11 +137,13 @@ World::~World() {
 void World::heartbeat_loop() {
   int64_t beat = 0;
   const std::string key = "beat/" + std::to_string(env_.rank);
+  int failures = 0;  // in a row: one failed write is a slow store, not a gone one
   while (!stop_heartbeat_) {
     try {
       store_->set(key, std::to_string(beat++) + " " + std::to_string(collectives_.load()));
+      failures = 0;
     } catch (...) {
-      return;  // the store is gone (its host exited): nothing left to tell
+      if (++failures == 20) return;  // ~10 s without the store: its host exited, nothing left to tell
     }
     for (int i = 0; i < 10 && !stop_heartbeat_; ++i) std::this_thread::sleep_for(ms(50));
   }
@@ -157,6 +170,8 @@ std::string World::diagnose(const std::string& what, const std::string& error) {
     const auto t0 = Clock::now();
     const double grace = std::min(cfg_.timeout_s, 10.0);
     std::vector<std::string> b1 = b0;
+    std::string suspects;  // the ranks silent at the last look, since suspected_at
+    double suspected_at = 0;
     while (diagnosis.empty() && since(t0) < grace) {
       for (int r = 0; r < n && diagnosis.empty(); ++r)
         if (r != me && store_->check({key("error", r)})) diagnosis = "rank " + std::to_string(r) + " failed: " + value(key("error", r));
@@ -166,9 +181,12 @@ std::string World::diagnose(const std::string& what, const std::string& error) {
         for (int r = 0; r < n; ++r)
           if (r != me && b1[static_cast<size_t>(r)] == b0[static_cast<size_t>(r)] && !store_->check({key("down", r)}))
             silent += (silent.empty() ? "" : ", ") + std::to_string(r);
-        if (!silent.empty())
+        // Named only when two looks a second apart agree: a rank starved for a moment is not a dead one.
+        if (!silent.empty() && silent == suspects && since(t0) - suspected_at >= 1.0)
           diagnosis = "rank " + silent + " failed: its heartbeat stopped (killed or crashed without a message; see the "
                       "launcher's log)";
+        else if (silent != suspects)
+          suspects = silent, suspected_at = since(t0);
       }
       if (diagnosis.empty()) std::this_thread::sleep_for(ms(200));
     }
