@@ -88,7 +88,7 @@ bool sample_has_placeholder(const Sample& s) {
   for (auto& t : s.context) any = any || has_placeholder(t.text);
   return any;
 }
-// Removes every <image> of `q` that `remove(offset)` picks, with the newline right after it; returns how many.
+// Removes every <image> of `q` that `remove(offset, text kept so far)` picks, with the newline right after it; returns how many.
 template <class Pick>
 size_t strip_placeholders(const std::string& q, std::string* text, Pick remove) {
   size_t n = 0;

@@ -80,7 +80,7 @@ TEST_CASE("multi_image interleaved: <image> stays where written, the same in con
   }
 }
 
-TEST_CASE("multi_image: the rule is saved with the model; exports from before it keep first_turn, official ones get interleaved") {
+TEST_CASE("multi_image: the rule is saved with the model, exports from before it keep first_turn, official ones get interleaved") {
   TempDir t;
   auto cfg = test::tiny_vlm_config();
   CHECK(cfg.prompt.multi_image == "interleaved");

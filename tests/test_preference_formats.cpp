@@ -3,6 +3,7 @@
 // rejected alternatives (PO on that turn, the earlier turns a prompt only). Each is read into the expected encoded
 // samples (prompt = the whole context, answers = the last turn's chosen and rejected), bad rows name file:line and
 // key, and one training step runs on each.
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -193,7 +194,7 @@ TEST_CASE("preference formats: an MMPR-style meta file lists preference datasets
   CHECK_THAT(error_of(d + "/bad_row.json", cfg), Catch::Contains(d + "/mmpr_bad.jsonl:3: missing field ('chosen')"));
 }
 
-TEST_CASE("recipe: PO on an MMPR meta file and on multi-turn preference rows, one step each; a meta file of conversations is refused") {
+TEST_CASE("recipe: PO on an MMPR meta file and on multi-turn preference rows, one step each, and a meta file of conversations is refused") {
   test::DemoDataDir demo(8);
   const std::string d = demo.dir.str("data");
   auto triples = rows_of(d + "/train.jsonl");
