@@ -94,14 +94,13 @@ size_t strip_placeholders(const std::string& q, std::string* text, Pick remove) 
   size_t n = 0;
   for (size_t pos = 0;;) {
     const size_t p = q.find("<image>", pos);
-    if (p == std::string::npos || !remove(p, *text)) {
-      text->append(q, pos, p == std::string::npos ? std::string::npos : p + 7 - pos);
-      if (p == std::string::npos) break;
-      pos = p + 7;
+    text->append(q, pos, p == std::string::npos ? std::string::npos : p - pos);
+    if (p == std::string::npos) break;
+    pos = p + 7;
+    if (!remove(p, *text)) {
+      *text += "<image>";
       continue;
     }
-    text->append(q, pos, p - pos);
-    pos = p + 7;
     if (pos < q.size() && q[pos] == '\n') ++pos;
     ++n;
   }
@@ -176,9 +175,9 @@ EncodedConversation SampleEncoder::conversation_per_segment(const Sample& s, con
   size_t next_image = 0;
   const bool placeholders = sample_has_placeholder(s);
   for (size_t i = 0; i < s.turns.size(); i += 2) {
-    int64_t context = 0;
-    auto prompt = encode_checked(user_turn_text(s.turns[i].text, tiles, &next_image, i == 0, placeholders, &context),
-                                 context, nullptr);
+    int64_t context = 0;  // counted by user_turn_text: the text first, then the check (argument order is unspecified)
+    const std::string turn = user_turn_text(s.turns[i].text, tiles, &next_image, i == 0, placeholders, &context);
+    auto prompt = encode_checked(turn, context, nullptr);
     append(out.ids, prompt);
     out.labels.insert(out.labels.end(), prompt.size(), kIgnore);
     if (i + 1 < s.turns.size()) {
@@ -261,7 +260,8 @@ std::vector<int32_t> SampleEncoder::preference_prompt_per_segment(const Sample& 
   std::vector<int32_t> out;
   auto user = [&](const std::string& q, bool first) {
     int64_t context = 0;
-    append(out, encode_checked(user_turn_text(q, tiles, &next_image, first, placeholders, &context), context, nullptr));
+    const std::string turn = user_turn_text(q, tiles, &next_image, first, placeholders, &context);
+    append(out, encode_checked(turn, context, nullptr));
   };
   for (size_t i = 0; i + 1 < s.context.size(); i += 2) {
     user(s.context[i].text, i == 0);
