@@ -93,9 +93,13 @@ two_train = {k: v for k, v in ids("train.log", training=True).items() if k.start
 two_gen, two_ft = ids("two.log"), ids("two_ft.log")
 assert sorted(two_train) == sorted(two_gen) == ["two-0", "two-1"], (sorted(two_train), sorted(two_gen))
 assert two_train == two_gen, "two-image prompt ids differ between training and generate"
+from tokenizers import Tokenizer
+tk = Tokenizer.from_file(f"{t}/runs/m/step2/tokenizer.json")
 for k, v in two_gen.items():
     a, b = v.split(), two_ft[k].split()
     assert sorted(a) == sorted(b) and a != b, "first_turn should move the same tokens, the images, to the front"
+    text = re.sub(r"(<IMG_CONTEXT>)+", "", tk.decode([int(x) for x in a], skip_special_tokens=False))
+    assert "Compare <img></img> with <img></img>: which" in text, text
 assert train and len(train) == len(ev) == len(gen), (len(train), len(ev), len(gen))
 assert train == ev == gen, "prompt ids differ between the trainer's benchmark, eval and generate"
 n1 = {k: len(v.split()) for k, v in train.items()}
