@@ -7,6 +7,7 @@
 #include <random>
 #include <sstream>
 
+#include "data/format_guess.h"
 #include "phantom/util/files.h"
 
 namespace phantom::data {
@@ -138,6 +139,80 @@ size_t count_placeholders(const std::string& s) {
   return n;
 }
 
+// LLaVA/ShareGPT turns of `key`: alternating user, assistant, ..., starting with the user; assistant turns not
+// empty. The last turn may be the user's (a preference row's question); the caller decides.
+std::vector<Turn> parse_turns(const json& j, const std::string& where, const std::string& key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_array()) throw DataError(where, "missing field", "'" + key + "'");
+  std::vector<Turn> turns;
+  for (auto& t : *it) {
+    if (!t.is_object()) throw DataError(where, "malformed turn", "'" + key + "': turns must be objects");
+    const auto role_it = t.contains("from") ? t.find("from") : t.find("role");
+    if (role_it != t.end() && !role_it->is_string())
+      throw DataError(where, "malformed turn", "'" + role_it.key() + "' must be a string, got " + role_it->dump());
+    const std::string role = role_it == t.end() ? "" : role_it->get<std::string>();
+    Turn turn;
+    if (role == "human" || role == "user") turn.from_user = true;
+    else if (role == "gpt" || role == "assistant") turn.from_user = false;
+    else throw DataError(where, "unknown role", "'" + role + "' (expected human/user or gpt/assistant)");
+    auto v = t.find("value") != t.end() ? t.find("value") : t.find("content");
+    if (v == t.end() || !v->is_string()) throw DataError(where, "malformed turn", "a turn has no text 'value'");
+    turn.text = v->get<std::string>();
+    turns.push_back(std::move(turn));
+  }
+  if (turns.empty()) throw DataError(where, "empty conversation", "'" + key + "'");
+  for (size_t i = 0; i < turns.size(); ++i)
+    if (turns[i].from_user != (i % 2 == 0))
+      throw DataError(where, "turn order", "'" + key + "': turns must alternate user, assistant, ... starting with the user");
+  for (auto& t : turns)
+    if (!t.from_user && t.text.find_first_not_of(" \t\n") == std::string::npos)
+      throw DataError(where, "empty answer", "'" + key + "': an assistant turn is empty");
+  return turns;
+}
+
+// A preference row: a triple (question, chosen, rejected: MMPR's layout), or a multi-turn conversation whose last
+// assistant turn is the chosen answer (or that ends with the user's question and has a `chosen` field), with
+// `rejected` alternatives to that last answer. The earlier turns become the sample's context (prompt only).
+void parse_preference(const json& j, const std::string& where, const FieldMap& f, Sample& s) {
+  const bool multi_turn = j.contains(f.conversations) && !j[f.conversations].is_null();
+  if (multi_turn) {
+    if (j.contains(f.question))
+      throw DataError(where, "ambiguous row", "both '" + f.question + "' and '" + f.conversations + "': the question is the last user turn");
+    auto turns = parse_turns(j, where, f.conversations);
+    if (!turns.back().from_user) {
+      if (j.contains(f.chosen))
+        throw DataError(where, "ambiguous row", "'" + f.chosen + "' and a last assistant turn in '" + f.conversations +
+                                                    "': the chosen answer is one or the other");
+      s.chosen = turns.back().text;
+      turns.pop_back();
+    } else {
+      s.chosen = text_field(j, f.chosen, where, true);
+    }
+    s.question = turns.back().text;
+    turns.pop_back();
+    s.context = std::move(turns);
+  } else {
+    s.question = text_field(j, f.question, where, true);
+    s.chosen = text_field(j, f.chosen, where, true);
+  }
+  auto it = j.find(f.rejected);
+  if (it == j.end() || it->is_null()) throw DataError(where, "missing field", "'" + f.rejected + "'");
+  if (it->is_string()) s.rejected.push_back(it->get<std::string>());
+  else if (it->is_array())
+    for (auto& x : *it) {
+      if (!x.is_string()) throw DataError(where, "malformed field", "'" + f.rejected + "' entries must be strings");
+      s.rejected.push_back(x.get<std::string>());
+    }
+  else throw DataError(where, "malformed field", "'" + f.rejected + "' must be a string or a list");
+  if (s.chosen.find_first_not_of(" \t\n") == std::string::npos) throw DataError(where, "empty answer", "'" + f.chosen + "'");
+  if (s.rejected.empty()) throw DataError(where, "empty answer", "no rejected answer");
+  for (auto& r : s.rejected) {
+    if (r.find_first_not_of(" \t\n") == std::string::npos) throw DataError(where, "empty answer", "a rejected answer is empty");
+    if (r == s.chosen)  // no preference to learn: the pair's margin is 0 whatever the model does
+      throw DataError(where, "rejected equals chosen", "a '" + f.rejected + "' answer is the '" + f.chosen + "' answer itself");
+  }
+}
+
 Sample parse_sample(const json& j, const std::string& where, const Ctx& ctx) {
   if (!j.is_object()) throw DataError(where, "malformed sample", "expected a JSON object");
   const auto& f = ctx.cfg.fields;
@@ -165,52 +240,13 @@ Sample parse_sample(const json& j, const std::string& where, const Ctx& ctx) {
   }
   size_t placeholders = 0;
   if (ctx.cfg.format == "preference") {
-    s.question = text_field(j, f.question, where, true);
-    s.chosen = text_field(j, f.chosen, where, true);
-    auto it = j.find(f.rejected);
-    if (it == j.end() || it->is_null()) throw DataError(where, "missing field", "'" + f.rejected + "'");
-    if (it->is_string()) s.rejected.push_back(it->get<std::string>());
-    else if (it->is_array())
-      for (auto& x : *it) {
-        if (!x.is_string()) throw DataError(where, "malformed field", "'" + f.rejected + "' entries must be strings");
-        s.rejected.push_back(x.get<std::string>());
-      }
-    else throw DataError(where, "malformed field", "'" + f.rejected + "' must be a string or a list");
-    if (s.chosen.find_first_not_of(" \t\n") == std::string::npos) throw DataError(where, "empty answer", "'" + f.chosen + "'");
-    if (s.rejected.empty()) throw DataError(where, "empty answer", "no rejected answer");
-    for (auto& r : s.rejected) {
-      if (r.find_first_not_of(" \t\n") == std::string::npos) throw DataError(where, "empty answer", "a rejected answer is empty");
-      if (r == s.chosen)  // no preference to learn: the pair's margin is 0 whatever the model does
-        throw DataError(where, "rejected equals chosen", "a '" + f.rejected + "' answer is the '" + f.chosen + "' answer itself");
-    }
+    parse_preference(j, where, f, s);
     placeholders = count_placeholders(s.question);
+    for (auto& t : s.context) placeholders += count_placeholders(t.text);
   } else {
-    auto it = j.find(f.conversations);
-    if (it == j.end() || !it->is_array()) throw DataError(where, "missing field", "'" + f.conversations + "'");
-    for (auto& t : *it) {
-      if (!t.is_object()) throw DataError(where, "malformed turn", "turns must be objects");
-      const auto role_it = t.contains("from") ? t.find("from") : t.find("role");
-      if (role_it != t.end() && !role_it->is_string())
-        throw DataError(where, "malformed turn", "'" + role_it.key() + "' must be a string, got " + role_it->dump());
-      const std::string role = role_it == t.end() ? "" : role_it->get<std::string>();
-      Turn turn;
-      if (role == "human" || role == "user") turn.from_user = true;
-      else if (role == "gpt" || role == "assistant") turn.from_user = false;
-      else throw DataError(where, "unknown role", "'" + role + "' (expected human/user or gpt/assistant)");
-      auto v = t.find("value") != t.end() ? t.find("value") : t.find("content");
-      if (v == t.end() || !v->is_string()) throw DataError(where, "malformed turn", "a turn has no text 'value'");
-      turn.text = v->get<std::string>();
-      placeholders += count_placeholders(turn.text);
-      s.turns.push_back(std::move(turn));
-    }
-    if (s.turns.empty()) throw DataError(where, "empty conversation", "");
-    for (size_t i = 0; i < s.turns.size(); ++i)
-      if (s.turns[i].from_user != (i % 2 == 0))
-        throw DataError(where, "turn order", "turns must alternate user, assistant, ... starting with the user");
+    s.turns = parse_turns(j, where, f.conversations);
+    for (auto& t : s.turns) placeholders += count_placeholders(t.text);
     if (s.turns.back().from_user) throw DataError(where, "empty answer", "the conversation ends with a user turn");
-    for (auto& t : s.turns)
-      if (!t.from_user && t.text.find_first_not_of(" \t\n") == std::string::npos)
-        throw DataError(where, "empty answer", "an assistant turn is empty");
   }
   if (placeholders != 0 && placeholders != s.images.size())
     throw DataError(where, "image count mismatch",
@@ -284,7 +320,9 @@ std::vector<Sample> read_annotations(const std::string& path, const DataConfig& 
     read_file_into(path, ctx, out);
     return out;
   }
-  // InternVL meta: {"name": {"root": ..., "annotation": ..., "repeat_time": r}, ...}; conversations inside.
+  // InternVL meta: {"name": {"root": ..., "annotation": ..., "repeat_time": r}, ...}; each dataset holds
+  // conversations (InternVL's SFT meta) or preference rows (MMPR's MPO meta): its "format" key (ours), else what
+  // its first row looks like.
   json meta;
   try {
     meta = json::parse(read_text(path));
@@ -292,8 +330,6 @@ std::vector<Sample> read_annotations(const std::string& path, const DataConfig& 
     throw std::runtime_error(path + ": malformed meta JSON: " + e.what());
   }
   if (!meta.is_object()) throw std::runtime_error(path + ": a meta file maps dataset names to {root, annotation, repeat_time}");
-  DataConfig sub = cfg;
-  sub.format = "conversations";
   const fs::path base = fs::path(path).parent_path();
   for (auto& [name, d] : meta.items()) {
     const std::string here = path + ": dataset '" + name + "'";
@@ -305,6 +341,17 @@ std::vector<Sample> read_annotations(const std::string& path, const DataConfig& 
       return v.get<std::string>();
     };
     auto resolve = [&](const std::string& p) { return fs::path(p).is_absolute() ? p : (base / p).string(); };
+    const std::string annotation = resolve(text("annotation"));
+    if (!fs::exists(annotation))
+      throw std::runtime_error(here + ": annotation file " + annotation + " not found (relative paths are from the meta file's folder)");
+    DataConfig sub = cfg;
+    if (d.contains("format")) {
+      sub.format = text("format");
+      if (sub.format != "conversations" && sub.format != "preference")
+        throw std::runtime_error(here + ": 'format' must be conversations or preference, got '" + sub.format + "'");
+    } else {
+      sub.format = guess_format(annotation, cfg) == "preference" ? "preference" : "conversations";
+    }
     Ctx ctx{sub, skipped, d.contains("root") ? resolve(text("root")) : cfg.image_root};
     double repeat = 1.0;
     if (d.contains("repeat_time")) {
@@ -315,9 +362,6 @@ std::vector<Sample> read_annotations(const std::string& path, const DataConfig& 
     if (!(repeat > 0) || repeat > 1e6)
       throw std::runtime_error(here + ": 'repeat_time' must be in (0, 1e6]");
     std::vector<Sample> part;
-    const std::string annotation = resolve(text("annotation"));
-    if (!fs::exists(annotation))
-      throw std::runtime_error(here + ": annotation file " + annotation + " not found (relative paths are from the meta file's folder)");
     read_file_into(annotation, ctx, part);
     // Whole repeats, then a seeded subset for the fractional part (InternVL samples a fraction the same way).
     const auto whole = static_cast<int64_t>(repeat);

@@ -26,6 +26,9 @@ struct Sample {
   // preference triples (conversations empty): one question, the correct answer, one or more rejected answers
   std::string question, chosen;
   std::vector<std::string> rejected;
+  // A multi-turn preference sample: the turns before `question` (user, assistant, ...; even count), a prompt
+  // only (never supervised): the preference is on the last assistant turn alone.
+  std::vector<Turn> context;
   bool is_preference() const { return turns.empty(); }
 };
 
@@ -48,7 +51,10 @@ struct DataError : std::runtime_error {
 };
 
 // Reads `path` (JSON array, JSONL, or InternVL meta JSON when cfg.format == internvl_meta) with cfg's field map
-// and format; image paths are resolved against cfg.image_root (or the meta file's root). Checks done here:
+// and format. In the preference format a row is a triple (question, chosen, rejected) or a multi-turn conversation
+// whose last assistant turn is the chosen answer (or whose `chosen` field answers its last user turn) with
+// `rejected` alternatives to it. A meta file's datasets are conversations or preference rows (MMPR's
+// {"image", "question", "chosen", "rejected"}): the dataset's own "format" key, else what its first row looks like; image paths are resolved against cfg.image_root (or the meta file's root). Checks done here:
 // malformed JSON, missing fields, empty answers, unknown roles, placeholder/image count mismatch, missing
 // image files. Under on_error=skip, bad samples are dropped and counted in `skipped`.
 std::vector<Sample> read_annotations(const std::string& path, const DataConfig& cfg, SkipCounts& skipped,

@@ -75,23 +75,56 @@ int64_t EncodedPreference::row_length(bool shared_prefix) const {
   return len;
 }
 
-std::string SampleEncoder::user_turn_text(const std::string& q, const std::vector<int64_t>& tiles, size_t* next_image,
-                                          bool first, int64_t* context) const {
-  // The text's placeholders go, with the newline that usually follows them ("<image>\n" in LLaVA files)...
-  std::string text;
+void SampleEncoder::set_multi_image(const std::string& r) {
+  if (!valid_multi_image(r)) throw std::runtime_error("multi_image rule '" + r + "' is unknown (expected interleaved or first_turn)");
+  multi_image_ = r;
+}
+
+namespace {
+bool has_placeholder(const std::string& s) { return s.find("<image>") != std::string::npos; }
+bool sample_has_placeholder(const Sample& s) {
+  bool any = has_placeholder(s.question);
+  for (auto& t : s.turns) any = any || has_placeholder(t.text);
+  for (auto& t : s.context) any = any || has_placeholder(t.text);
+  return any;
+}
+// Removes every <image> of `q` that `remove(offset, text kept so far)` picks, with the newline right after it; returns how many.
+template <class Pick>
+size_t strip_placeholders(const std::string& q, std::string* text, Pick remove) {
+  size_t n = 0;
   for (size_t pos = 0;;) {
     const size_t p = q.find("<image>", pos);
-    text += q.substr(pos, p == std::string::npos ? std::string::npos : p - pos);
+    text->append(q, pos, p == std::string::npos ? std::string::npos : p - pos);
     if (p == std::string::npos) break;
     pos = p + 7;
+    if (!remove(p, *text)) {
+      *text += "<image>";
+      continue;
+    }
     if (pos < q.size() && q[pos] == '\n') ++pos;
+    ++n;
   }
-  // ...and every image comes first, by the one rule.
-  if (first && !tiles.empty()) {
-    std::string pre;
-    for (size_t i = 0; i < tiles.size(); ++i) pre += placement_ == "prepend_newline" ? "<image>\n" : "<image>";
-    text = pre + text;
+  return n;
+}
+}  // namespace
+
+std::string SampleEncoder::user_turn_text(const std::string& q, const std::vector<int64_t>& tiles, size_t* next_image,
+                                          bool first, bool placeholders, int64_t* context) const {
+  // Which images start this turn (written by image_placement) and which stay where the text has them.
+  std::string text;
+  size_t leading = 0;
+  if (multi_image_ == "first_turn" || !placeholders) {
+    // Every placeholder goes, with the newline that usually follows it ("<image>\n" in LLaVA files), and every
+    // image starts the first turn.
+    strip_placeholders(q, &text, [](size_t, const std::string&) { return true; });
+    if (first) leading = tiles.size();
+  } else {
+    // interleaved: the placeholders before any other text of the turn start it; the others stay as written.
+    leading = strip_placeholders(q, &text, [](size_t, const std::string& so_far) { return so_far.empty(); });
   }
+  std::string pre;
+  for (size_t i = 0; i < leading; ++i) pre += placement_ == "prepend_newline" ? "<image>\n" : "<image>";
+  text = pre + text;
   // The turn is tokenised as one string with the image runs written out, as the official code tokenises its
   // prompt: a tokenizer whose first segment alone gets a prefix space (Metaspace "first") or that joins "user\n"
   // with the question (SentencePiece) gives the same ids only that way.
@@ -140,9 +173,11 @@ EncodedConversation SampleEncoder::conversation(const Sample& s, const std::vect
 EncodedConversation SampleEncoder::conversation_per_segment(const Sample& s, const std::vector<int64_t>& tiles) const {
   EncodedConversation out;
   size_t next_image = 0;
+  const bool placeholders = sample_has_placeholder(s);
   for (size_t i = 0; i < s.turns.size(); i += 2) {
-    int64_t context = 0;
-    auto prompt = encode_checked(user_turn_text(s.turns[i].text, tiles, &next_image, i == 0, &context), context, nullptr);
+    int64_t context = 0;  // counted by user_turn_text: the text first, then the check (argument order is unspecified)
+    const std::string turn = user_turn_text(s.turns[i].text, tiles, &next_image, i == 0, placeholders, &context);
+    auto prompt = encode_checked(turn, context, nullptr);
     append(out.ids, prompt);
     out.labels.insert(out.labels.end(), prompt.size(), kIgnore);
     if (i + 1 < s.turns.size()) {
@@ -164,8 +199,9 @@ EncodedConversation SampleEncoder::conversation_in_context(const Sample& s, cons
   std::vector<std::pair<size_t, size_t>> answers;  // [prompt end, answer end) in bytes of text
   size_t next_image = 0;
   int64_t context = 0;
+  const bool placeholders = sample_has_placeholder(s);
   for (size_t i = 0; i < s.turns.size(); i += 2) {
-    text += user_turn_text(s.turns[i].text, tiles, &next_image, i == 0, &context);
+    text += user_turn_text(s.turns[i].text, tiles, &next_image, i == 0, placeholders, &context);
     if (i + 1 < s.turns.size()) {
       const size_t p = text.size();
       text += s.turns[i + 1].text + tmpl_.assistant_end;
@@ -188,8 +224,8 @@ EncodedConversation SampleEncoder::conversation_in_context(const Sample& s, cons
 }
 
 std::vector<int32_t> SampleEncoder::prompt(const std::string& question, const std::vector<int64_t>& tiles) const {
-  // As the annotation readers: <image> placeholders, when the text has any, match the images one to one (the
-  // images are placed by the one rule, so a surplus placeholder would otherwise vanish without a word).
+  // As the annotation readers: <image> placeholders, when the text has any, match the images one to one (a
+  // surplus placeholder would otherwise vanish without a word under first_turn).
   size_t placeholders = 0;
   for (size_t p = question.find("<image>"); p != std::string::npos; p = question.find("<image>", p + 7)) ++placeholders;
   if (placeholders != 0 && placeholders != tiles.size())
@@ -197,16 +233,51 @@ std::vector<int32_t> SampleEncoder::prompt(const std::string& question, const st
                              " <image> placeholders but " + std::to_string(tiles.size()) + " images");
   size_t next_image = 0;
   int64_t context = 0;
-  const std::string text = user_turn_text(question, tiles, &next_image, true, &context);
+  const std::string text = user_turn_text(question, tiles, &next_image, true, placeholders > 0, &context);
   if (next_image != tiles.size()) throw std::runtime_error("fewer <image> placeholders than images");
   return encode_checked(text, context, nullptr);
+}
+
+// Context turns, each user turn then its answer and end token, then the question's turn: as a conversation writes
+// them, so a multi-turn preference row's prompt is its conversation's prompt up to the last answer.
+std::string SampleEncoder::preference_prompt_text(const Sample& s, const std::vector<int64_t>& tiles, int64_t* context) const {
+  const bool placeholders = sample_has_placeholder(s);
+  size_t next_image = 0;
+  std::string text;
+  for (size_t i = 0; i + 1 < s.context.size(); i += 2)
+    text += user_turn_text(s.context[i].text, tiles, &next_image, i == 0, placeholders, context) +
+            s.context[i + 1].text + tmpl_.assistant_end;
+  text += user_turn_text(s.question, tiles, &next_image, s.context.empty(), placeholders, context);
+  if (next_image != tiles.size()) throw std::runtime_error("fewer <image> placeholders than images");
+  return text;
+}
+
+// per_segment: each user turn, and each context answer with its end token, tokenised on its own (as
+// conversation_per_segment lays a conversation out).
+std::vector<int32_t> SampleEncoder::preference_prompt_per_segment(const Sample& s, const std::vector<int64_t>& tiles) const {
+  const bool placeholders = sample_has_placeholder(s);
+  size_t next_image = 0;
+  std::vector<int32_t> out;
+  auto user = [&](const std::string& q, bool first) {
+    int64_t context = 0;
+    const std::string turn = user_turn_text(q, tiles, &next_image, first, placeholders, &context);
+    append(out, encode_checked(turn, context, nullptr));
+  };
+  for (size_t i = 0; i + 1 < s.context.size(); i += 2) {
+    user(s.context[i].text, i == 0);
+    append(out, tok_.encode(s.context[i + 1].text));
+    append(out, tok_.encode(tmpl_.assistant_end));
+  }
+  user(s.question, s.context.empty());
+  if (next_image != tiles.size()) throw std::runtime_error("fewer <image> placeholders than images");
+  return out;
 }
 
 EncodedPreference SampleEncoder::preference(const Sample& s, const std::vector<int64_t>& tiles) const {
   ++counts_->preference_questions;
   if (answer_mode_ != "per_segment") return preference_in_context(s, tiles);
   EncodedPreference out;
-  out.prompt = prompt(s.question, tiles);
+  out.prompt = preference_prompt_per_segment(s, tiles);
   auto answer = [&](const std::string& a) {
     auto ids = tok_.encode(a);
     append(ids, tok_.encode(tmpl_.assistant_end));
@@ -221,10 +292,8 @@ EncodedPreference SampleEncoder::preference(const Sample& s, const std::vector<i
 // prompt + answer + end token as one string per answer; the prompt ids are those before the answer's first
 // supervised token. Shared by every answer when they are equal, else each answer keeps its own (logged).
 EncodedPreference SampleEncoder::preference_in_context(const Sample& s, const std::vector<int64_t>& tiles) const {
-  size_t next_image = 0;
   int64_t context = 0;
-  const std::string prompt_text = user_turn_text(s.question, tiles, &next_image, true, &context);
-  if (next_image != tiles.size()) throw std::runtime_error("fewer <image> placeholders than images");
+  const std::string prompt_text = preference_prompt_text(s, tiles, &context);
   std::vector<std::string> answers{s.chosen};
   answers.insert(answers.end(), s.rejected.begin(), s.rejected.end());
   std::vector<std::vector<int32_t>> prompts;

@@ -88,16 +88,25 @@ class SampleEncoder {
   // `tiles[i]` = tile count of the sample's i-th image, placed by the image placement rule (below).
   EncodedConversation conversation(const Sample& s, const std::vector<int64_t>& tiles) const;
   EncodedPreference preference(const Sample& s, const std::vector<int64_t>& tiles) const;
-  // Prompt of an evaluation question (no answer).
+  // Prompt of an evaluation question (no answer); <image> placeholders, when it has any, match the images.
   std::vector<int32_t> prompt(const std::string& question, const std::vector<int64_t>& tiles) const;
 
-  // Where the images go, one rule for every format, `generate`, `eval` and the trainer's benchmark: the text's own
-  // <image> placeholders (each with the newline after it) are removed, and every image is put at the start of the
-  // first user turn as "<image>" (prepend: the official Phantom prompt) or "<image>\n" (prepend_newline: LLaVA's).
-  // The rule is saved with an exported model (config.json phantom_prompt) and used when it is loaded.
+  // Where the images go, the same rules for every format, `generate`, `eval` and the trainer's benchmark. Two
+  // settings, both saved with an exported model (config.json phantom_prompt) and used when it is loaded:
+  //   multi_image, which turn and where in it:
+  //     interleaved (default): each <image> stays where the text writes it (InternVL's convention), in any user
+  //       turn; the placeholders a user turn starts with, and every image of a sample whose text has no
+  //       placeholder (at the start of the first user turn), are written by image_placement.
+  //     first_turn: the text's placeholders are removed and every image goes to the start of the first user turn.
+  //   image_placement, how images at the start of a turn join the text: "<image>" (prepend: the official Phantom
+  //     prompt) or "<image>\n" (prepend_newline: LLaVA's); a placeholder's own newline is dropped there.
+  // A sample with one image at the front (every benchmark prompt) gets the same ids under both multi_image rules.
   static bool valid_image_placement(const std::string& p) { return p == "prepend" || p == "prepend_newline"; }
   void set_image_placement(const std::string& p);
   const std::string& image_placement() const { return placement_; }
+  static bool valid_multi_image(const std::string& r) { return r == "interleaved" || r == "first_turn"; }
+  void set_multi_image(const std::string& r);
+  const std::string& multi_image() const { return multi_image_; }
 
   const ChatTemplate& chat_template() const { return tmpl_; }
   const ImageTokens& image_tokens() const { return img_; }
@@ -105,8 +114,12 @@ class SampleEncoder {
  private:
   // The user turn as text (template strings, image runs written out, question, assistant start); adds its image
   // context tokens to *context.
+  // `placeholders`: whether the sample's text has any <image> (else every image goes to the first turn).
   std::string user_turn_text(const std::string& q, const std::vector<int64_t>& tiles, size_t* next_image, bool first,
-                             int64_t* context) const;
+                             bool placeholders, int64_t* context) const;
+  // The text of a preference sample's prompt: its context turns (user turn, answer, end token) and its question.
+  std::string preference_prompt_text(const Sample& s, const std::vector<int64_t>& tiles, int64_t* context) const;
+  std::vector<int32_t> preference_prompt_per_segment(const Sample& s, const std::vector<int64_t>& tiles) const;
   std::vector<int32_t> encode_checked(const std::string& text, int64_t context, std::vector<TokenSpan>* spans) const;
   EncodedConversation conversation_per_segment(const Sample& s, const std::vector<int64_t>& tiles) const;
   EncodedConversation conversation_in_context(const Sample& s, const std::vector<int64_t>& tiles) const;
@@ -115,6 +128,7 @@ class SampleEncoder {
   ChatTemplate tmpl_;
   ImageTokens img_;
   std::string placement_ = "prepend";
+  std::string multi_image_ = "interleaved";
   std::string answer_mode_ = "in_context";
   std::shared_ptr<EncodeCounts> counts_ = std::make_shared<EncodeCounts>();
 };

@@ -37,6 +37,7 @@ struct DataConfig {
   std::string tokenizer;              // tokenizer.json (byte-level BPE) or tokenizer.model (SentencePiece)
   std::string chat_template = "auto"; // auto (from model family) | chatml | phi3
   std::string image_placement = "prepend";  // prepend ("<image>" + question) | prepend_newline ("<image>\n" + ...)
+  std::string multi_image = "interleaved";  // interleaved (<image> kept where written) | first_turn
   std::string answer_tokenization = "in_context";  // in_context (prompt + answer one string) | per_segment
   int64_t max_tiles = 6;              // dynamic tiling: at most this many tiles (+ thumbnail)
   bool use_thumbnail = true;          // append a whole-image tile when tiling
@@ -64,6 +65,11 @@ struct DataConfig {
             "where images go in every format and at inference: prepend (<image>+question, official) | prepend_newline "
             "(<image>\\n+question); saved with the exported model",
             Check::one_of({"prepend", "prepend_newline"}));
+    v.field("multi_image", multi_image,
+            "where a sample's images go: interleaved (each <image> where the text writes it, InternVL's convention; "
+            "images a turn starts with, or a text without placeholders, by image_placement) | first_turn (every image "
+            "at the start of the first user turn); saved with the exported model",
+            Check::one_of({"interleaved", "first_turn"}));
     v.field("answer_tokenization", answer_tokenization,
             "in_context: prompt + answer + end token tokenised as one string, supervision from the first token ending "
             "after the prompt (the official code's ids) | per_segment: the answer tokenised on its own",

@@ -47,7 +47,8 @@ std::string guess_format(const std::string& path, const DataConfig& cfg) {
   const json row = first_row(path);
   if (!row.is_object() || row.empty()) return "";
   const auto& f = cfg.fields;
-  if (row.contains(f.conversations)) return "conversations";
+  // A conversation with rejected alternatives to its last answer is a (multi-turn) preference row.
+  if (row.contains(f.conversations)) return row.contains(f.rejected) ? "preference" : "conversations";
   if (row.contains(f.question) && row.contains(f.chosen)) return "preference";
   bool meta = true;
   for (auto& [name, d] : row.items()) meta = meta && d.is_object() && d.contains("annotation");

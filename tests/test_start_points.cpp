@@ -337,8 +337,9 @@ TEST_CASE("image placement: one rule for conversations, triples and inference pr
     const std::string after_image = text.substr(text.find("</img>") + 6);
     CHECK(after_image.rfind(std::string(rule) == "prepend" ? "What" : "\nWhat", 0) == 0);
   }
-  // Two images: both first, in order.
+  // Two images under multi_image first_turn: both first, in order (interleaved: tests/test_multi_image.cpp).
   enc.set_image_placement("prepend");
+  enc.set_multi_image("first_turn");
   auto two = tok->decode(enc.prompt("Compare <image> and\n<image>\nplease.", {1, 1}));
   CHECK(two.find("</img><img>") != std::string::npos);
   CHECK(two.find("</img>Compare  and\nplease.") != std::string::npos);

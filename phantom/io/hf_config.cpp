@@ -124,12 +124,14 @@ int64_t side(const json& v, const char* key, int64_t fallback, const std::string
 }
 
 // "phantom_prompt" of our exports; an export from before it has only "image_placement"; an official checkpoint
-// neither (the official prompt: defaults). The names are checked where the prompt is built (the loader).
+// neither (the official prompt: defaults). Our exports from before multi_image was a choice were all trained with
+// first_turn, and keep it. The names are checked where the prompt is built (the loader).
 PromptConfig read_prompt_config(const json& j, const std::string& path) {
   PromptConfig p;
   p.image_placement = get<std::string>(j, "image_placement", p.image_placement, path);
-  if (j.contains("image_placement")) p.source = path + " (image_placement only)";
+  if (j.contains("image_placement")) p.source = path + " (image_placement only)", p.multi_image = "first_turn";
   if (!j.contains("phantom_prompt")) return p;
+  p.multi_image = "first_turn";
   const json& s = j["phantom_prompt"];
   const std::string where = path + " phantom_prompt";
   p.chat_template = get<std::string>(s, "chat_template", p.chat_template, where);

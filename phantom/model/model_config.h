@@ -105,9 +105,11 @@ struct PromptConfig {
   int64_t max_tiles = 6;                    // dynamic tiling limit
   bool use_thumbnail = true;                // a whole-image tile after the tiles
   std::string image_placement = "prepend";  // prepend | prepend_newline (data.image_placement)
-  // Where several images go: "first_turn" (today's one rule: every image at the start of the first user turn, in
-  // order, the text's <image> placeholders removed). A field so that other rules can be added and saved.
-  std::string multi_image = "first_turn";
+  // Where a sample's images go (data.multi_image): "interleaved" (each <image> where the text writes it, InternVL's
+  // convention) or "first_turn" (every image at the start of the first user turn). A checkpoint without the key
+  // gets interleaved when it is an official release (no phantom_prompt), first_turn when it is one of our exports
+  // from before the rule existed (the only rule they were trained with); hf_config.cpp reads it.
+  std::string multi_image = "interleaved";
   std::string source = "defaults";          // where these came from, for logs: config.json or defaults
 };
 

@@ -10,6 +10,7 @@
 namespace phantom::log {
 
 void debug(const std::string& m) { spdlog::debug("{}", m); }
+bool debug_enabled() { return spdlog::should_log(spdlog::level::debug); }
 void info(const std::string& m) { spdlog::info("{}", m); }
 void warn(const std::string& m) { spdlog::warn("{}", m); }
 void error(const std::string& m) { spdlog::error("{}", m); }

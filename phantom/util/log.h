@@ -9,6 +9,7 @@ namespace phantom::log {
 
 // Plain-string logging. (spdlog lives behind these in log.cpp; see CMakeLists.txt for why.)
 void debug(const std::string& msg);
+bool debug_enabled();  // whether debug lines are written (to skip building them)
 void info(const std::string& msg);
 void warn(const std::string& msg);
 void error(const std::string& msg);

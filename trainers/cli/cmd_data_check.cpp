@@ -217,8 +217,12 @@ int data_check(const Args& a) {
   const int64_t show = int_flag(a, "samples", 3, 0);
   int64_t threads = a.has("threads") ? threads_flag(a) : d.cfg.run.threads;
   if (threads <= 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  std::printf("image placement: %s (every image first, as \"%s\" + text; data.image_placement)\n",
-              d.enc->image_placement().c_str(), d.enc->image_placement() == "prepend" ? "<image>" : "<image>\\n");
+  const bool interleaved = d.enc->multi_image() == "interleaved";
+  std::printf("image placement: %s, images %s (%s, as \"%s\" + text; data.image_placement, data.multi_image)\n",
+              d.enc->image_placement().c_str(), d.enc->multi_image().c_str(),
+              interleaved ? "each <image> where written; a turn's leading ones and unplaced images first"
+                          : "every image first in the first user turn",
+              d.enc->image_placement() == "prepend" ? "<image>" : "<image>\\n");
   int64_t bad = 0;
   const auto files = recipe_files(d.cfg, a);
   for (const auto& f : files) bad += check_file(d, f, show, threads);

@@ -50,7 +50,7 @@ int cmd_data_triples(int argc, char** argv) {
                       {"input", "out", "format", "image-root", "config", "endpoint", "api-model", "api-key-env",
                        "k-endpoint", "concurrency", "retries", "backoff", "timeout", "cache", "endpoint-temperature",
                        "endpoint-max-tokens", "model", "k-model", "batch-size", "max-new-tokens", "temperature",
-                       "top-p", "top-k", "seed", "threads", "device", "max-tiles", "tokenizer", "image-placement",
+                       "top-p", "top-k", "seed", "threads", "device", "max-tiles", "tokenizer", "image-placement", "multi-image",
                        "limit", "chunk"},
                       {"help", "judge"});
   if (a.has("help")) {

@@ -49,7 +49,8 @@ static const char* kEvalHelp =
     "  --threads N, --device D, --tokenizer PATH\n"
     "  Prompts and tiles as the model was trained (its config.json \"phantom_prompt\"); each flag overrides one\n"
     "  setting, logged: --chat-template chatml|phi3, --max-tiles N, --thumbnail true|false,\n"
-    "  --image-placement prepend|prepend_newline\n\n"
+    "  --image-placement prepend|prepend_newline, --multi-image interleaved|first_turn (a benchmark item's several\n"
+    "  images are laid side by side into one whatever the rule, as the benchmarks' protocols do)\n\n"
     "  --summary DIRS     no evaluation: one Markdown table of the results in DIRS in the paper's column order,\n"
     "                     the paper's numbers for --size beside them (all four sizes without it) and the\n"
     "                     differences; printed, and written to --out FILE when given\n\n"
@@ -122,7 +123,7 @@ int cmd_eval(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2,
                       {"model", "tokenizer", "benchmark", "data", "out", "limit", "num-beams", "max-new-tokens",
                        "batch-size", "threads", "device", "max-tiles", "image-root", "split", "judge", "flush-every",
-                       "shard-timeout", "image-placement", "chat-template", "thumbnail", "summary", "size"},
+                       "shard-timeout", "image-placement", "multi-image", "chat-template", "thumbnail", "summary", "size"},
                       {"help", "skip-bad-rows"});
   if (a.has("help")) {
     std::fputs(kEvalHelp, stdout);

@@ -41,7 +41,9 @@ static const char* kGenerateHelp =
     "  The prompt is built as the model was trained (its config.json \"phantom_prompt\"; an official checkpoint:\n"
     "  chat template by family, 6 tiles, thumbnail, prepend); each flag below overrides one setting, logged:\n"
     "  --chat-template T    chatml | phi3      --max-tiles N   dynamic tiling limit\n"
-    "  --thumbnail B        true | false       --image-placement R   prepend | prepend_newline\n";
+    "  --thumbnail B        true | false       --image-placement R   prepend | prepend_newline\n"
+    "  --multi-image R      interleaved (each <image> of the prompt where it is written; images without one\n"
+    "                       start the prompt) | first_turn (every image first)\n";
 
 
 Loaded load_for_inference(const Args& a) {
@@ -55,7 +57,8 @@ Loaded load_for_inference(const Args& a) {
   spec.tokenizer = a.get("tokenizer");
   spec.device = pick_device(a.get("device", "auto"), util::launch_position().local_rank);  // torchrun: a GPU per local rank
   for (auto [flag, field] : {std::pair<const char*, const char*>{"chat-template", "chat_template"},
-                             {"max-tiles", "max_tiles"}, {"thumbnail", "use_thumbnail"}, {"image-placement", "image_placement"}})
+                             {"max-tiles", "max_tiles"}, {"thumbnail", "use_thumbnail"}, {"image-placement", "image_placement"},
+                             {"multi-image", "multi_image"}})
     if (a.has(flag)) spec.prompt_overrides[field] = a.get(flag);
   auto m = recipe::build_model(spec);
   Loaded l;
@@ -195,7 +198,7 @@ int cmd_generate(int argc, char** argv) {
   Args a = parse_args(argc, argv, 2,
                       {"model", "tokenizer", "prompt", "input", "max-new-tokens", "num-beams", "temperature", "top-p",
                        "top-k", "seed", "max-tiles", "threads", "device", "image", "out", "batch-size", "image-root",
-                       "image-placement", "chat-template", "thumbnail"},
+                       "image-placement", "multi-image", "chat-template", "thumbnail"},
                       {"help", "do-sample", "skip-bad-rows"});
   if (a.has("help")) {
     std::fputs(kGenerateHelp, stdout);

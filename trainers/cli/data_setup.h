@@ -31,6 +31,7 @@ struct DataSetup {
     enc = std::make_unique<data::SampleEncoder>(*tok, data::ChatTemplate::resolve(cfg.data.chat_template, mc.llm.family),
                                                 data::ImageTokens::from_tokenizer(*tok, side * side));
     enc->set_image_placement(cfg.data.image_placement);
+    enc->set_multi_image(cfg.data.multi_image);
     enc->set_answer_tokenization(cfg.data.answer_tokenization);
     tiles.tile = static_cast<int>(mc.vision.image_size);
     tiles.max_num = static_cast<int>(cfg.data.max_tiles);

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "data/images/tile_batch.h"
+#include "phantom/util/log.h"
 
 namespace phantom::recipe {
 
@@ -51,6 +52,15 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
         throw data::DataError(s.where, "over-length sample",
                               std::to_string(length) + " tokens after image expansion > the model's context " +
                                   "(max_position_embeddings " + std::to_string(context) + ")");
+      // The prompt ids the sample trains on, comparable with the "prompt ids of" lines of eval and generate.
+      if (log::debug_enabled()) {
+        const auto& prompt = pref ? pref->prompt_of(0) : conv->ids;
+        size_t n = pref ? prompt.size() : 0;
+        while (!pref && n < conv->labels.size() && conv->labels[n] == data::kIgnore) ++n;
+        std::string list;
+        for (size_t k = 0; k < n; ++k) list += std::to_string(prompt[k]) + " ";
+        log::debug("training prompt ids of " + (s.id.empty() ? s.where : s.id) + " (" + std::to_string(n) + "): " + list);
+      }
       if (pref) prefs.push_back(std::move(*pref));
       if (conv) convs.push_back(std::move(*conv));
       int64_t n = 0;
@@ -95,6 +105,7 @@ std::vector<int64_t> estimated_lengths(const std::vector<data::Sample>& samples,
   for (auto& s : samples) {
     size_t chars = s.question.size() + s.chosen.size();
     for (auto& t : s.turns) chars += t.text.size();
+    for (auto& t : s.context) chars += t.text.size();
     out.push_back(static_cast<int64_t>(chars / 4) + static_cast<int64_t>(s.images.size()) * tokens_per_image);
   }
   return out;

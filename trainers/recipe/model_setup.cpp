@@ -24,6 +24,7 @@ PromptConfig apply_overrides(PromptConfig p, const std::map<std::string, std::st
     std::string before;
     if (key == "chat_template") before = p.chat_template, p.chat_template = value;
     else if (key == "image_placement") before = p.image_placement, p.image_placement = value;
+    else if (key == "multi_image") before = p.multi_image, p.multi_image = value;
     else if (key == "max_tiles") {
       before = std::to_string(p.max_tiles);
       try {
@@ -47,7 +48,8 @@ void check_prompt(const PromptConfig& p) {
   auto bad = [&](const std::string& what) { return std::runtime_error(p.source + ": prompt " + what); };
   if (!data::SampleEncoder::valid_image_placement(p.image_placement))
     throw bad("image_placement '" + p.image_placement + "' is unknown (expected prepend or prepend_newline)");
-  if (p.multi_image != "first_turn") throw bad("multi_image '" + p.multi_image + "' is unknown (expected first_turn)");
+  if (!data::SampleEncoder::valid_multi_image(p.multi_image))
+    throw bad("multi_image '" + p.multi_image + "' is unknown (expected interleaved or first_turn)");
   if (p.chat_template != "auto") data::ChatTemplate::by_name(p.chat_template);  // throws naming the template
 }
 
@@ -100,6 +102,7 @@ LoadedModel build_model(const ModelSpec& spec) {
   model.cfg.prompt = prompt;
   m.enc = std::make_unique<data::SampleEncoder>(*m.tok, tmpl, data::ImageTokens::from_tokenizer(*m.tok, model.tokens_per_tile()));
   m.enc->set_image_placement(prompt.image_placement);
+  m.enc->set_multi_image(prompt.multi_image);
   m.enc->set_answer_tokenization(spec.answer_tokenization);
   m.tiles.tile = static_cast<int>(model.cfg.vision.image_size);
   m.tiles.max_num = static_cast<int>(prompt.max_tiles);

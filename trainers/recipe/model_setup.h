@@ -42,7 +42,7 @@ struct LoadedModel {
 
 LoadedModel build_model(const ModelSpec& spec);
 
-// One line for logs: "chatml template, max_tiles 6, thumbnail, image placement prepend, images first_turn (from ...)".
+// One line for logs: "chatml template, max_tiles 6, thumbnail, image placement prepend, images interleaved (from ...)".
 std::string describe(const PromptConfig& p);
 
 }  // namespace phantom::recipe

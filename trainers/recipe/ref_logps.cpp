@@ -132,6 +132,8 @@ RefKey ref_data_key(const std::string& annotations, const std::vector<data::Samp
     for (auto& i : x.images) s.str(i);
     s.i64(static_cast<int64_t>(x.turns.size()));
     for (auto& t : x.turns) s.i64(t.from_user).str(t.text);
+    s.i64(static_cast<int64_t>(x.context.size()));
+    for (auto& t : x.context) s.i64(t.from_user).str(t.text);
     s.str(x.question).str(x.chosen).i64(static_cast<int64_t>(x.rejected.size()));
     for (auto& r : x.rejected) s.str(r);
   }
@@ -142,7 +144,7 @@ RefKey ref_data_key(const std::string& annotations, const std::vector<data::Samp
   k.parts["template"] = Digest()
                             .str(t.name).str(t.user_start).str(t.user_end).str(t.assistant_start).str(t.assistant_end)
                             .i64(im.img_start).i64(im.img_context).i64(im.img_end).i64(im.tokens_per_tile)
-                            .str(enc.image_placement()).str(enc.answer_tokenization())
+                            .str(enc.image_placement()).str(enc.multi_image()).str(enc.answer_tokenization())
                             .hex();
   k.parts["preprocess"] = Digest().i64(tiles.tile).i64(tiles.min_num).i64(tiles.max_num).i64(tiles.use_thumbnail)
                               .i64(max_length).hex();

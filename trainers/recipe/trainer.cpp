@@ -170,6 +170,7 @@ void load_model(Run& r) {
   prompt.max_tiles = cfg.data.max_tiles;
   prompt.use_thumbnail = cfg.data.use_thumbnail;
   prompt.image_placement = cfg.data.image_placement;
+  prompt.multi_image = cfg.data.multi_image;
   prompt.source = "the data section";
   spec.prompt = prompt;
   spec.answer_tokenization = cfg.data.answer_tokenization;
@@ -638,10 +639,23 @@ void stage_data(const RunConfig& cfg, int64_t si, std::string& path, std::string
   format = sc.format.empty() ? cfg.data.format : sc.format;
   who = "stage " + sc.name + " (stages." + std::to_string(si) + ".format" + (sc.format.empty() ? " unset, data.format" : "") +
         " = " + format + ")";
-  if (needs_preference_data(sc.loss) && format != "preference")
+  // A meta file may list preference datasets (MMPR's layout); whether every one does is checked once it is read.
+  if (needs_preference_data(sc.loss) && format != "preference" && format != "internvl_meta")
     throw config::ConfigError("config error: " + who + ": loss " + loss_kind_name(sc.loss) + " needs preference triples but " + path +
                               " is read as '" + format + "'; set stages." + std::to_string(si) +
                               ".format: preference for a file of triples");
+}
+
+// A preference loss on a meta file: every dataset in it must hold preference rows; the first conversation names
+// its file and line.
+void check_stage_samples(const RunConfig& cfg, int64_t si, const std::vector<data::Sample>& samples, const std::string& who) {
+  const auto& sc = cfg.stages[static_cast<size_t>(si)];
+  if (!needs_preference_data(sc.loss)) return;
+  for (const auto& s : samples)
+    if (!s.is_preference())
+      throw config::ConfigError("config error: " + who + ": loss " + loss_kind_name(sc.loss) + " needs preference rows but " +
+                                s.where + " is a conversation without rejected answers (a meta file's datasets are read "
+                                "in their \"format\", else in the format their first row looks like)");
 }
 
 // Before the first step: every stage still to run reads its data (file, format, field map), the held-out file
@@ -652,7 +666,7 @@ void check_inputs(Run& r, const TrainState& st) {
   for (int64_t si = st.stage; si < static_cast<int64_t>(cfg.stages.size()); ++si) {
     std::string path, format, who;
     stage_data(cfg, si, path, format, who);
-    r.samples_of(path, format, who);
+    check_stage_samples(cfg, si, r.samples_of(path, format, who), who);
   }
   for (int64_t si = st.stage; si < static_cast<int64_t>(cfg.stages.size()); ++si)
     validation_samples(r, cfg.stages[static_cast<size_t>(si)]);

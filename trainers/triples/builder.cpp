@@ -18,6 +18,7 @@ using nlohmann::json;
 std::string question_of(const data::Sample& s, TripleQuestion& q) {
   q.sample = &s;
   if (s.is_preference()) {
+    if (!s.context.empty()) return "multi-turn conversation (a triple holds one question and its answer)";
     q.question = s.question, q.chosen = s.chosen;
     return "";
   }
