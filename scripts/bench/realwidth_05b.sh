@@ -19,8 +19,12 @@ BUILD_DIR="${BUILD_DIR:-build}"
 PY=.venv/bin/python
 mkdir -p "$OUT"
 
-scripts/setup.sh >/dev/null
-cmake --build "$BUILD_DIR" --target phantom >/dev/null
+# PHANTOM=path/to/binary: use that build instead of building $BUILD_DIR
+if [ -z "${PHANTOM:-}" ]; then
+  scripts/setup.sh >/dev/null
+  cmake --build "$BUILD_DIR" --target phantom >/dev/null
+fi
+PHANTOM="${PHANTOM:-$BUILD_DIR/phantom}"
 # The demo's tokenizer (byte-level BPE with the ChatML and image tokens; ids < 1,030 fit the real vocabulary) and
 # its product photos (one per row, upscaled to one 448-px tile).
 [ -f "$DEMO/tokenizer.json" ] || $PY scripts/make_demo_data.py --out "$DEMO" --train 12000 --mc-share 0.5 --filler-share 0.5
@@ -33,10 +37,10 @@ $PY scripts/bench/realwidth_rows.py --tokenizer "$DEMO/tokenizer.json" --images 
 ARGS=(model.path="$OUT/ckpt" data.train="$OUT/rows.jsonl" data.image_root="$DEMO" data.tokenizer="$DEMO/tokenizer.json"
       data.max_length="$TOKENS" data.max_tiles=1 data.batch_size=1 optim.grad_accum=1 run.precision=fp32
       run.frozen_dtype=fp32 stages.0.max_steps=2 stages.1.max_steps=2 checkpoint.every_steps=1000 log.every_steps=1)
-"$BUILD_DIR/phantom" plan --config configs/phantom-0.5b.yaml --device-memory 24GiB "${ARGS[@]}" | tee "$OUT/plan.txt"
+"$PHANTOM" plan --config configs/phantom-0.5b.yaml --device-memory 24GiB "${ARGS[@]}" | tee "$OUT/plan.txt"
 
 rm -rf "$OUT/runs"
-/usr/bin/time -v "$BUILD_DIR/phantom" train --config configs/phantom-0.5b.yaml run.output_dir="$OUT/runs" \
+/usr/bin/time -v "$PHANTOM" train --config configs/phantom-0.5b.yaml run.output_dir="$OUT/runs" \
   run.name=realwidth "${ARGS[@]}" 2>"$OUT/time.txt" | tee "$OUT/train.log"
 $PY - "$OUT" <<'EOF'
 import json, re, sys
