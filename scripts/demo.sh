@@ -6,12 +6,15 @@
 #   scripts/demo.sh [key=value ...]     # overrides go to `phantom train`, e.g. run.name=demo-plain model.phantom=off
 #   scripts/demo.sh --ablation          # the ablation over 3 seeds (scripts/ablation.sh): table + chart in docs/demo.md
 #   scripts/demo.sh --prepare           # setup, build and data only
+#   scripts/demo.sh --self-sampled      # the demo, then steps 1-2 again on rejected answers sampled from its own
+#                                       # warm-up model (configs/demo-self-sampled.yaml); both benchmarks side by side
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 case "${1:-}" in
   --ablation) shift; exec scripts/ablation.sh "$@" ;;
   --prepare) shift; prepare_only=1 ;;
+  --self-sampled) shift; prepare_only=0; self_sampled=1 ;;
   *) prepare_only=0 ;;
 esac
 scripts/setup.sh
@@ -37,6 +40,29 @@ if [ -z "$name" ]; then  # a finished run was reported, not trained again: show 
 m = json.load(open(sys.argv[1]))["metrics"]
 print("  %s: accuracy %.2f%% on %d questions" % (sys.argv[2], m["accuracy"], m["n"]))' "$name/benchmark/$f.json" "$f"
   done
+fi
+if [ "${self_sampled:-0}" = 1 ]; then
+  # Step 1's triples from the warm-up model: 4 sampled answers per question on the first 6,000 training rows (step 1
+  # reads 6,000 questions), each verified against the reference; the wrong ones become rejected answers. A rerun
+  # skips the rows already written.
+  "$BUILD_DIR/phantom" data triples --config configs/demo.yaml --out runs/demo-data/self_sampled.jsonl \
+    --model "$name/warmup" --k-model 4 --limit 6000 --batch-size 64 --max-new-tokens 16 --seed 1 | tee runs/demo-self-sampled-triples.log
+  "$BUILD_DIR/phantom" train --config configs/demo-self-sampled.yaml run.resume=auto stages.0.init_from="$name/warmup" "$@" \
+    | tee runs/demo-self-sampled.log | grep -v '^ \|^#\|^[a-z_]*:' || exit 1
+  self_name=$(grep -oE 'run directory: [^ ]*|^[^ ]+ is finished' runs/demo-self-sampled.log | head -1 | sed 's/run directory: //; s/ is finished//')
+  .venv/bin/python - "$name" "$self_name" <<'PYEOF'
+import json, sys
+def acc(run, f):
+    try:
+        m = json.load(open(f"{run}/benchmark/{f}.json"))["metrics"]
+        return f"{m['accuracy']:.1f} %"
+    except (OSError, KeyError, ValueError):
+        return "-"
+print("\n[demo] step 1 rejected answers: generator's (the demo) vs the warm-up model's own (self-sampled)")
+print(f"  {'run':<28} {'MC letter accuracy':>20} {'open accuracy':>15}")
+for run in sys.argv[1:]:
+    print(f"  {run:<28} {acc(run, 'benchmark'):>20} {acc(run, 'benchmark_open'):>15}")
+PYEOF
 fi
 plot=$(scripts/plot "$name") || plot="(scripts/plot failed: see above)"
 cat <<EOT
