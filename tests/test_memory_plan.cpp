@@ -112,9 +112,9 @@ TEST_CASE("memory plan: predicted peak of one real training step: within 15 % of
     const double ratio = static_cast<double>(r.plan.total()) / static_cast<double>(r.peak_bytes);
     INFO("stage " << cfg.stages[0].name << " checkpointing " << ckpt << ": plan " << r.plan.total() << " measured "
                   << r.peak_bytes << " ratio " << ratio);
-    // Measured (docs/scale.md): 0.87-0.94 without checkpointing, 0.89-1.00 with it. At these small widths the
+    // Measured (docs/scale.md): 0.87-0.97 without checkpointing, 0.89-1.03 with it. At these small widths the
     // plan is low by the per-token tensors it does not count (about 1,400 elements a token per decoder layer: RoPE
-    // tables, copies of the shared prefix's k/v, small per-head tensors); at the 0.5B widths it is within 3 %.
+    // tables, copies of the shared prefix's k/v, small per-head tensors); at the 0.5B widths it is within 4 %.
     CHECK(ratio > 0.85);
     CHECK(ratio < (ckpt ? 1.05 : 1.15));
   }
