@@ -86,7 +86,7 @@ TEST_CASE("memory plan: bytes by role follow the stage (int8 base, bf16 frozen, 
 
 // Widths where the step's tensors are >= 1 MiB (what the allocator accounts): decoder 256 x 1024, 2 layers, vocab
 // 8192, ViT 128 wide, one 56-px tile; 1024-token rows. The tolerances: docs/scale.md's calibration table.
-TEST_CASE("memory plan: predicted peak of one real training step: within 15 % uncheckpointed, never under and within 30 % checkpointed") {
+TEST_CASE("memory plan: predicted peak of one real training step: within 15 % of the measured peak, checkpointed or not") {
   use_caching_cpu_allocator();
   recipe::RunConfig cfg;
   auto& mc = cfg.model;
@@ -112,9 +112,10 @@ TEST_CASE("memory plan: predicted peak of one real training step: within 15 % un
     const double ratio = static_cast<double>(r.plan.total()) / static_cast<double>(r.peak_bytes);
     INFO("stage " << cfg.stages[0].name << " checkpointing " << ckpt << ": plan " << r.plan.total() << " measured "
                   << r.peak_bytes << " ratio " << ratio);
-    // Measured (docs/scale.md): within 15 % without checkpointing, 1.25-1.27 with it (the plan charges a whole
-    // recomputed layer and three head chunks; the step holds less): conservative, never under.
-    CHECK(ratio > (ckpt ? 1.0 : 0.85));
-    CHECK(ratio < (ckpt ? 1.30 : 1.15));
+    // Measured (docs/scale.md): 0.87-0.97 without checkpointing, 0.89-1.03 with it. At these small widths the
+    // plan is low by the per-token tensors it does not count (about 1,400 elements a token per decoder layer: RoPE
+    // tables, copies of the shared prefix's k/v, small per-head tensors); at the 0.5B widths it is within 4 %.
+    CHECK(ratio > 0.85);
+    CHECK(ratio < (ckpt ? 1.05 : 1.15));
   }
 }

@@ -87,11 +87,11 @@ void print_plan(const recipe::PlanInputs& in, const recipe::MemoryPlan& m, int64
               gib(m.gradients).c_str(), gib(m.adamw).c_str(), in.zero_stage, in.ranks, gib(m.autocast_copies).c_str(),
               gib(m.buckets).c_str());
   std::printf("  activations (micro-batch %lld: %lld decoder tokens, %lld tiles): ViT %s [checkpointed %s, full %s], "
-              "decoder %s [checkpointed %s, full %s], head chunk %s\n",
+              "decoder %s [checkpointed %s, full %s]; then the larger of the head's chunk %s and one block's backward %s\n",
               static_cast<long long>(in.micro_batch), static_cast<long long>(m.decoder_tokens),
               static_cast<long long>(m.tiles), gib(m.vision_act).c_str(), gib(m.vision_act_ckpt).c_str(),
               gib(m.vision_act_full).c_str(), gib(m.decoder_act).c_str(), gib(m.decoder_act_ckpt).c_str(),
-              gib(m.decoder_act_full).c_str(), gib(m.head_chunk).c_str());
+              gib(m.decoder_act_full).c_str(), gib(m.head_chunk).c_str(), gib(m.backward_block).c_str());
   std::printf("  total %s of %s: %s\n", gib(m.total()).c_str(), gib(device).c_str(),
               m.total() <= device ? "fits" : "does NOT fit");
 }
@@ -104,10 +104,10 @@ void print_measured(const recipe::MeasuredStep& r) {
               static_cast<long long>(r.row_length), static_cast<long long>(r.tiles), r.ms,
               recipe::gib(r.peak_bytes).c_str(), recipe::gib(r.plan.total()).c_str(),
               recipe::gib(r.plan.activations()).c_str(), ratio);
-  std::printf("    plan of the step: weights %s, gradients + AdamW + copies %s, ViT %s, decoder %s, head %s\n",
+  std::printf("    plan of the step: weights %s, gradients + AdamW + copies %s, ViT %s, decoder %s, head chunk %s | block backward %s\n",
               recipe::gib(r.plan.weights()).c_str(), recipe::gib(r.plan.state()).c_str(),
               recipe::gib(r.plan.vision_act).c_str(), recipe::gib(r.plan.decoder_act).c_str(),
-              recipe::gib(r.plan.head_chunk).c_str());
+              recipe::gib(r.plan.head_chunk).c_str(), recipe::gib(r.plan.backward_block).c_str());
   std::fflush(stdout);
 }
 

@@ -116,6 +116,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 struct Flow {
   std::vector<bool> vision_trains, decoder_trains;  // per block / layer: something in it trains (or is adapted)
   bool vision_embed = false, projector = false, embed = false;
+  bool decoder_linears = false;  // a decoder Linear (qkv, o, gate_up, down) trains or carries an adapter
+  bool vision_linears = false;   // the same for the ViT's qkv, proj, fc1, fc2
+  bool phantom = false;          // the Phantom tensors train
   int64_t lora_rank = 0;
 };
 
@@ -124,29 +127,53 @@ int64_t layer_index(const std::string& name, const std::string& prefix) {
   return std::stoll(name.substr(prefix.size()));
 }
 
-// Elements kept for backward per token, by one block whose gradients flow (the counts are of the tensors autograd
-// saves in our forward: the residual input of each norm, the attention's q, k, v and output, the MLP's
-// activation input and output; a Linear keeps its input only when its weight trains or carries an adapter).
+// Elements kept for backward per token by one block whose gradients flow. These are the tensors autograd saves in
+// our forward (phantom/model/attention.cpp, decoder.cpp, vision.cpp), counted against the caching allocator's
+// accounting at the 0.5B widths (docs/scale.md): a frozen Linear (plain or int8) keeps nothing of its input, a
+// trained or adapted one keeps it; a tensor saved through a view keeps the whole buffer it views.
 struct PerToken {
   double fp32 = 0, compute = 0;  // elements held in fp32 (the residual stream) and in the compute dtype
 };
 
-PerToken decoder_layer_act(const LlmConfig& l, bool trained, int64_t lora_rank) {
-  const double H = static_cast<double>(l.hidden_size), I = static_cast<double>(l.intermediate_size);
-  const double q = static_cast<double>(l.num_heads * l.head_dim()), kv = static_cast<double>(2 * l.num_kv_heads * l.head_dim());
+struct DecoderShape {
+  double H, I, Q, K;  // hidden, MLP, all query heads x head dim, all key (= value) heads x head dim
+  double heads, kv_heads;
+};
+
+PerToken decoder_layer_act(const LlmConfig& l, const Flow& f, bool phantom_on, bool segments) {
+  const double D = static_cast<double>(l.head_dim());
+  const DecoderShape s{static_cast<double>(l.hidden_size), static_cast<double>(l.intermediate_size),
+                       static_cast<double>(l.num_heads) * D, static_cast<double>(l.num_kv_heads) * D,
+                       static_cast<double>(l.num_heads), static_cast<double>(l.num_kv_heads)};
   PerToken p;
-  p.fp32 = 2 * H;                      // x (input norm), h (post-attention norm)
-  p.compute = 2 * q + kv + 3 * I;      // q, k, v, attention output; gate_up output (2I), silu output (I)
-  if (trained) p.compute += 2 * H + q + I + 4.0 * static_cast<double>(lora_rank);  // Linear inputs (+ adapter A outputs)
+  p.fp32 = 2 * s.H;                     // the layer's input (or its recomputed output) and h after attention
+  p.compute = (s.Q + 2 * s.K)           // the fused qkv output (v is a view of it, kept by its consumer)
+              + (s.Q + s.K)             // q and k after RoPE
+              + 2 * s.I + s.I;          // gate_up output (SiLU's input is a view of it), SiLU output
+  double attn = s.Q;                    // SDPA's output (its q, k, v are the tensors above)
+  if (phantom_on) {
+    // Three XAttentions (on q, k, v): each keeps linear_q's output, its GELU, the attention output y and linear_o's
+    // output (GELU input); linear_q's input is q / k / v itself; plus each one's scores over its sos heads. Then the
+    // concatenated q, k, v of head dim 2D that SDPA saves, and its 2D-wide output.
+    const double trained = f.phantom ? 4 : 3;  // frozen: linear_o keeps no input
+    p.compute += trained * (s.Q + 2 * s.K) + s.heads * s.heads + 2 * s.kv_heads * s.kv_heads;
+    p.compute += 2 * s.Q + 4 * s.K;
+    attn = 2 * s.Q;
+  }
+  // Segment attention (shared-prefix and packed rows) runs SDPA per segment and concatenates: the parts and the
+  // concatenation are both kept.
+  p.compute += segments ? 2 * attn : attn;
+  if (f.decoder_linears)  // the inputs of qkv, o, gate_up and down, and each adapter's A output
+    p.compute += 2 * s.H + s.Q + s.I + 4.0 * static_cast<double>(f.lora_rank);
   return p;
 }
 
-PerToken vision_block_act(const VisionConfig& v, bool trained, int64_t lora_rank) {
+PerToken vision_block_act(const VisionConfig& v, bool linears_train, int64_t lora_rank) {
   const double C = static_cast<double>(v.hidden_size), M = static_cast<double>(v.intermediate_size);
   PerToken p;
   p.fp32 = 2 * C;                      // x (norm1), h (norm2)
   p.compute = 3 * C + C + M;           // q, k, v, attention output, fc1 output (GELU input)
-  if (trained) p.compute += 3 * C + M + 4.0 * static_cast<double>(lora_rank);  // Linear inputs, GELU output
+  if (linears_train) p.compute += 3 * C + M + 4.0 * static_cast<double>(lora_rank);  // Linear inputs, GELU output
   return p;
 }
 
@@ -156,23 +183,21 @@ int64_t bytes_of(const PerToken& p, double tokens, int compute_bytes) {
 
 // A stack of blocks (ViT) or layers (decoder): backward keeps a block's activations once gradients flow through it,
 // from the first one that trains (or from the start when its input already carries a gradient). `full`: every
-// such block's activations; `ckpt`: the fp32 input each keeps under checkpointing; `layer_max`: the largest block,
-// recomputed one at a time.
+// such block's activations; `ckpt`: the fp32 input each keeps under checkpointing; `layer`: one block's.
 struct StackActivations {
   bool flows = false;
-  int64_t full = 0, ckpt = 0, layer_max = 0;
+  int64_t full = 0, ckpt = 0, layer = 0;
 };
-template <class ActOf>
-StackActivations stack_activations(bool flows_in, const std::vector<bool>& trains, double tokens, double width, ActOf act_of) {
+StackActivations stack_activations(bool flows_in, const std::vector<bool>& trains, double tokens, double width,
+                                   int64_t layer_bytes) {
   StackActivations r;
   r.flows = flows_in;
   for (const bool t : trains) {
     r.flows = r.flows || t;
-    const int64_t act = act_of(t);
-    r.layer_max = std::max(r.layer_max, act);
     if (!r.flows) continue;
-    r.full += act;
+    r.full += layer_bytes;
     r.ckpt += static_cast<int64_t>(4 * tokens * width);  // the block's input
+    r.layer = layer_bytes;
   }
   return r;
 }
@@ -192,10 +217,23 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   flow.vision_trains.assign(static_cast<size_t>(mc.vision.num_layers), false);
   flow.decoder_trains.assign(static_cast<size_t>(mc.llm.num_layers), false);
   flow.lora_rank = in.stage.lora.rank;
-  int64_t largest_int8 = 0;
+  int64_t largest_int8 = 0, largest_trained = 0;
+  static const std::regex vision_linear(R"(\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.)");
+  static const std::regex decoder_linear(R"(\.(qkv_proj|o_proj|gate_up_proj|down_proj)\.)");
+  // Trained elements (gradients) of the ViT, whose backward comes last: per block, and its embeddings.
+  std::vector<int64_t> vision_grads(static_cast<size_t>(mc.vision.num_layers), 0);
+  int64_t vision_embed_grads = 0;
+  auto count_grad = [&](const std::string& name, int64_t elems) {
+    const int64_t vi = layer_index(name, "vision_model.encoder.layers.");
+    if (vi >= 0) vision_grads[static_cast<size_t>(vi)] += elems;
+    else if (name.rfind("vision_model.", 0) == 0) vision_embed_grads += elems;
+  };
   auto mark = [&](const std::string& name) {
     const int64_t vi = layer_index(name, "vision_model.encoder.layers.");
     const int64_t di = layer_index(name, "language_model.model.layers.");
+    if (name.find("_phantom") != std::string::npos) flow.phantom = true;
+    else if (vi >= 0 && std::regex_search(name, vision_linear)) flow.vision_linears = true;
+    else if (di >= 0 && std::regex_search(name, decoder_linear)) flow.decoder_linears = true;
     if (vi >= 0) flow.vision_trains[static_cast<size_t>(vi)] = true;
     else if (di >= 0) flow.decoder_trains[static_cast<size_t>(di)] = true;
     else if (name.rfind("vision_model.", 0) == 0) flow.vision_embed = true;
@@ -215,11 +253,14 @@ MemoryPlan plan_memory(const PlanInputs& in) {
       m.n_lora += a;
       m.lora_fp32 += 4 * a;
       mark(t.name);
+      count_grad(t.name, a);
     }
+    if (trains || adapted) largest_trained = std::max(largest_trained, adapted ? in.stage.lora.rank * std::max(t.shape[0], t.shape[1]) : n);
     if (trains) {
       m.n_trainable += n;
       m.trainable_fp32 += 4 * n;
       mark(t.name);
+      count_grad(t.name, n);
       continue;
     }
     const bool embedding = ends_with(t.name, "embed_tokens.weight");
@@ -252,13 +293,11 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   m.decoder_tokens = B * in.max_length;
   const double vt = static_cast<double>(m.vision_tokens), dt = static_cast<double>(m.decoder_tokens);
 
-  const int64_t rank = lora ? flow.lora_rank : 0;
+  const int64_t vision_block = bytes_of(vision_block_act(mc.vision, flow.vision_linears, flow.lora_rank), vt, cb);
   const auto vis = stack_activations(flow.vision_embed, flow.vision_trains, vt, static_cast<double>(mc.vision.hidden_size),
-                                     [&](bool trains) { return bytes_of(vision_block_act(mc.vision, trains, rank), vt, cb); });
-  // Checkpointed: each block keeps its input, and one block is recomputed at a time in backward.
-  const bool vision_flows = vis.flows;
+                                     vision_block);
   m.vision_act_full = vis.full;
-  m.vision_act_ckpt = vis.ckpt + (vision_flows ? vis.layer_max : 0);
+  m.vision_act_ckpt = vis.ckpt;
   // Pixel-shuffled features through the projector, and the decoder's spliced input embeddings.
   const double shuffled = vt * static_cast<double>(g * g) / static_cast<double>(1 + g * g) * mc.downsample_ratio *
                           mc.downsample_ratio;
@@ -266,18 +305,48 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   const int64_t projector = static_cast<int64_t>(
       shuffled * (4.0 * static_cast<double>(mc.vision.hidden_size) / (mc.downsample_ratio * mc.downsample_ratio) * 2 + cb * 2 * H));
 
-  const auto dec = stack_activations(vision_flows || flow.projector || flow.embed, flow.decoder_trains, dt, H,
-                                     [&](bool trains) { return bytes_of(decoder_layer_act(mc.llm, trains, rank), dt, cb); });
+  const int64_t decoder_layer = bytes_of(decoder_layer_act(mc.llm, flow, mc.phantom != "off", in.preference), dt, cb);
+  const auto dec = stack_activations(vis.flows || flow.projector || flow.embed, flow.decoder_trains, dt, H, decoder_layer);
   const int64_t stream = static_cast<int64_t>(4 * dt * H * 3);  // input embeddings, final norm input and output
   m.decoder_act_full = dec.full + stream;
-  m.decoder_act_ckpt = dec.ckpt + (dec.flows ? dec.layer_max : 0) + stream;  // one layer recomputed at a time
+  m.decoder_act_ckpt = dec.ckpt + stream;
   m.vision_act = (in.vision_checkpointing ? m.vision_act_ckpt : m.vision_act_full) + projector;
   m.decoder_act = in.decoder_checkpointing ? m.decoder_act_ckpt : m.decoder_act_full;
-  // The head's chunk of fp32 logits, its softmax and its gradient (head_loss.h), and the transient float copy of
-  // the largest int8 matrix a forward dequantises.
+
+  // On top of what is kept, the step holds one transient at a time (measured by phase, docs/scale.md): in the
+  // forward, the head's one reused (rows, V) fp32 chunk of logits, softmaxed in place (head_loss.cpp); in the
+  // backward of each block, that block's recomputed activations when its stack is checkpointed, the gradient of
+  // its widest tensor (gate_up's 2I outputs, the ViT's fc1 outputs) and the float copy of an int8 weight that
+  // Int8Matmul dequantises again (the largest, gate_up).
   const int64_t V = mc.llm.vocab_size;
   const int64_t rows = std::min(head_chunk_rows(V), in.head_rows > 0 ? in.head_rows : m.decoder_tokens);
-  m.head_chunk = 3 * 4 * rows * V + static_cast<int64_t>(cb) * largest_int8;
+  m.head_chunk = 4 * rows * V;
+  const int64_t dequant = static_cast<int64_t>(cb) * largest_int8;
+  const int64_t decoder_backward =
+      dec.flows ? (in.decoder_checkpointing ? dec.layer : 0) +
+                      static_cast<int64_t>(cb * dt * 2 * static_cast<double>(mc.llm.intermediate_size))
+                : 0;
+  const int64_t vision_backward =
+      vis.flows ? (in.vision_checkpointing ? vis.layer : 0) +
+                      static_cast<int64_t>(cb * vt * static_cast<double>(mc.vision.intermediate_size))
+                : 0;
+  m.backward_block = std::max(decoder_backward, vision_backward) + dequant;
+
+  // Gradients appear as backward reaches their tensors (the trainer sets them to none after each step), so the
+  // step's peak is the largest of four moments: the head's forward (every kept activation, no gradient yet); the
+  // backward of the lowest decoder layer (bounded by every kept activation plus the gradients of the head, the
+  // final norm and every decoder layer); the backward of the top ViT block (the decoder's activations freed; every
+  // gradient but the lower ViT blocks'); and the optimiser step (every gradient, no activation).
+  const int64_t zero2 = in.zero_stage >= 2 ? N : 1;
+  int64_t vision_block_grads = 0, top_block = 0;
+  for (auto e : vision_grads) vision_block_grads += e, top_block = std::max(top_block, e);
+  m.grads_in_decoder_backward = 4 * (trained_elems - vision_block_grads - vision_embed_grads) / zero2;
+  const int64_t decoder_phase = m.vision_act + m.decoder_act +
+                                std::max(m.head_chunk, dec.flows ? decoder_backward + dequant + m.grads_in_decoder_backward : 0);
+  const int64_t vision_phase = vis.flows ? m.vision_act + vision_backward + dequant + 4 * (trained_elems - vision_block_grads - vision_embed_grads + top_block) / zero2 : 0;
+  // AdamW (torch's, one tensor at a time) holds a temporary of the largest trained tensor's size.
+  const int64_t optimiser_phase = m.gradients + 4 * largest_trained;
+  m.step_peak = std::max({decoder_phase, vision_phase, optimiser_phase});
   return m;
 }
 

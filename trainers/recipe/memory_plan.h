@@ -9,8 +9,9 @@
 //
 // Activations are a count of the tensors autograd keeps per token, per decoder layer and per ViT block (written out
 // in memory_plan.cpp), which depends on what trains: a frozen Linear keeps nothing of its input, a trained or adapted
-// one keeps it; nothing below the lowest trainable tensor keeps anything. Checkpointed layers keep only their input,
-// plus one layer's activations while it is recomputed.
+// one keeps it; nothing below the lowest trainable tensor keeps anything. Checkpointed layers keep only their input.
+// On top of that, one transient at a time: the head's chunk of logits in the forward, or one block's backward (its
+// recomputed activations when checkpointed, its widest gradient, a dequantised int8 weight).
 #pragma once
 
 #include <string>
@@ -57,13 +58,19 @@ struct MemoryPlan {
   // training state
   int64_t gradients = 0, adamw = 0, autocast_copies = 0, buckets = 0;
   // activations of one micro-batch (as planned: with the config's checkpointing) and both alternatives
-  int64_t vision_act = 0, decoder_act = 0, head_chunk = 0;
+  int64_t vision_act = 0, decoder_act = 0;   // kept from the forward until backward reaches them
+  int64_t head_chunk = 0, backward_block = 0;  // the two transients, never held at once (the larger counts)
+  int64_t grads_in_decoder_backward = 0;      // the gradients that exist by the lowest decoder layer's backward
+  // The most held at one moment beyond weights and AdamW state: the head's forward, the lowest decoder layer's or
+  // the top ViT block's backward (activations + the gradients that exist by then), or the optimiser step (every gradient).
+  int64_t step_peak = 0;
   int64_t decoder_act_ckpt = 0, decoder_act_full = 0, vision_act_ckpt = 0, vision_act_full = 0;
   int64_t tiles = 0, vision_tokens = 0, decoder_tokens = 0;  // of one micro-batch
   int64_t weights() const { return frozen_fp32 + frozen_half + frozen_int8 + trainable_fp32 + lora_fp32; }
   int64_t state() const { return gradients + adamw + autocast_copies + buckets; }
-  int64_t activations() const { return vision_act + decoder_act + head_chunk; }
-  int64_t total() const { return weights() + state() + activations(); }
+  int64_t transient() const { return head_chunk > backward_block ? head_chunk : backward_block; }
+  int64_t activations() const { return vision_act + decoder_act + transient(); }
+  int64_t total() const { return weights() + adamw + autocast_copies + buckets + step_peak; }
 };
 
 MemoryPlan plan_memory(const PlanInputs& in);

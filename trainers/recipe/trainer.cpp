@@ -30,6 +30,7 @@
 #include "data/loader.h"
 #include "data/tokenizers/tokenizer.h"
 #include "phantom/io/checkpoint.h"
+#include "phantom/model/cpu_allocator.h"
 #include "phantom/model/runtime.h"
 #include "phantom/util/log.h"
 #include "phantom/util/stop.h"
@@ -453,6 +454,7 @@ struct StepOut {
 // group's global counts), gradients summed over ranks, clipped, AdamW.
 StepOut train_step(Run& r, Stage& s) {
   const auto t0 = Clock::now();
+  if (r.device.is_cpu()) reset_cpu_peak();  // alloc_peak_gb below: this step's peak
   std::vector<data::Batch> micro;  // the whole group first: the loss is normalised by its global counts
   double wait = 0;
   for (int64_t k = 0; k < s.optim.grad_accum; ++k) {
@@ -522,6 +524,10 @@ StepOut train_step(Run& r, Stage& s) {
   m["loss"] = loss, m["grad_norm"] = gnorm, m["lr"] = lr, m["tokens_per_s"] = static_cast<double>(tokens) / secs;
   m["step_ms"] = 1e3 * secs, m["data_wait_ms"] = 1e3 * wait, m["peak_mem_gb"] = peak_memory_gb(r.device);
   m["tflops"] = tflops;
+  // On CPU, the caching allocator's most bytes in large (>= 1 MiB) blocks during this step: what `phantom plan`
+  // predicts (docs/scale.md); peak_mem_gb is the process's max resident set since it started.
+  if (const auto a = cpu_cache_stats(); r.device.is_cpu() && a.peak_live_bytes > 0)
+    m["alloc_peak_gb"] = static_cast<double>(a.peak_live_bytes) / (1024.0 * 1024 * 1024);
   // Padding: the share of the batch tensor's positions that hold no token (packing drives it towards 0).
   if (slots > 0) m["padding"] = 1.0 - static_cast<double>(tokens) / static_cast<double>(slots);
   if (r.world) m["grad_sync_ms"] = s.opt->last_sync_ms(), m["buckets_in_backward"] = static_cast<double>(s.opt->last_overlapped());
