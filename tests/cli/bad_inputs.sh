@@ -208,7 +208,9 @@ PY
 for spec in "negative|t['model']['vocab']['a'] = -5|model\.vocab\[\"a\"\]: id -5 is outside the vocabulary" \
             "huge|t['model']['vocab']['a'] = 2000000000|model\.vocab\[\"a\"\]: id 2000000000 is outside the vocabulary" \
             "shared-added|t['added_tokens'][1]['id'] = t['added_tokens'][0]['id']|added_tokens\[1\]: .* already the id of added token" \
-            "type|t['added_tokens'][0]['content'] = 5|added_tokens\[0\]: type must be string, but is number"; do
+            "type|t['added_tokens'][0]['content'] = 5|added_tokens\[0\]: type must be string, but is number" \
+            "strip-empty|t['decoder'] = {'type': 'Strip', 'content': '', 'start': -1, 'stop': 0}|decoder Strip: empty content" \
+            "strip-count|t['decoder'] = {'type': 'Strip', 'content': ' ', 'start': -1, 'stop': 0}|decoder Strip: start must be an integer 0\.\.1000000, got -1"; do
   IFS='|' read -r name edit msg <<<"$spec"
   tokjson "$name" "$edit"
   run_case "tokenizer.json $name" 1 "tok/$name/tokenizer\.json: $msg" - \
