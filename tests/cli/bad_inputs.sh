@@ -216,6 +216,9 @@ for spec in "negative|t['model']['vocab']['a'] = -5|model\.vocab\[\"a\"\]: id -5
   run_case "tokenizer.json $name" 1 "tok/$name/tokenizer\.json: $msg" - \
     "$PHANTOM" generate --model "$work/nope" --tokenizer "$work/tok/$name/tokenizer.json" --prompt hi
 done
+mkdir -p "$work/tok/cls" && cp "$D/tokenizer.json" "$work/tok/cls/" && echo '{"tokenizer_class": 5}' >"$work/tok/cls/tokenizer_config.json"
+run_case "tokenizer_config.json tokenizer_class not a string" 1 "tok/cls/tokenizer_config\.json: tokenizer_class must be a string, got 5" - \
+  "$PHANTOM" generate --model "$work/nope" --tokenizer "$work/tok/cls" --prompt hi
 # names that become paths
 run_case "run.name empty" 2 "run\.name: empty" - "$PHANTOM" "${train[@]}" run.name=
 run_case "run.name with a separator" 2 "run\.name: holds a path separator '/'" - "$PHANTOM" "${train[@]}" run.name=a/b
@@ -230,6 +233,9 @@ run_case "eval TSV: duplicate index" 1 "dup\.tsv: index '[^']*' appears twice \(
 head -1 "$D/mc_test.tsv" >"$work/header.tsv"
 run_case "eval TSV: a header and no rows" 1 "header\.tsv: no mmbench questions \(the file holds no rows\)" - \
   "$PHANTOM" eval --model "$work/nope" --benchmark mc --data "$work/header.tsv"
+printf '{"id": "3", "task_type": "action_prediction", "image": "x.png", "bbox": [0, 0, 1, 1], "options": ["a", "b"], "answer": 5}\n' >"$work/vwb.jsonl"
+run_case "eval VisualWebBench: answer beyond the options" 1 "vwb\.jsonl: 1 bad row\(s\): row action_prediction/3 \(answer 5 is not an index into the 2 options\)" - \
+  "$PHANTOM" eval --model "$work/nope" --benchmark visualwebbench --data "$work/vwb.jsonl"
 # preference pairs with nothing to prefer
 printf '{"id": "p", "image": "%s", "question": "<image> q", "chosen": "A shoe.", "rejected": "A shoe."}\n' "${good[0]}" >"$work/same.jsonl"
 run_case "preference: rejected equals chosen" 1 "same\.jsonl:1: rejected equals chosen" - \
