@@ -236,6 +236,9 @@ run_case "eval TSV: a header and no rows" 1 "header\.tsv: no mmbench questions \
 printf '{"id": "3", "task_type": "action_prediction", "image": "x.png", "bbox": [0, 0, 1, 1], "options": ["a", "b"], "answer": 5}\n' >"$work/vwb.jsonl"
 run_case "eval VisualWebBench: answer beyond the options" 1 "vwb\.jsonl: 1 bad row\(s\): row action_prediction/3 \(answer 5 is not an index into the 2 options\)" - \
   "$PHANTOM" eval --model "$work/nope" --benchmark visualwebbench --data "$work/vwb.jsonl"
+printf '{"question_id": "", "image": "x.png", "text": "Describe."}\n' >"$work/llavaw.jsonl"
+run_case "eval LLaVA-W: empty question_id" 1 "llavaw\.jsonl: 1 bad row\(s\): row line 1 \(needs question_id \(non-empty\), image and text\)" - \
+  "$PHANTOM" eval --model "$work/nope" --benchmark llavaw --data "$work/llavaw.jsonl"
 # preference pairs with nothing to prefer
 printf '{"id": "p", "image": "%s", "question": "<image> q", "chosen": "A shoe.", "rejected": "A shoe."}\n' "${good[0]}" >"$work/same.jsonl"
 run_case "preference: rejected equals chosen" 1 "same\.jsonl:1: rejected equals chosen" - \

@@ -45,8 +45,8 @@ std::vector<EvalSeed> eval_seeds(const std::string& png) {
         "2\tNo answer (test split)\t\tp\tq\tr\ts\t\tcount\treasoning\t0\ttest\n"}},
       {"eval-tsv-mmstar", Bench::MMStar, "mmstar.tsv",
        {"index\tquestion\tanswer\tcategory\tl2_category\timage\n"
-        "0\tWhich one?\nOptions: A: one, B: two, C: three, D: four, five\tB\tcoarse perception\tscene\t" + b64 + "\n"
-        "1\tHow many?\nOptions: A: 1, B: 2\tA\tinstance reasoning\tcount\t0\n"}},
+        "0\t\"Which one?\nOptions: A: one, B: two, C: three, D: four, five\"\tB\tcoarse perception\tscene\t" + b64 + "\n"
+        "1\t\"How many?\nOptions: A: 1, B: 2\"\tA\tinstance reasoning\tcount\t0\n"}},
       {"eval-json-scienceqa", Bench::ScienceQA, "problems.json",
        {R"({"101": {"question": "Which is a solid?", "choices": ["milk", "rock"], "answer": 1, "hint": "", "image": "a.png",
   "split": "test", "subject": "natural science", "grade": "grade3", "topic": "physics"},
