@@ -209,6 +209,12 @@ TEST_CASE("safetensors: sharded checkpoints with a broken index") {
   CHECK_THROWS_WITH(st::Checkpoint(index), Catch::Contains("model.safetensors.index.json: not valid JSON"));
   write_bytes(index, "{\"metadata\": {}}");
   CHECK_THROWS_WITH(st::Checkpoint(index), Catch::Contains("no \"weight_map\""));
+  // A shard that exists but is not a safetensors file (here the directory itself, "" in the index): the shard's
+  // own error, said to come from the index (the fuzz pass, tests/fuzz, mutates shard names).
+  j = nlohmann::json::parse(good);
+  j["weight_map"]["F64.4x7"] = "";
+  write_bytes(index, j.dump());
+  CHECK_THROWS_WITH(st::Checkpoint(index), Catch::Contains("model.safetensors.index.json: shard \"\" (listed for tensor \"F64.4x7\")"));
 
   write_bytes(index, good);
   CHECK(st::Checkpoint(t.str("ck")).names().size() == 3);

@@ -417,8 +417,17 @@ void Decoder::read(const json& d, const std::string& file) {
   } else if (type == "Fuse") {
     st.kind = "fuse";
   } else if (type == "Strip") {
+    // Up to `start` leading and `stop` trailing copies of one character (tokenizers: a char and two usize). An
+    // empty content matches everywhere, and a count read through int wrapped around: the loop would not end.
     st.kind = "strip", st.a = d.at("content").get<std::string>();
-    st.start = d.value("start", 0), st.stop = d.value("stop", 0);
+    if (st.a.empty()) throw std::runtime_error(file + ": decoder Strip: empty content (expected one character)");
+    auto count = [&](const char* key) {
+      const json v = d.value(key, json(0));
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1000000)
+        throw std::runtime_error(file + ": decoder Strip: " + key + " must be an integer 0..1000000, got " + v.dump());
+      return v.get<size_t>();
+    };
+    st.start = count("start"), st.stop = count("stop");
   } else {
     throw std::runtime_error(file + ": decoder '" + type +
                              "' is not supported (ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence)");

@@ -17,7 +17,13 @@ namespace {
 class SentencePieceTokenizer : public Tokenizer {
  public:
   SentencePieceTokenizer(const std::string& path, const std::vector<AddedToken>& added) : path_(path) {
-    const auto status = sp_.Load(path);
+    // A corrupt model can also throw from inside the library (darts_clone: "zero-length key").
+    sentencepiece::util::Status status;
+    try {
+      status = sp_.Load(path);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path + ": cannot load SentencePiece model: " + e.what());
+    }
     if (!status.ok()) throw std::runtime_error(path + ": cannot load SentencePiece model: " + status.ToString());
     // Added ids index the embedding: within [0, pieces + added tokens), one token per id (the content of an id
     // the model already has must be that piece, as tokenizer_config.json repeats <s>, </s>, <unk>).
@@ -25,7 +31,9 @@ class SentencePieceTokenizer : public Tokenizer {
     const std::string origin = path + ": added token ";
     for (auto& t : added) {
       const std::string what = origin + "'" + t.content + "' (tokenizer_config.json added_tokens_decoder or added_tokens.json)";
-      if (t.content.empty()) throw std::runtime_error(origin + "with id " + std::to_string(t.id) + ": empty content");
+      if (t.content.empty())
+        throw std::runtime_error(origin + "with id " + std::to_string(t.id) +
+                                 " (tokenizer_config.json added_tokens_decoder or added_tokens.json): empty content");
       if (t.id < 0 || t.id >= limit)
         throw std::runtime_error(what + ": id " + std::to_string(t.id) + " is outside the vocabulary (0.." +
                                  std::to_string(limit - 1) + ")");

@@ -87,7 +87,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   if (fs::is_directory(p)) {
     const bool has_json = fs::exists(p / "tokenizer.json"), has_model = fs::exists(p / "tokenizer.model");
     const json cfg = read_json_or_null(p / "tokenizer_config.json");
-    const std::string cls = cfg.is_object() ? cfg.value("tokenizer_class", "") : "";
+    const json cls_value = cfg.is_object() ? cfg.value("tokenizer_class", json()) : json();
+    if (!cls_value.is_null() && !cls_value.is_string())
+      throw std::runtime_error((p / "tokenizer_config.json").string() + ": tokenizer_class must be a string, got " +
+                               cls_value.dump());
+    const std::string cls = cls_value.is_string() ? cls_value.get<std::string>() : "";
     // InternLM2's official tokenizer class is slow-only: it encodes with tokenizer.model even when a converted
     // tokenizer.json sits next to it.
     const bool slow_only = cls == "InternLM2Tokenizer";

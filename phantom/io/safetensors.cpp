@@ -300,7 +300,11 @@ Checkpoint::Checkpoint(const std::string& path) : path_(path) {
       if (!fs::exists(shard_path, ec))
         fail(p, "shard " + quote(shard) + " (listed for tensor " + quote(names[0]) +
                     ") is missing: " + shard_path.string());
-      files_.push_back(std::make_unique<File>(shard_path.string()));
+      try {
+        files_.push_back(std::make_unique<File>(shard_path.string()));
+      } catch (const std::exception& e) {  // the shard's own error, said to come from this index
+        fail(p, "shard " + quote(shard) + " (listed for tensor " + quote(names[0]) + "): " + e.what());
+      }
       for (const auto& name : names) {
         if (!files_.back()->contains(name))
           fail(p,

@@ -208,12 +208,17 @@ PY
 for spec in "negative|t['model']['vocab']['a'] = -5|model\.vocab\[\"a\"\]: id -5 is outside the vocabulary" \
             "huge|t['model']['vocab']['a'] = 2000000000|model\.vocab\[\"a\"\]: id 2000000000 is outside the vocabulary" \
             "shared-added|t['added_tokens'][1]['id'] = t['added_tokens'][0]['id']|added_tokens\[1\]: .* already the id of added token" \
-            "type|t['added_tokens'][0]['content'] = 5|added_tokens\[0\]: type must be string, but is number"; do
+            "type|t['added_tokens'][0]['content'] = 5|added_tokens\[0\]: type must be string, but is number" \
+            "strip-empty|t['decoder'] = {'type': 'Strip', 'content': '', 'start': -1, 'stop': 0}|decoder Strip: empty content" \
+            "strip-count|t['decoder'] = {'type': 'Strip', 'content': ' ', 'start': -1, 'stop': 0}|decoder Strip: start must be an integer 0\.\.1000000, got -1"; do
   IFS='|' read -r name edit msg <<<"$spec"
   tokjson "$name" "$edit"
   run_case "tokenizer.json $name" 1 "tok/$name/tokenizer\.json: $msg" - \
     "$PHANTOM" generate --model "$work/nope" --tokenizer "$work/tok/$name/tokenizer.json" --prompt hi
 done
+mkdir -p "$work/tok/cls" && cp "$D/tokenizer.json" "$work/tok/cls/" && echo '{"tokenizer_class": 5}' >"$work/tok/cls/tokenizer_config.json"
+run_case "tokenizer_config.json tokenizer_class not a string" 1 "tok/cls/tokenizer_config\.json: tokenizer_class must be a string, got 5" - \
+  "$PHANTOM" generate --model "$work/nope" --tokenizer "$work/tok/cls" --prompt hi
 # names that become paths
 run_case "run.name empty" 2 "run\.name: empty" - "$PHANTOM" "${train[@]}" run.name=
 run_case "run.name with a separator" 2 "run\.name: holds a path separator '/'" - "$PHANTOM" "${train[@]}" run.name=a/b
@@ -228,6 +233,12 @@ run_case "eval TSV: duplicate index" 1 "dup\.tsv: index '[^']*' appears twice \(
 head -1 "$D/mc_test.tsv" >"$work/header.tsv"
 run_case "eval TSV: a header and no rows" 1 "header\.tsv: no mmbench questions \(the file holds no rows\)" - \
   "$PHANTOM" eval --model "$work/nope" --benchmark mc --data "$work/header.tsv"
+printf '{"id": "3", "task_type": "action_prediction", "image": "x.png", "bbox": [0, 0, 1, 1], "options": ["a", "b"], "answer": 5}\n' >"$work/vwb.jsonl"
+run_case "eval VisualWebBench: answer beyond the options" 1 "vwb\.jsonl: 1 bad row\(s\): row action_prediction/3 \(answer 5 is not an index into the 2 options\)" - \
+  "$PHANTOM" eval --model "$work/nope" --benchmark visualwebbench --data "$work/vwb.jsonl"
+printf '{"question_id": "", "image": "x.png", "text": "Describe."}\n' >"$work/llavaw.jsonl"
+run_case "eval LLaVA-W: empty question_id" 1 "llavaw\.jsonl: 1 bad row\(s\): row line 1 \(needs question_id \(non-empty\), image and text\)" - \
+  "$PHANTOM" eval --model "$work/nope" --benchmark llavaw --data "$work/llavaw.jsonl"
 # preference pairs with nothing to prefer
 printf '{"id": "p", "image": "%s", "question": "<image> q", "chosen": "A shoe.", "rejected": "A shoe."}\n' "${good[0]}" >"$work/same.jsonl"
 run_case "preference: rejected equals chosen" 1 "same\.jsonl:1: rejected equals chosen" - \

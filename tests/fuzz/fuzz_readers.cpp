@@ -1,9 +1,11 @@
 // Mutation fuzzing of the input readers, built with -fsanitize=address,undefined (tests/fuzz/CMakeLists.txt,
 // `scripts/test.sh --sanitize`). Each reader starts from valid inputs made here (a safetensors file, JSON/JSONL
-// annotations, an InternVL meta file, configs/demo.yaml, an HF config.json, PNG/JPEG/WebP/BMP images), applies
+// annotations, an InternVL meta file, configs/demo.yaml, an HF config.json, PNG/JPEG/WebP/BMP images; the tokenizer,
+// benchmark and checkpoint files of fuzz_tokenizers.cpp, fuzz_eval.cpp and fuzz_checkpoints.cpp), applies
 // random byte- and token-level mutations, and feeds the result to the real reader. A reader may accept or reject
 // an input; what it must never do is crash, trip a sanitizer, hang, or reject with something other than a
-// one-line std::runtime_error / std::invalid_argument that names the file.
+// one-line std::runtime_error / std::invalid_argument that names the file. Every seed must be accepted as it is
+// (a target whose seeds are rejected would fuzz nothing but its error path).
 //
 //   phantom_fuzz --source DIR [--iterations N] [--seed S] [--only NAME]
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -32,11 +35,16 @@
 #include "phantom/io/safetensors.h"
 #include "phantom/util/config.h"
 #include "phantom/util/parse.h"
+#include "phantom/util/log.h"
+#include "tests/fuzz/fuzz.h"
 #include "trainers/recipe/run_config.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace phantom;
+using phantom::fuzz::read;
+using phantom::fuzz::Target;
+using phantom::fuzz::write;
 
 namespace {
 
@@ -99,28 +107,11 @@ struct Mutator {
   }
 };
 
-void write(const fs::path& p, const std::string& s) {
-  std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
-}
-
-std::string read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// ---- one reader: seeds, how to run an input, and the counts ------------------------------------------------------
-struct Target {
-  std::string name;
-  std::vector<std::string> seeds;
-  std::function<void(const std::string& input)> run;  // writes the input where the reader looks, then reads it
-  std::string file_shown;                              // what a rejection must name
-};
-
 struct Counts {
   int64_t inputs = 0, accepted = 0, rejected = 0, bad_errors = 0;
 };
 
-Counts fuzz(const Target& t, int64_t iterations, uint64_t seed) {
+Counts run_target(const Target& t, int64_t iterations, uint64_t seed) {
   Mutator mutate{std::mt19937_64(seed ^ std::hash<std::string>{}(t.name))};
   Counts c;
   for (int64_t i = 0; i < iterations; ++i) {
@@ -144,6 +135,8 @@ Counts fuzz(const Target& t, int64_t iterations, uint64_t seed) {
     } catch (...) {
       bad = "non-standard exception";
     }
+    if (bad.empty() && i < static_cast<int64_t>(t.seeds.size()) && c.accepted != i + 1)
+      bad = "seed " + std::to_string(i) + " is rejected (fix the seed: the target would fuzz nothing)";
     if (!bad.empty()) {
       if (++c.bad_errors <= 5) {
         std::fprintf(stderr, "[%s] input %lld: %s\n", t.name.c_str(), static_cast<long long>(i),
@@ -209,9 +202,20 @@ int main(int argc, char** argv) {
   // Mutated headers may declare huge images: keep decoding small (the cap is part of what is tested).
   data::set_max_image_pixels(1 << 20);
 
+  // Readers log what they accept and skip; thousands of inputs would bury the counts (PHANTOM_LOG_LEVEL overrides).
+  ::setenv("PHANTOM_LOG_LEVEL", "error", 0);
+  log::init();
+
   const auto images = image_seeds();
   write(dir / "images/a.png", images[0]);
   write(dir / "images/b.jpg", images[4]);
+  std::string tiny_png;  // inline base64 images of the benchmark TSVs: small, so mutations land in the table too
+  {
+    cv::Mat m(3, 4, CV_8UC3, cv::Scalar(10, 200, 30));
+    std::vector<uint8_t> buf;
+    cv::imencode(".png", m, buf);
+    tiny_png.assign(buf.begin(), buf.end());
+  }
 
   std::vector<Target> targets;
   {  // safetensors: the header (JSON + offsets) and the u64 length in front of it
@@ -324,12 +328,16 @@ int main(int argc, char** argv) {
     targets.push_back(std::move(t));
   }
 
+  for (auto* more : {&fuzz::tokenizer_targets, &fuzz::checkpoint_targets})
+    for (auto& t : (*more)(dir)) targets.push_back(std::move(t));
+  for (auto& t : fuzz::eval_targets(dir, dir / "images", tiny_png)) targets.push_back(std::move(t));
+
   int64_t total = 0, bad = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& t : targets) {
     if (!only.empty() && t.name.find(only) == std::string::npos) continue;
-    const auto c = fuzz(t, iterations, seed);
-    std::printf("%-28s %6lld inputs: %6lld accepted, %6lld rejected cleanly, %lld bad errors\n", t.name.c_str(),
+    const auto c = run_target(t, iterations, seed);
+    std::printf("%-30s %6lld inputs: %6lld accepted, %6lld rejected cleanly, %lld bad errors\n", t.name.c_str(),
                 static_cast<long long>(c.inputs), static_cast<long long>(c.accepted),
                 static_cast<long long>(c.rejected), static_cast<long long>(c.bad_errors));
     total += c.inputs, bad += c.bad_errors;

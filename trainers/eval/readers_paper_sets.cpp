@@ -590,8 +590,8 @@ ReadResult read_llavaw(const std::string& path, const ReadOptions& opt) {
     const auto qid = files::field(x, "question_id"), text = files::field(x, "text"), image = files::field(x, "image");
     BenchItem it;
     it.id = qid.value_or("line " + std::to_string(line));
-    if (!qid || !text || !image) {
-      errors.add(it.id, "needs question_id, image and text");
+    if (!qid || qid->empty() || !text || !image) {
+      errors.add(it.id.empty() ? "line " + std::to_string(line) : it.id, "needs question_id (non-empty), image and text");
       continue;
     }
     it.question = *text;
@@ -617,6 +617,10 @@ ReadResult read_benchmark(Bench b, const std::vector<std::string>& files, const 
                              ": an accuracy over 0 questions would mean nothing");
   std::map<std::string, size_t> seen;
   for (size_t i = 0; i < r.items.size(); ++i) {
+    // Answers and results are keyed by the id: an empty one (BLINK "idx": "", an object key "") cannot be resumed.
+    if (r.items[i].id.empty())
+      throw std::runtime_error(names + ": question " + std::to_string(i + 1) +
+                               " in reading order has an empty id (answers and results are filed by id)");
     auto [it, fresh] = seen.emplace(r.items[i].id, i);
     if (!fresh)
       throw std::runtime_error(names + ": question id '" + r.items[i].id + "' appears twice (questions " +

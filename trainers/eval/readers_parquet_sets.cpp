@@ -94,6 +94,10 @@ ReadResult read_visualwebbench(const std::string& path, const ReadOptions& opt) 
         if (!x.contains("options") || !x["options"].is_array() || x["options"].empty()) bad = "needs options (a list)";
         else
           for (const auto& o : x["options"]) it.options.push_back(o.is_string() ? o.get<std::string>() : o.dump());
+        // The answer indexes the options here (the grounding tasks index labels in the screenshot instead).
+        if (bad.empty() && static_cast<size_t>(it.answer[0] - 'A') >= it.options.size())
+          bad = "answer " + std::to_string(it.answer[0] - 'A') + " is not an index into the " +
+                std::to_string(it.options.size()) + " options";
       }
     }
     if (*task == "element_ocr" || *task == "action_prediction") {

@@ -1,6 +1,7 @@
 // Readers for the sets beyond the paper's main table that Phantom's own evaluation code covers: MathVerse,
 // SEED-Bench-2-Plus, CV-Bench, MM-Vet-v2. Formats and choices are in docs/evaluation.md.
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
 
 #include "trainers/eval/benchmarks.h"
@@ -31,9 +32,11 @@ ReadResult read_mathverse(const std::vector<std::string>& files, const ReadOptio
       }
       BenchItem it;
       try {
-        it.id = offset ? std::to_string(std::stoll(*idx) + static_cast<long long>(offset)) : *idx;
+        const long long n = offset ? std::stoll(*idx) : 0;
+        if (n > std::numeric_limits<long long>::max() - static_cast<long long>(offset)) throw std::out_of_range("");
+        it.id = offset ? std::to_string(n + static_cast<long long>(offset)) : *idx;
       } catch (const std::exception&) {
-        errors.add(row, "sample_index '" + *idx + "' is not a number");
+        errors.add(row, "sample_index '" + *idx + "' is not a number within range");
         continue;
       }
       it.question = *query;

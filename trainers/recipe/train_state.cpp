@@ -70,14 +70,8 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, torch
     if (opt) save_optimizer(*opt, (tmp / "optimizer.pt").string());
     auto rng = at::detail::getDefaultCPUGenerator().get_state();
     write_checkpoint_tensors((tmp / "rng.safetensors").string(), {{"cpu", rng}});
-    json j = {{"stage", st.stage},           {"stage_step", st.stage_step}, {"global_step", st.global_step},
-              {"stage_total", st.stage_total}, {"stage_done", st.stage_done},
-              {"data", {{"epoch", st.data.epoch}, {"batch", st.data.batch}, {"global_batch", st.global_batch},
-                        {"grad_accum", st.grad_accum}, {"base_global_batch", st.base_global_batch}}}};
-    if (!st.ref_identity.empty()) j["ref_identity"] = st.ref_identity;
-    if (!st.run_id.empty()) j["run_id"] = st.run_id;
     util::write_file_atomic((tmp / "config.yaml").string(), resolved_config);
-    util::write_file_atomic((tmp / "state.json").string(), j.dump(2) + "\n");  // written last: marks completeness
+    util::write_file_atomic((tmp / "state.json").string(), train_state_json(st));  // written last: marks completeness
     for (auto& e : fs::directory_iterator(tmp)) fsync_file(e.path());
     util::fsync_dir(tmp.string());
   } catch (const std::exception& e) {
@@ -128,53 +122,6 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   const auto all = list_checkpoints(run_dir);
   if (all.empty()) return std::nullopt;
   return all.back().path;
-}
-
-TrainState read_train_state(const std::string& dir) {
-  const auto path = fs::path(dir) / "state.json";
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("not a checkpoint (no state.json): " + dir);
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(path.string() + ": unreadable: " + e.what());
-  }
-  // Each field checked by name and type: a hand-edited or corrupt state.json says which field is wrong.
-  auto field = [&](const json& obj, const char* key, const std::string& shown) -> const json& {
-    if (!obj.is_object() || !obj.contains(key))
-      throw std::runtime_error(path.string() + ": missing field '" + shown + "' (not a complete checkpoint?)");
-    return obj.at(key);
-  };
-  auto integer = [&](const json& obj, const char* key, const std::string& shown) {
-    const json& v = field(obj, key, shown);
-    if (!v.is_number_integer() || v.get<int64_t>() < 0)
-      throw std::runtime_error(path.string() + ": field '" + shown + "' must be a non-negative integer, got " + v.dump());
-    return v.get<int64_t>();
-  };
-  TrainState st;
-  st.stage = integer(j, "stage", "stage");
-  st.stage_step = integer(j, "stage_step", "stage_step");
-  st.global_step = integer(j, "global_step", "global_step");
-  st.stage_total = integer(j, "stage_total", "stage_total");
-  const json& done = field(j, "stage_done", "stage_done");
-  if (!done.is_boolean())
-    throw std::runtime_error(path.string() + ": field 'stage_done' must be true or false, got " + done.dump());
-  st.stage_done = done.get<bool>();
-  const json& d = field(j, "data", "data");
-  st.data.epoch = integer(d, "epoch", "data.epoch");
-  st.data.batch = integer(d, "batch", "data.batch");
-  // Written since the batch geometry is checked on resume; absent (0) in older checkpoints.
-  st.global_batch = d.contains("global_batch") ? integer(d, "global_batch", "data.global_batch") : 0;
-  st.grad_accum = d.contains("grad_accum") ? integer(d, "grad_accum", "data.grad_accum") : 0;
-  st.base_global_batch = d.contains("base_global_batch") ? integer(d, "base_global_batch", "data.base_global_batch") : 0;
-  if (j.contains("run_id") && j["run_id"].is_string()) st.run_id = j["run_id"].get<std::string>();
-  if (j.contains("ref_identity")) {
-    if (!j["ref_identity"].is_string())
-      throw std::runtime_error(path.string() + ": field 'ref_identity' must be a string, got " + j["ref_identity"].dump());
-    st.ref_identity = j["ref_identity"].get<std::string>();
-  }
-  return st;
 }
 
 void load_checkpoint_model(const std::string& dir, torch::nn::Module& model) {

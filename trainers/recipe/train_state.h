@@ -53,6 +53,9 @@ void save_checkpoint(const std::string& dir, torch::nn::Module& model, torch::op
 // The newest complete checkpoint under <run>/checkpoints by step, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 
+// state.json (train_state_json.cpp): the text save_checkpoint writes, and the reader, which checks every field by
+// name and type and names the file and field it rejects.
+std::string train_state_json(const TrainState& st);
 TrainState read_train_state(const std::string& ckpt_dir);
 // Restores model tensors and the RNG; the optimiser separately (it must exist first; a checkpoint without its
 // optimizer.pt is an error: resuming with a fresh AdamW would not be the same run).
