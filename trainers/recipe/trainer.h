@@ -9,14 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "data/collate.h"
+#include "phantom/model/model.h"
 #include "trainers/recipe/run_config.h"
-
-namespace phantom {
-struct PhantomModelImpl;
-namespace data {
-struct Batch;
-}
-}  // namespace phantom
 
 namespace phantom::recipe {
 
