@@ -4,11 +4,16 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "phantom/io/checkpoint.h"
+#include "phantom/io/safetensors.h"
+#include "phantom/util/logf.h"
 #include "phantom/model/model.h"
 #include "tests/helpers.h"
 #include "tests/tiny.h"
@@ -150,6 +155,29 @@ struct DemoData : test::DemoDataDir {
   }
 };
 
+// The dump tests/tools/trajectory_reference.py replays: the starting weights as an HF export (dir/initial), then
+// every micro-batch of every optimiser step as dir/step-SS-M.safetensors, the tensors the loss reads (ids, mask,
+// tiles, the supervised (row, pred, target) triples and the answers they belong to) with the stage and step.
+recipe::StepWatcher trajectory_dump(const std::string& dir) {
+  auto global = std::make_shared<int64_t>(0);
+  return [dir, global](const recipe::StepView& v) {
+    if (*global == 0) save_phantom(v.model, dir + "/initial");
+    for (size_t m = 0; m < v.micro.size(); ++m) {
+      const data::Batch& b = v.micro[m];
+      st::Named t = {{"input_ids", b.input_ids}, {"attention_mask", b.attention_mask},
+                     {"target_row", b.targets.row}, {"target_pred", b.targets.pred},
+                     {"target_token", b.targets.target}, {"target_segment", b.targets.segment}};
+      if (b.positions.defined()) t.emplace_back("positions", b.positions);
+      if (b.pixel_values.defined()) t.emplace_back("pixel_values", b.pixel_values.to(torch::kFloat));
+      if (b.preference) t.emplace_back("seg_question", b.seg_question), t.emplace_back("seg_answer", b.seg_answer);
+      const st::Metadata meta = {{"stage", std::to_string(v.stage)}, {"step", std::to_string(v.step)},
+                                 {"preference", b.preference ? "1" : "0"}};
+      st::save(fmt::format("{}/step-{:02d}-{}.safetensors", dir, *global, m), t, meta);
+    }
+    ++*global;
+  };
+}
+
 }  // namespace
 
 TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage boundary, TensorBoard reads back") {
@@ -197,9 +225,14 @@ TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage 
 // Golden numbers: the first 10 losses of a tiny fixed-seed run (demo data of 48 triples, 2-layer decoder, one
 // thread; 4 SFT steps, 4 PO steps, 2 SFT steps), pinned to 1e-5 relative. Any change to initialisation, data
 // order, tokenisation, the model's forward, a loss or the optimiser moves them: that is the point.
+// The numbers are not a snapshot of this code alone: tests/tools/trajectory_reference.py recomputes the same 10
+// steps in float64 PyTorch from the run's starting weights and batches (dumped here, as llm.c does: the two sides'
+// RNG streams differ), with its own forward, losses, clipping, AdamW and schedule, and must agree within 1e-5
+// with both our losses and these numbers (docs/training.md, "Golden losses").
 // To regenerate them ON PURPOSE (after a change that is meant to move them, e.g. a bug fix, said in its commit):
 //   build/tests/phantom_tests "trainer: the first 10 losses*"
-// prints the line `losses = {...}` (on every run); paste it below and say in the commit why the numbers moved.
+// prints the line `losses = {...}` (on every run) and the reference's; paste ours below when the reference agrees
+// with them, and say in the commit why the numbers moved.
 TEST_CASE("trainer: the first 10 losses of a tiny fixed-seed run are the golden numbers") {
   // Moved on purpose when fresh Phantom tensors got the official init (normal 0.02, zero bias; was PyTorch's default
   // Linear init): the same numbers on the branch that made only that change and on the merged tree.
@@ -207,10 +240,16 @@ TEST_CASE("trainer: the first 10 losses of a tiny fixed-seed run are the golden 
                                       7.35538006, 6.74931383, 6.8990202,  6.33425283, 6.03536367};
   DemoData data;
   // lr pinned here: the golden numbers must not move when configs/demo.yaml's schedule is tuned.
-  auto c = data.config("golden", {"run.threads=1", "optim.lr=1e-3", "optim.min_lr=1e-4", "stages.0.max_steps=4", "stages.1.max_steps=4", "stages.2.max_steps=2",
-                             "checkpoint.every_steps=0", "validation.benchmark=", "validation.max_batches=1",
-                             "log.tensorboard=false"});
-  auto r = run(c);
+  const std::vector<std::string> overrides = {"run.threads=1", "optim.lr=1e-3", "optim.min_lr=1e-4", "stages.0.max_steps=4",
+                                              "stages.1.max_steps=4", "stages.2.max_steps=2", "checkpoint.every_steps=0",
+                                              "validation.benchmark=", "validation.max_batches=1", "log.tensorboard=false"};
+  auto c = data.config("golden", overrides);
+  // PHANTOM_TRAJECTORY_DIR keeps the dump (to rerun the reference by hand: docs/training.md, "Golden trajectory").
+  const char* keep = std::getenv("PHANTOM_TRAJECTORY_DIR");
+  const std::string dump = keep && *keep ? std::string(keep) : data.dir.str("trajectory");
+  REQUIRE((!std::filesystem::exists(dump) || std::filesystem::is_empty(dump)));  // no older run's steps mixed in
+  auto r = recipe::run_recipe(c, c.run.output_dir + "/" + c.run.name, recipe::resolved_yaml(c, "test", {}), "", 0,
+                              trajectory_dump(dump));
   REQUIRE(r.losses.size() == 10);
   std::ostringstream got;
   got << std::setprecision(9) << "losses = {";
@@ -222,6 +261,27 @@ TEST_CASE("trainer: the first 10 losses of a tiny fixed-seed run are the golden 
   for (size_t i = 0; i < golden.size(); ++i) {
     INFO("step " << i);
     CHECK(r.losses[i] == Approx(golden[i]).epsilon(1e-5));
+  }
+
+  // The independent side: the reference replays the dumped run and compares (its exit status, 1e-5 relative).
+  std::ofstream(dump + "/config.yaml") << recipe::resolved_yaml(c, "test", {});
+  std::ofstream(dump + "/expected.json") << json{{"ours", r.losses}, {"golden", golden}}.dump();
+  const std::string cmd = std::string(PHANTOM_PYTHON) + " " + test::source_path("tests/tools/trajectory_reference.py") +
+                          " " + dump + " > " + data.dir.str("reference.log") + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream log_in(data.dir.str("reference.log"));
+  const std::string log((std::istreambuf_iterator<char>(log_in)), std::istreambuf_iterator<char>());
+  std::printf("%s", log.c_str());
+  INFO(log);
+  CHECK(status == 0);
+  std::ifstream ref_in(dump + "/reference.json");
+  REQUIRE(ref_in.good());
+  const auto ref = json::parse(ref_in).at("losses").get<std::vector<double>>();
+  REQUIRE(ref.size() == golden.size());
+  for (size_t i = 0; i < golden.size(); ++i) {
+    INFO("step " << i << ": reference " << ref[i]);
+    CHECK(ref[i] == Approx(golden[i]).epsilon(1e-5));
+    CHECK(ref[i] == Approx(r.losses[i]).epsilon(1e-5));
   }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "phantom/model/model_config.h"
+#include "phantom/model/small_config.h"
 #include "tests/helpers.h"
 #include "trainers/recipe/run_config.h"
 #include "trainers/recipe/trainer.h"
@@ -17,16 +18,7 @@
 namespace phantom::test {
 
 // ViT 1 layer x 16 wide on 28-px tiles (7-px patches), decoder 2 layers x 32 wide with GQA 4:2, vocabulary 64.
-inline ModelConfig tiny_vlm_config() {
-  ModelConfig c;
-  c.phantom_eta = 0.3;  // make the Phantom branch matter
-  c.vision.image_size = 28, c.vision.patch_size = 7, c.vision.hidden_size = 16, c.vision.num_layers = 1;
-  c.vision.num_heads = 2, c.vision.intermediate_size = 32;
-  c.llm.hidden_size = 32, c.llm.intermediate_size = 64, c.llm.num_layers = 2, c.llm.num_heads = 4;
-  c.llm.num_kv_heads = 2, c.llm.vocab_size = 64, c.llm.max_position_embeddings = 256, c.llm.rope.theta = 10000;
-  c.image_token_index = 5;
-  return c;
-}
+inline ModelConfig tiny_vlm_config() { return small_vlm_config(); }
 
 // A copy of every defined gradient, by parameter name.
 inline std::map<std::string, at::Tensor> grads_of(torch::nn::Module& m) {

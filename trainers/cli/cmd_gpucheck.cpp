@@ -21,6 +21,7 @@
 #include "trainers/cli/step_timing.h"
 #include "trainers/distributed/nccl.h"
 #include "phantom/model/runtime.h"
+#include "phantom/model/small_config.h"
 #include "trainers/recipe/flops.h"
 #include "trainers/recipe/losses.h"
 #include "trainers/recipe/metrics.h"
@@ -62,14 +63,10 @@ std::string fmt_num(const char* f, double v) {
 
 // A random Phantom VLM small enough for fp32 on both devices: ViT 2 x 64 on 56-px tiles, decoder 2 x 128 (GQA 4:2).
 ModelConfig parity_config() {
-  ModelConfig c;
-  c.phantom_eta = 0.3;  // make the Phantom branch matter
-  c.vision.image_size = 56, c.vision.patch_size = 14, c.vision.hidden_size = 64, c.vision.num_layers = 2;
-  c.vision.num_heads = 4, c.vision.intermediate_size = 128;
-  c.llm.hidden_size = 128, c.llm.intermediate_size = 256, c.llm.num_layers = 2, c.llm.num_heads = 4;
-  c.llm.num_kv_heads = 2, c.llm.vocab_size = 512, c.llm.max_position_embeddings = 512, c.llm.rope.theta = 10000;
-  c.image_token_index = 5;
-  return c;
+  SmallVlmSize s;
+  s.tile = 56, s.patch = 14, s.vit_width = 64, s.vit_layers = 2, s.vit_heads = 4;
+  s.llm_width = 128, s.vocab = 512, s.context = 512;
+  return small_vlm_config(s);
 }
 
 // Two samples of 40 tokens, one tile each, its visual tokens at positions 1.., the second sample right-padded.

@@ -93,6 +93,7 @@ struct Run {
   data::SkipCounts skipped;
   RecipeResult result;
   std::vector<eval::BenchItem> benchmark_items;  // validation.benchmark, read when the run starts
+  StepWatcher watch;                             // tests only (trainer.h)
 
   // Samples of a file in a format (a stage may read its own: a warm-up on conversations, then triples); errors
   // name `who` (the stage and the key that chose the format).
@@ -482,6 +483,7 @@ StepOut train_step(Run& r, Stage& s) {
   StepOut out;
   out.stop = agreed[2] > 0;
   out.checkpoint_due = agreed[3] > 0;
+  if (r.watch) r.watch(StepView{s.index, s.step, *r.model, micro});
   Metrics sums;
   double loss = 0;
   for (size_t k = 0; k < micro.size(); ++k) {
@@ -750,9 +752,10 @@ void benchmark(Run& r, bool fresh) {
 }  // namespace
 
 RecipeResult run_recipe(RunConfig& cfg, const std::string& run_dir, const std::string& resolved_yaml,
-                        const std::string& resume_arg, int64_t stop_after_steps) {
+                        const std::string& resume_arg, int64_t stop_after_steps, const StepWatcher& watch) {
   util::StopOnSignals signals;  // SIGINT/SIGTERM: stop at the next step boundary with a checkpoint
   Run r{cfg, run_dir, resolved_yaml};
+  r.watch = watch;
   r.result.run_dir = run_dir;
   setup(r);
   load_model(r);
