@@ -199,7 +199,7 @@ SampleSet::SampleSet(std::vector<Sample> samples, bool preference)
     : memory_(std::make_shared<const std::vector<Sample>>(std::move(samples))), preference_(preference) {}
 
 SampleSet SampleSet::index(const std::string& path, const DataConfig& cfg, SkipCounts& skipped, uint64_t seed,
-                           bool check_rows) {
+                           uint64_t check_rows_up_to) {
   SampleSet set;
   set.preference_ = cfg.format == "preference";
   for (const auto& src : annotation_sources(path, cfg)) {
@@ -211,6 +211,8 @@ SampleSet SampleSet::index(const std::string& path, const DataConfig& cfg, SkipC
     const auto fi = static_cast<uint16_t>(set.files_.size());
     set.files_.push_back(file);
     std::vector<RowRef> rows = std::move(f.rows);
+    const bool check_rows = f.map->view().size() <= check_rows_up_to;
+    set.checked_ = set.checked_ && check_rows;
     if (check_rows) {
       // Every row parsed once, now: bad rows fail or are counted here and left out; the kept ones get their exact
       // text length and image count for length grouping.

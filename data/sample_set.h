@@ -67,16 +67,17 @@ class SampleSet {
   explicit SampleSet(std::vector<Sample> samples, bool preference);
 
   // Indexes `path` (JSON array, JSONL, or an InternVL meta file and the files it names, with their repeats) read
-  // with cfg's format and field map. File-level problems (not found, not JSON, a broken array) throw; rows are
-  // checked here when `check_rows` (bad ones fail or are counted in `skipped` per cfg.on_error, and left out),
-  // otherwise when they are read.
+  // with cfg's format and field map. File-level problems (not found, not JSON, a broken array) throw. The rows of
+  // a file of at most `check_rows_up_to` bytes are checked here (bad ones fail or are counted in `skipped` per
+  // cfg.on_error, and left out); those of a larger file when they are read.
   static SampleSet index(const std::string& path, const DataConfig& cfg, SkipCounts& skipped, uint64_t seed,
-                         bool check_rows);
+                         uint64_t check_rows_up_to);
 
   size_t size() const { return memory_ ? memory_->size() : rows_.size(); }
   bool empty() const { return size() == 0; }
   bool preference() const { return preference_; }  // rows are triples (format preference)
   bool indexed() const { return !memory_; }
+  bool checked() const { return checked_; }  // every row was checked when indexed (or is in memory)
   // Sample i, parsed now (thread-safe). A bad row throws DataError naming its file:line.
   Sample at(size_t i) const;
   // Rough token length of sample i for length grouping: characters / 4 + images x tokens_per_image.
@@ -93,6 +94,7 @@ class SampleSet {
   std::vector<std::shared_ptr<const File>> files_;
   std::vector<RowRef> rows_;
   bool preference_ = false;
+  bool checked_ = true;
 };
 
 // One file's rows, unchecked. Throws DataError(path, "malformed JSON") when the file is no JSON array or JSONL.

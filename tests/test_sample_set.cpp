@@ -14,6 +14,8 @@ using phantom::test::TempDir;
 
 namespace {
 
+constexpr uint64_t kWhenRead = 0, kUpFront = UINT64_MAX;  // rows checked when read / when indexed
+
 DataConfig cfg_of(const std::string& on_error, const std::string& format = "preference") {
   DataConfig c;
   c.format = format;
@@ -55,7 +57,7 @@ TEST_CASE("sample set: an indexed JSONL file (CRLF, blank lines, no final newlin
   CHECK(sk.by_reason["malformed JSON"] == 1);
   CHECK_THAT(sk.examples.at(0), Contains(f + ":5: malformed JSON"));
   SkipCounts none;
-  const auto set = SampleSet::index(f, cfg_of("fail"), none, 0, false);
+  const auto set = SampleSet::index(f, cfg_of("fail"), none, 0, kWhenRead);
   CHECK(set.size() == 4);  // unchecked: the malformed row is found when it is read
   CHECK(none.total() == 0);
   std::vector<std::string> errors;
@@ -74,8 +76,8 @@ TEST_CASE("sample set: an indexed JSONL file (CRLF, blank lines, no final newlin
   CHECK(set.at(3).where == f + ":6");
   // Checked up front: the bad row fails under fail, is counted and left out under skip.
   SkipCounts sk2;
-  CHECK_THROWS_WITH(SampleSet::index(f, cfg_of("fail"), sk2, 0, true), Contains(f + ":5") && Contains("malformed JSON"));
-  const auto checked = SampleSet::index(f, cfg_of("skip"), sk2, 0, true);
+  CHECK_THROWS_WITH(SampleSet::index(f, cfg_of("fail"), sk2, 0, kUpFront), Contains(f + ":5") && Contains("malformed JSON"));
+  const auto checked = SampleSet::index(f, cfg_of("skip"), sk2, 0, kUpFront);
   CHECK(ids_of(checked) == std::vector<std::string>{"a", "b", "d"});
   CHECK(sk2.by_reason["malformed JSON"] == 1);
   // Rows checked up front estimate lengths exactly as the in-memory samples do (the epoch order is unchanged).
@@ -90,7 +92,7 @@ TEST_CASE("sample set: an indexed JSON array names each element by line and arra
   text += "]";  // no final newline
   const std::string f = t.file("rows.json", text);
   SkipCounts sk;
-  const auto set = SampleSet::index(f, cfg_of("fail"), sk, 0, false);
+  const auto set = SampleSet::index(f, cfg_of("fail"), sk, 0, kWhenRead);
   REQUIRE(set.size() == 4);
   std::vector<std::string> errors;
   CHECK(ids_of(set, &errors) == std::vector<std::string>{"a", "b", "d"});
@@ -100,7 +102,7 @@ TEST_CASE("sample set: an indexed JSON array names each element by line and arra
   std::string valid = text;
   valid.replace(valid.find("nope"), 4, "\"q\"");
   const auto all = nlohmann::json::parse(valid);
-  const auto fixed = SampleSet::index(t.file("valid.json", valid), cfg_of("fail"), sk, 0, true);
+  const auto fixed = SampleSet::index(t.file("valid.json", valid), cfg_of("fail"), sk, 0, kUpFront);
   REQUIRE(fixed.size() == all.size());
   for (size_t i = 0; i < fixed.size(); ++i) {
     const Sample s = fixed.at(i);
@@ -110,7 +112,7 @@ TEST_CASE("sample set: an indexed JSON array names each element by line and arra
   }
   // One line, as json.dump writes it: every element on line 1, told apart by its index.
   const std::string one = t.file("one.json", "[" + std::string(kRows[0]) + ", " + kRows[3] + "]");
-  const auto line1 = SampleSet::index(one, cfg_of("fail"), sk, 0, false);
+  const auto line1 = SampleSet::index(one, cfg_of("fail"), sk, 0, kWhenRead);
   CHECK(line1.at(1).where == one + ":1 (array index 1)");
   CHECK(line1.at(1).question == "]}[{,\"");
   // The whole-file reader reports the same place under fail.
@@ -122,16 +124,16 @@ TEST_CASE("sample set: empty files, a broken array and a file that is not there"
   SkipCounts sk;
   for (const char* text : {"", "\n\n  \r\n", "[]", " [ \n ] \n"}) {
     INFO("text: '" << text << "'");
-    const auto set = SampleSet::index(t.file("e.json", text), cfg_of("fail"), sk, 0, false);
+    const auto set = SampleSet::index(t.file("e.json", text), cfg_of("fail"), sk, 0, kWhenRead);
     CHECK(set.empty());
     CHECK(read_annotations(t.str("e.json"), cfg_of("fail"), sk).empty());
   }
   // A broken array is a file-level error, never skippable.
-  CHECK_THROWS_WITH(SampleSet::index(t.file("b.json", "[\n{\"id\": \"a\"},\n"), cfg_of("skip"), sk, 0, false),
+  CHECK_THROWS_WITH(SampleSet::index(t.file("b.json", "[\n{\"id\": \"a\"},\n"), cfg_of("skip"), sk, 0, kWhenRead),
                     Contains("b.json:3: unterminated JSON array"));
-  CHECK_THROWS_WITH(SampleSet::index(t.file("s.json", "[{\"id\": \"a \\\"]}"), cfg_of("skip"), sk, 0, false),
+  CHECK_THROWS_WITH(SampleSet::index(t.file("s.json", "[{\"id\": \"a \\\"]}"), cfg_of("skip"), sk, 0, kWhenRead),
                     Contains("unterminated"));
-  CHECK_THROWS_WITH(SampleSet::index(t.str("absent.jsonl"), cfg_of("skip"), sk, 0, false), Contains("absent.jsonl: not found"));
+  CHECK_THROWS_WITH(SampleSet::index(t.str("absent.jsonl"), cfg_of("skip"), sk, 0, kWhenRead), Contains("absent.jsonl: not found"));
 }
 
 TEST_CASE("sample set: a missing image is found when the row is read; InternVL meta repeats select the same rows") {
@@ -143,7 +145,7 @@ TEST_CASE("sample set: a missing image is found when the row is read; InternVL m
   auto cfg = cfg_of("fail");
   cfg.image_root = t.str("img");
   SkipCounts sk;
-  const auto set = SampleSet::index(f, cfg, sk, 0, false);
+  const auto set = SampleSet::index(f, cfg, sk, 0, kWhenRead);
   CHECK(set.at(0).images == std::vector<std::string>{t.str("img/a.png")});
   CHECK_THROWS_WITH(set.at(1), Contains(f + ":2: missing image"));
   CHECK(set.estimated_length(1, 100) >= 100);  // one "<image>" placeholder counted before parsing
@@ -156,7 +158,7 @@ TEST_CASE("sample set: a missing image is found when the row is read; InternVL m
   const std::string meta = t.file("m.json", "{\"set\": {\"annotation\": \"c.jsonl\", \"repeat_time\": 2.5}}");
   auto mc = cfg_of("fail", "internvl_meta");
   const auto whole = read_annotations(meta, mc, sk, 7);
-  const auto indexed = SampleSet::index(meta, mc, sk, 7, false);
+  const auto indexed = SampleSet::index(meta, mc, sk, 7, kWhenRead);
   REQUIRE(whole.size() == 25);
   REQUIRE(indexed.size() == whole.size());
   for (size_t i = 0; i < whole.size(); ++i) CHECK(indexed.at(i).id == whole[i].id);

@@ -103,18 +103,16 @@ struct Run {
     dc.format = format;
     // A file up to data.upfront_check_mb has every row checked now; a larger one is indexed and its rows are
     // checked as they are read (data/sample_set.h).
-    std::error_code ec;
-    const auto bytes = fs::file_size(path, ec);
-    const bool check_rows = !ec && bytes <= static_cast<uintmax_t>(cfg.data.upfront_check_mb) << 20;
     const auto t0 = Clock::now();
     data::SampleSet s;
     try {
-      s = data::SampleSet::index(path, dc, skipped, static_cast<uint64_t>(cfg.run.seed), check_rows);
+      s = data::SampleSet::index(path, dc, skipped, static_cast<uint64_t>(cfg.run.seed),
+                                 static_cast<uint64_t>(cfg.data.upfront_check_mb) << 20);
     } catch (const std::exception& e) {
       throw std::runtime_error(who + ": " + path + " read as format '" + format + "': " + e.what());
     }
     if (s.empty()) throw std::runtime_error(who + ": no usable samples in " + path + " (" + skipped.summary() + ")");
-    if (check_rows)
+    if (s.checked())
       log::info("data: {} samples from {} ({}){}", s.size(), path, format, skipped.total() ? " (" + skipped.summary() + ")" : "");
     else
       log::info("data: {} rows indexed in {:.1f} s from {} ({}, over data.upfront_check_mb {} MiB: each row is "
