@@ -20,11 +20,20 @@ mkdir -p "$WORK"
 if [ ! -f "$WORK/demo/tokenizer.json" ]; then
   $PY scripts/make_demo_data.py --out "$WORK/demo" --train 64 --val 8 --test 8 >/dev/null
 fi
-for fmt in $FORMATS; do
-  f="$WORK/release-$ROWS.$fmt"
-  [ -f "$f" ] || $PY scripts/bench/make_release_annotations.py --rows "$ROWS" --images-from "$WORK/demo/train.jsonl" \
-    --format "$fmt" --out "$f"
-done
+# The JSONL file, then the same rows as one JSON array on one line (as json.dump writes it), streamed from it.
+jsonl="$WORK/release-$ROWS.jsonl"
+[ -f "$jsonl" ] || $PY scripts/bench/make_release_annotations.py --rows "$ROWS" --images-from "$WORK/demo/train.jsonl" \
+  --format jsonl --out "$jsonl"
+if [[ " $FORMATS " == *" json "* ]] && [ ! -f "$WORK/release-$ROWS.json" ]; then
+  $PY - "$jsonl" "$WORK/release-$ROWS.json" <<'PY'
+import sys
+with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb", buffering=1 << 22) as out:
+    out.write(b"[")
+    for i, line in enumerate(src):
+        out.write((b", " if i else b"") + line.rstrip(b"\n"))
+    out.write(b"]")
+PY
+fi
 echo "== $LABEL: $PHANTOM, $ROWS rows, $(nproc) cores, $(date -u +%FT%TZ)"
 for fmt in $FORMATS; do
   f="$WORK/release-$ROWS.$fmt"
