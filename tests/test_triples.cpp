@@ -46,6 +46,43 @@ TEST_CASE("triples: verification by option, number and text") {
   CHECK(verify_answer("the Sneaker", "A sneaker.", "What is it?").correct);
   CHECK_FALSE(verify_answer("It is a sandal.", "It is a sneaker.", "What is it?").correct);
   CHECK_FALSE(verify_answer("", "sneaker", "What is it?").correct);
+  // Worded differently, the same content: function words are not compared (a sampled answer was trained as
+  // "rejected" for saying "The image shows a sandal." where the reference says "This is a sandal.").
+  CHECK(verify_answer("The image shows a sandal.", "This is a sandal.", "What is it?").correct);
+  CHECK(verify_answer("It is a bag.", "The image shows a bag.", "What is it?").correct);
+  CHECK(verify_answer("sandal", "This is a sandal.", "What is it?").correct);
+  CHECK_FALSE(verify_answer("The photo shows a trouser.", "It is a dress.", "What is it?").correct);
+  CHECK_FALSE(verify_answer("It is not a sandal.", "It is a sandal.", "What is it?").correct);  // "not" counts
+  // Without the file's statistics two framings disagree; with them they do not.
+  CHECK_FALSE(verify_answer("The photo shows a sandal.", "The image shows a sandal.", "What is it?").correct);
+}
+
+TEST_CASE("triples: framing words come from the file's text answers") {
+  const std::vector<std::string> items = {"T-shirt", "trouser", "pullover", "dress", "coat",
+                                          "sandal",  "shirt",   "sneaker",  "bag",   "ankle boot"};
+  const std::vector<std::string> forms = {"It is a {}.", "This is a {}.", "The image shows a {}.", "A {}.",
+                                          "The photo shows a {}."};
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (size_t i = 0; i < 200; ++i) {
+    std::string f = forms[i % forms.size()];
+    f.replace(f.find("{}"), 2, items[(i / forms.size()) % items.size()]);
+    pairs.emplace_back("What is it?", f);
+  }
+  pairs.emplace_back("What is it?\nA. cat\nB. dog", "B");  // an option and a number are not text answers
+  pairs.emplace_back("How many?", "12");
+  const auto f = framing_words(pairs);
+  CHECK(f.text_references == 200);
+  // "is" in 2 of 5 forms, "shows" 2, "it", "this", "image", "photo" 1 each (20 %); "shirt" in T-shirt and shirt (20 %);
+  // every other item 10 %: below the 15 % share.
+  CHECK(f.words == std::set<std::string>{"image", "is", "it", "photo", "shirt", "shows", "this"});
+  CHECK(verify_answer("The photo shows a sandal.", "The image shows a sandal.", "What is it?", &f).correct);
+  CHECK(verify_answer("The photo shows a shirt.", "It is a shirt.", "What is it?", &f).correct);  // shirt: framing
+  CHECK_FALSE(verify_answer("It is a coat.", "It is a shirt.", "What is it?", &f).correct);       // coat is not
+  CHECK(verify_answer("A shirt.", "It is a T-shirt.", "What is it?", &f).correct);  // says less: leans correct
+  CHECK_FALSE(verify_answer("The photo shows a trouser.", "It is a dress.", "What is it?", &f).correct);
+  // Fewer than 20 text answers give no statistics.
+  const std::vector<std::pair<std::string, std::string>> few(pairs.begin(), pairs.begin() + 19);
+  CHECK(framing_words(few).words.empty());
 }
 
 TEST_CASE("triples: endpoint replies cleaned, judge verdicts read") {

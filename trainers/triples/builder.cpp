@@ -37,6 +37,12 @@ std::string BuildReport::text() const {
   if (model_samples)
     s += "model samples: " + n(model_samples) + ", " + n(model_right) + " verified correct (not used); questions " +
          n(always_right) + " always right, " + n(always_wrong) + " always wrong, " + n(mixed) + " mixed\n";
+  if (framing_references) {
+    std::string words;
+    for (const auto& w : framing) words += (words.empty() ? "" : ", ") + w;
+    s += "framing words (in >= 15 % of the " + n(framing_references) + " text answers, not compared): " +
+         (words.empty() ? "none" : words) + "\n";
+  }
   if (drops.empty()) s += "candidates dropped: none\n";
   for (auto& [why, c] : drops) s += "candidates dropped: " + n(c) + " " + why + "\n";
   return s;
@@ -125,6 +131,16 @@ BuildReport build_triples(const std::vector<data::Sample>& samples, const BuildO
     if (opts.limit > 0 && static_cast<int64_t>(todo.size()) >= opts.limit) break;
     todo.push_back(std::move(q));
   }
+  // The words every answer of this file is written with ("It is a", "The image shows a"), from all its rows: the
+  // text rule compares what the answers say, not how they are worded (verify.h).
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& s : samples) {
+    TripleQuestion q;
+    if (question_of(s, q).empty()) pairs.emplace_back(q.question, q.chosen);
+  }
+  const FramingWords framing = framing_words(pairs);
+  rep.framing_references = framing.text_references;
+  rep.framing.assign(framing.words.begin(), framing.words.end());
   std::ofstream out(opts.out_path, std::ios::app | std::ios::binary);
   if (!out) throw std::runtime_error("cannot write " + opts.out_path);
   const auto& f = opts.data.fields;
@@ -141,7 +157,7 @@ BuildReport build_triples(const std::vector<data::Sample>& samples, const BuildO
         int64_t right = 0;
         for (const auto& a : answers.at(i)) {
           ++rep.model_samples;
-          if (verify_answer(a, chunk[i].chosen, chunk[i].question).correct) ++right;
+          if (verify_answer(a, chunk[i].chosen, chunk[i].question, &framing).correct) ++right;
           else cands[i].push_back({a, "model"});
         }
         rep.model_right += right;
@@ -171,7 +187,7 @@ BuildReport build_triples(const std::vector<data::Sample>& samples, const BuildO
         const std::string norm = normalize_answer(c.text);
         if (c.text.find_first_not_of(" \t\r\n") == std::string::npos) ++rep.drops["empty"];
         else if (norm == chosen_norm) ++rep.drops["equal to the chosen answer (normalised)"];
-        else if (verify_answer(c.text, chunk[i].chosen, chunk[i].question).correct) ++rep.drops["judged correct (rules)"];
+        else if (verify_answer(c.text, chunk[i].chosen, chunk[i].question, &framing).correct) ++rep.drops["judged correct (rules)"];
         else if (!seen.insert(norm).second) ++rep.drops["duplicate of another rejected answer"];
         else kept[i].push_back(c);
       }

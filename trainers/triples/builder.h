@@ -51,6 +51,8 @@ struct BuildReport {
   std::map<std::string, int64_t> drops;         // candidate answers dropped, by reason
   int64_t model_samples = 0, model_right = 0;   // model source: samples, of which verified correct
   int64_t always_right = 0, always_wrong = 0, mixed = 0;  // model source: questions by their k samples
+  int64_t framing_references = 0;  // text answers of the input the framing words were counted over
+  std::vector<std::string> framing; // words the text rule does not compare (verify.h: framing_words)
   std::string text() const;       // the report printed at the end
 };
 
