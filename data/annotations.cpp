@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "data/format_guess.h"
+#include "data/sample_set.h"
 #include "phantom/util/files.h"
 
 namespace phantom::data {
@@ -43,64 +44,9 @@ static std::string read_text(const std::string& path) {
   }
 }
 
-std::vector<JsonSpan> split_json_array(const std::string& text, const std::string& file) {
+std::vector<JsonSpan> split_json_array(std::string_view text, const std::string& file) {
   std::vector<JsonSpan> spans;
-  size_t i = 0;
-  int64_t line = 1;
-  auto skip_ws = [&] {
-    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) line += text[i++] == '\n';
-  };
-  skip_ws();
-  if (i >= text.size() || text[i] != '[') throw std::runtime_error(file + ":" + std::to_string(line) + ": expected a JSON array");
-  ++i;
-  auto fail = [&](const std::string& what) { throw std::runtime_error(file + ":" + std::to_string(line) + ": " + what); };
-  // Elements separated by exactly one comma: a trailing comma ("[{...},]"), a missing one ("{...} {...}") or a
-  // doubled one are errors, as for any JSON parser (the elements are parsed one by one, so this is checked here).
-  bool expect_element = true;
-  while (true) {
-    skip_ws();
-    if (i >= text.size()) fail("unterminated JSON array (no closing ']')");
-    if (text[i] == ']') {
-      if (expect_element && !spans.empty()) fail("trailing comma before ']'");
-      ++i;
-      break;
-    }
-    if (text[i] == ',') {
-      if (expect_element) fail(spans.empty() ? "comma before the first element" : "two commas in a row");
-      expect_element = true;
-      ++i;
-      continue;
-    }
-    if (!expect_element) fail("missing comma between array elements");
-    expect_element = false;
-    JsonSpan s{i, i, line};
-    int depth = 0;
-    bool in_str = false;
-    for (; i < text.size(); ++i) {
-      const char c = text[i];
-      if (c == '\n') ++line;
-      if (in_str) {
-        if (c == '\\') ++i;
-        else if (c == '"') in_str = false;
-        continue;
-      }
-      if (c == '"') in_str = true;
-      else if (c == '{' || c == '[') ++depth;
-      else if (c == '}' || c == ']') {
-        if (depth == 0) break;  // the array's own ']'
-        --depth;
-      } else if (c == ',' && depth == 0) break;
-      if (depth == 0 && (c == '}' || c == ']')) {
-        ++i;
-        break;
-      }
-    }
-    if (i > text.size()) i = text.size();  // a trailing backslash inside a string stepped past the end
-    s.end = i;
-    spans.push_back(s);
-  }
-  skip_ws();
-  if (i < text.size()) fail("unexpected text after the closing ']'");
+  scan_json_array(text, file, [&](size_t begin, size_t end, int64_t line) { spans.push_back({begin, end, line}); });
   return spans;
 }
 
@@ -108,20 +54,8 @@ namespace {
 
 struct Ctx {
   const DataConfig& cfg;
-  SkipCounts& skipped;
-  std::string image_root;
+  const std::string& image_root;
 };
-
-// Applies the bad-input policy: rethrow under fail, count under skip.
-template <class F>
-void guarded(Ctx& ctx, F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    if (ctx.cfg.on_error == "fail") throw;
-    ctx.skipped.add(e.reason, e.what());
-  }
-}
 
 std::string text_field(const json& j, const std::string& key, const std::string& where, bool required) {
   auto it = j.find(key);
@@ -264,62 +198,23 @@ Sample parse_checked(const json& j, const std::string& where, const Ctx& ctx) {
   }
 }
 
-void read_file_into(const std::string& path, Ctx& ctx, std::vector<Sample>& out) {
-  const std::string text = read_text(path);
-  size_t first = text.find_first_not_of(" \t\r\n");
-  const bool array = first != std::string::npos && text[first] == '[';
-  if (array) {
-    std::vector<JsonSpan> spans;
-    try {
-      spans = split_json_array(text, path);
-    } catch (const std::runtime_error& e) {
-      throw DataError(path, "malformed JSON", e.what());  // the whole file is unreadable: never skippable
-    }
-    for (auto& sp : spans) {
-      const std::string where = path + ":" + std::to_string(sp.line);
-      guarded(ctx, [&] {
-        json j;
-        try {
-          j = json::parse(text.begin() + static_cast<long>(sp.begin), text.begin() + static_cast<long>(sp.end));
-        } catch (const json::exception& e) {  // parse errors and out-of-range numbers (1e309) alike
-          throw DataError(where, "malformed JSON", e.what());
-        }
-        out.push_back(parse_checked(j, where, ctx));
-      });
-    }
-    return;
-  }
-  std::istringstream lines(text);
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(lines, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(n);
-    guarded(ctx, [&] {
-      json j;
-      try {
-        j = json::parse(line);
-      } catch (const json::exception& e) {  // parse errors and out-of-range numbers (1e309) alike
-        throw DataError(where, "malformed JSON", e.what());
-      }
-      out.push_back(parse_checked(j, where, ctx));
-    });
-  }
-}
-
 }  // namespace
 
-std::vector<Sample> read_annotations(const std::string& path, const DataConfig& cfg, SkipCounts& skipped,
-                                     uint64_t seed) {
+Sample parse_row(std::string_view json_text, const std::string& where, const DataConfig& cfg,
+                 const std::string& image_root) {
+  json j;
+  try {
+    j = json::parse(json_text.begin(), json_text.end());
+  } catch (const json::exception& e) {  // parse errors and out-of-range numbers (1e309) alike
+    throw DataError(where, "malformed JSON", e.what());
+  }
+  return parse_checked(j, where, Ctx{cfg, image_root});
+}
+
+std::vector<AnnotationSource> annotation_sources(const std::string& path, const DataConfig& cfg) {
   if (const std::string problem = util::file_problem(path); !problem.empty())
     throw std::runtime_error("annotation file " + path + ": " + problem);
-  std::vector<Sample> out;
-  if (cfg.format != "internvl_meta") {
-    Ctx ctx{cfg, skipped, cfg.image_root};
-    read_file_into(path, ctx, out);
-    return out;
-  }
+  if (cfg.format != "internvl_meta") return {AnnotationSource{path, cfg.image_root, "", cfg, 1.0}};
   // InternVL meta: {"name": {"root": ..., "annotation": ..., "repeat_time": r}, ...}; each dataset holds
   // conversations (InternVL's SFT meta) or preference rows (MMPR's MPO meta): its "format" key (ours), else what
   // its first row looks like.
@@ -331,6 +226,7 @@ std::vector<Sample> read_annotations(const std::string& path, const DataConfig& 
   }
   if (!meta.is_object()) throw std::runtime_error(path + ": a meta file maps dataset names to {root, annotation, repeat_time}");
   const fs::path base = fs::path(path).parent_path();
+  std::vector<AnnotationSource> out;
   for (auto& [name, d] : meta.items()) {
     const std::string here = path + ": dataset '" + name + "'";
     if (!d.is_object() || !d.contains("annotation"))
@@ -341,40 +237,50 @@ std::vector<Sample> read_annotations(const std::string& path, const DataConfig& 
       return v.get<std::string>();
     };
     auto resolve = [&](const std::string& p) { return fs::path(p).is_absolute() ? p : (base / p).string(); };
-    const std::string annotation = resolve(text("annotation"));
-    if (!fs::exists(annotation))
-      throw std::runtime_error(here + ": annotation file " + annotation + " not found (relative paths are from the meta file's folder)");
-    DataConfig sub = cfg;
+    AnnotationSource src;
+    src.name = name;
+    src.path = resolve(text("annotation"));
+    if (!fs::exists(src.path))
+      throw std::runtime_error(here + ": annotation file " + src.path + " not found (relative paths are from the meta file's folder)");
+    src.cfg = cfg;
     if (d.contains("format")) {
-      sub.format = text("format");
-      if (sub.format != "conversations" && sub.format != "preference")
-        throw std::runtime_error(here + ": 'format' must be conversations or preference, got '" + sub.format + "'");
+      src.cfg.format = text("format");
+      if (src.cfg.format != "conversations" && src.cfg.format != "preference")
+        throw std::runtime_error(here + ": 'format' must be conversations or preference, got '" + src.cfg.format + "'");
     } else {
-      sub.format = guess_format(annotation, cfg) == "preference" ? "preference" : "conversations";
+      src.cfg.format = guess_format(src.path, cfg) == "preference" ? "preference" : "conversations";
     }
-    Ctx ctx{sub, skipped, d.contains("root") ? resolve(text("root")) : cfg.image_root};
-    double repeat = 1.0;
+    src.image_root = d.contains("root") ? resolve(text("root")) : cfg.image_root;
     if (d.contains("repeat_time")) {
       if (!d["repeat_time"].is_number())
         throw std::runtime_error(here + ": 'repeat_time' must be a number, got " + d["repeat_time"].dump());
-      repeat = d["repeat_time"].get<double>();
+      src.repeat = d["repeat_time"].get<double>();
     }
-    if (!(repeat > 0) || repeat > 1e6)
+    if (!(src.repeat > 0) || src.repeat > 1e6)
       throw std::runtime_error(here + ": 'repeat_time' must be in (0, 1e6]");
+    out.push_back(std::move(src));
+  }
+  return out;
+}
+
+std::vector<Sample> read_annotations(const std::string& path, const DataConfig& cfg, SkipCounts& skipped,
+                                     uint64_t seed) {
+  std::vector<Sample> out;
+  for (const auto& src : annotation_sources(path, cfg)) {
+    const IndexedFile f = index_file(src.path, src.cfg.fields.image);
     std::vector<Sample> part;
-    read_file_into(annotation, ctx, part);
-    // Whole repeats, then a seeded subset for the fractional part (InternVL samples a fraction the same way).
-    const auto whole = static_cast<int64_t>(repeat);
-    for (int64_t r = 0; r < whole; ++r) out.insert(out.end(), part.begin(), part.end());
-    const auto extra = static_cast<size_t>((repeat - static_cast<double>(whole)) * static_cast<double>(part.size()));
-    if (extra > 0) {
-      std::vector<size_t> idx(part.size());
-      for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-      std::mt19937_64 rng(seed ^ std::hash<std::string>{}(name));
-      for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng() % i]);
-      idx.resize(extra);
-      std::sort(idx.begin(), idx.end());
-      for (auto i : idx) out.push_back(part[i]);
+    for (const auto& r : f.rows) {
+      try {
+        part.push_back(parse_row(f.map->view().substr(r.begin, r.size), row_where(src.path, r, f.array), src.cfg, src.image_root));
+      } catch (const DataError& e) {  // the bad-input policy: rethrow under fail, count under skip
+        if (cfg.on_error == "fail") throw;
+        skipped.add(e.reason, e.what());
+      }
+    }
+    if (src.repeat == 1.0) {
+      std::move(part.begin(), part.end(), std::back_inserter(out));
+    } else {
+      for (size_t i : repeated_rows(part.size(), src.repeat, seed, src.name)) out.push_back(part[i]);
     }
   }
   return out;

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/data_config.h"
@@ -51,20 +53,35 @@ struct DataError : std::runtime_error {
 };
 
 // Reads `path` (JSON array, JSONL, or InternVL meta JSON when cfg.format == internvl_meta) with cfg's field map
-// and format. In the preference format a row is a triple (question, chosen, rejected) or a multi-turn conversation
-// whose last assistant turn is the chosen answer (or whose `chosen` field answers its last user turn) with
-// `rejected` alternatives to it. A meta file's datasets are conversations or preference rows (MMPR's
-// {"image", "question", "chosen", "rejected"}): the dataset's own "format" key, else what its first row looks like; image paths are resolved against cfg.image_root (or the meta file's root). Checks done here:
+// and format, every row parsed and kept (`phantom data check`, `data triples`; training indexes the file instead,
+// data/sample_set.h). In the preference format a row is a triple (question, chosen, rejected) or a multi-turn
+// conversation whose last assistant turn is the chosen answer (or whose `chosen` field answers its last user turn)
+// with `rejected` alternatives to it. A meta file's datasets are conversations or preference rows (MMPR's
+// {"image", "question", "chosen", "rejected"}): the dataset's own "format" key, else what its first row looks like;
+// image paths are resolved against cfg.image_root (or the meta file's root). Checks done here:
 // malformed JSON, missing fields, empty answers, unknown roles, placeholder/image count mismatch, missing
 // image files. Under on_error=skip, bad samples are dropped and counted in `skipped`.
 std::vector<Sample> read_annotations(const std::string& path, const DataConfig& cfg, SkipCounts& skipped,
                                      uint64_t seed = 0);
+
+// One row's JSON text -> a sample, with every check above (`where` is its "file:line"); a bad row throws DataError.
+Sample parse_row(std::string_view json_text, const std::string& where, const DataConfig& cfg,
+                 const std::string& image_root);
+
+// The annotation files `path` stands for: itself, or the files an InternVL meta file names, each with its image
+// root, format (conversations for a meta's files), repeat and dataset name. Errors name the meta file and key.
+struct AnnotationSource {
+  std::string path, image_root, name;
+  DataConfig cfg;
+  double repeat = 1.0;
+};
+std::vector<AnnotationSource> annotation_sources(const std::string& path, const DataConfig& cfg);
 
 // Top-level elements of a JSON array text with the line each starts on (nlohmann::json gives no positions).
 struct JsonSpan {
   size_t begin, end;  // byte range
   int64_t line;       // 1-based
 };
-std::vector<JsonSpan> split_json_array(const std::string& text, const std::string& file);
+std::vector<JsonSpan> split_json_array(std::string_view text, const std::string& file);
 
 }  // namespace phantom::data

@@ -50,6 +50,7 @@ struct DataConfig {
   bool group_by_length = true;        // batch samples of similar length (less padding)
   bool packing = false;               // SFT: several samples per row (attention confined to each), no padding
   std::string on_error = "fail";      // fail | skip
+  int64_t upfront_check_mb = 64;      // annotation files up to this size: every row checked before training
   FieldMap fields;
 
   template <class V>
@@ -90,6 +91,10 @@ struct DataConfig {
             "itself (positions and Phantom's sos restart); same loss as unpacked, less padding");
     v.field("on_error", on_error, "bad samples: fail (error with file:line) | skip (drop and count)",
             Check::one_of({"fail", "skip"}));
+    v.field("upfront_check_mb", upfront_check_mb,
+            "annotation files up to this many MiB have every row checked before the first step (bad rows fail or are "
+            "counted then); larger files are indexed and each row is checked when it is read (0: always when read)",
+            Check::non_negative());
     v.section("fields", fields, "JSON field names of your annotation files");
   }
 };

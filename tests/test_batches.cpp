@@ -53,7 +53,7 @@ struct ImageSet {
 
 struct Maker {
   recipe::RunConfig cfg;
-  std::vector<data::Sample> samples;
+  data::SampleSet samples;
   std::unique_ptr<data::Tokenizer> tok;
   std::unique_ptr<data::SampleEncoder> enc;
   data::TileOptions tiles;
@@ -66,7 +66,7 @@ struct Maker {
     cfg.data.max_length = 100000;
     cfg.data.prefetch = 2;
     cfg.data.image_cache_mb = cache_mb;
-    samples = data::read_annotations(s.jsonl, cfg.data, skipped);
+    samples = data::SampleSet(data::read_annotations(s.jsonl, cfg.data, skipped), true);
     tok = data::load_tokenizer(s.demo.dir.str("data/tokenizer.json"));
     enc = std::make_unique<data::SampleEncoder>(*tok, data::ChatTemplate::by_name("chatml"),
                                                 data::ImageTokens::from_tokenizer(*tok, 4));

@@ -170,6 +170,15 @@ run_case "train, on_error: fail: FIFO image stops the run at its line" 1 "imgs\.
 run_case "train, on_error: skip: the bad images are skipped" 0 "2 skipped: 2 unreadable image" 'runs' \
   "$PHANTOM" "${train[@]}" run.name=skip data.train="$work/imgs.jsonl" data.on_error=skip data.batch_size=2 \
   stages.0.max_steps=1 --max-steps 1
+# rows checked when read (a file over data.upfront_check_mb): the first bad row the loader reads stops the run at
+# its file:line; under skip the bad rows are counted as they are read and the run trains on the others
+run_case "train, rows checked when read: a bad image stops the run at its line" 1 \
+  "data error at .*imgs\.jsonl:[234]: unreadable image" 'runs' \
+  "$PHANTOM" "${train[@]}" run.name=lazy data.train="$work/imgs.jsonl" data.upfront_check_mb=0 data.batch_size=10 \
+  stages.0.max_steps=1
+run_case "train, rows checked when read, on_error: skip: the bad images are counted" 0 "[0-9]+ skipped: [0-9]+ unreadable image" 'runs' \
+  "$PHANTOM" "${train[@]}" run.name=lazyskip data.train="$work/imgs.jsonl" data.upfront_check_mb=0 data.on_error=skip \
+  data.batch_size=10 stages.0.max_steps=1 --max-steps 1
 for i in $(seq 1 1100); do echo '{"id": "x", "question": "q", "chosen": "", "rejected": "r"}'; done >"$work/many.jsonl"
 run_case "data check says its list was cut" 1 "list cut: 1000 of 1100 problems shown" - \
   "$PHANTOM" data check --config "$SRC/configs/demo.yaml" "${train[@]:3}" --file "$work/many.jsonl"

@@ -45,9 +45,10 @@ static int data_bench(const Args& a) {
   DataSetup d(a);
   set_threads(d.cfg.run.threads);
   data::SkipCounts skipped;
-  const auto samples = data::read_annotations(d.cfg.data.train, d.cfg.data, skipped, static_cast<uint64_t>(d.cfg.run.seed));
+  const data::SampleSet samples(data::read_annotations(d.cfg.data.train, d.cfg.data, skipped, static_cast<uint64_t>(d.cfg.run.seed)),
+                                 d.cfg.data.format == "preference");
   if (samples.empty()) throw std::runtime_error("no usable samples in " + d.cfg.data.train + " (" + skipped.summary() + ")");
-  const bool preference = a.get("loss", samples.front().is_preference() ? "po" : "sft") != "sft";
+  const bool preference = a.get("loss", samples.preference() ? "po" : "sft") != "sft";
   std::mutex mu;
   const int32_t pad_id = d.enc->chat_template().pad_id(*d.tok);
   recipe::BatchMaker maker{d.cfg, samples, *d.enc, d.tiles, pad_id, preference, d.cfg.shared_prefix, &mu, &skipped};

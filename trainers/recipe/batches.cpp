@@ -16,9 +16,9 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
   // Images are decoded here, sample by sample, and tiled after the loop straight into the batch's pixel tensor.
   data::TileBatch images(tiles, image_cache.get());
   for (auto i : idx) {
-    const auto& s = samples[i];
     const size_t images_before = images.size();
     try {
+      const data::Sample s = samples.at(i);  // a row of an indexed file is parsed and checked here
       std::vector<int64_t> counts;
       for (auto& path : s.images) {
         try {
@@ -72,7 +72,7 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
       if (cfg.data.on_error == "fail") throw;
       if (first_skip.empty()) first_skip = e.what();
       std::lock_guard<std::mutex> lock(*mu);
-      skipped->add(e.reason);
+      skipped->add(e.reason, e.what());
     }
   }
   if (kept.empty()) {
@@ -100,14 +100,9 @@ data::Batch BatchMaker::operator()(const std::vector<size_t>& idx) const {
   return b;
 }
 
-std::vector<int64_t> estimated_lengths(const std::vector<data::Sample>& samples, int64_t tokens_per_image) {
-  std::vector<int64_t> out;
-  for (auto& s : samples) {
-    size_t chars = s.question.size() + s.chosen.size();
-    for (auto& t : s.turns) chars += t.text.size();
-    for (auto& t : s.context) chars += t.text.size();
-    out.push_back(static_cast<int64_t>(chars / 4) + static_cast<int64_t>(s.images.size()) * tokens_per_image);
-  }
+std::vector<int64_t> estimated_lengths(const data::SampleSet& samples, int64_t tokens_per_image) {
+  std::vector<int64_t> out(samples.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = samples.estimated_length(i, tokens_per_image);
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include "data/annotations.h"
 #include "data/chat_template.h"
 #include "data/collate.h"
+#include "data/sample_set.h"
 #include "data/images/image.h"
 #include "data/images/tile_batch.h"
 #include "data/tensor_pool.h"
@@ -22,7 +23,7 @@ namespace phantom::recipe {
 // Everything a batch needs from samples: images tiled, text encoded, lengths checked, bad samples per policy.
 struct BatchMaker {
   const RunConfig& cfg;
-  const std::vector<data::Sample>& samples;
+  const data::SampleSet& samples;  // parsed a row at a time, in the worker threads
   const data::SampleEncoder& enc;
   data::TileOptions tiles;
   int32_t pad_id;
@@ -43,7 +44,8 @@ struct BatchMaker {
   data::Batch operator()(const std::vector<size_t>& idx) const;
 };
 
-// Rough length for length grouping (exact lengths are only known after tiling and tokenising).
-std::vector<int64_t> estimated_lengths(const std::vector<data::Sample>& samples, int64_t tokens_per_image);
+// Rough length for length grouping (exact lengths are only known after tiling and tokenising):
+// SampleSet::estimated_length of every sample.
+std::vector<int64_t> estimated_lengths(const data::SampleSet& samples, int64_t tokens_per_image);
 
 }  // namespace phantom::recipe

@@ -119,15 +119,22 @@ std::string RefKey::differences(const RefKey& other) const {
   return out.empty() ? "none" : out;
 }
 
-RefKey ref_data_key(const std::string& annotations, const std::vector<data::Sample>& samples,
+RefKey ref_data_key(const std::string& annotations, const data::SampleSet& samples,
                     const std::string& tokenizer_path, const data::SampleEncoder& enc, const data::TileOptions& tiles,
-                    int64_t max_length, c10::ScalarType compute_dtype) {
+                    int64_t max_length, c10::ScalarType compute_dtype, int64_t* max_answers) {
   RefKey k;
   k.parts["format"] = kFormat;
   k.parts["annotations"] = Digest().file(annotations).hex();
   Digest s;
   s.i64(static_cast<int64_t>(samples.size()));
-  for (auto& x : samples) {
+  for (size_t i = 0; i < samples.size(); ++i) {
+    data::Sample x;
+    try {
+      x = samples.at(i);
+    } catch (const data::DataError&) {
+      continue;
+    }
+    if (max_answers) *max_answers = std::max<int64_t>(*max_answers, 1 + static_cast<int64_t>(x.rejected.size()));
     s.str(x.id).i64(static_cast<int64_t>(x.images.size()));
     for (auto& i : x.images) s.str(i);
     s.i64(static_cast<int64_t>(x.turns.size()));

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "data/annotations.h"
+#include "data/sample_set.h"
 #include "data/chat_template.h"
 #include "data/collate.h"
 #include "data/images/image.h"
@@ -58,9 +59,11 @@ struct RefKey {
 
 // The data-side parts of the key (everything but "model"): the annotation file's bytes, the parsed samples (so
 // a seeded selection counts), the tokenizer file, the chat template and image tokens, preprocessing and precision.
-RefKey ref_data_key(const std::string& annotations, const std::vector<data::Sample>& samples,
+// Every sample is parsed (rows that do not parse are left out of the key: the batch maker skips or fails them);
+// `max_answers`, when given, gets the most answers (chosen + rejected) of a sample.
+RefKey ref_data_key(const std::string& annotations, const data::SampleSet& samples,
                     const std::string& tokenizer_path, const data::SampleEncoder& enc, const data::TileOptions& tiles,
-                    int64_t max_length, c10::ScalarType compute_dtype);
+                    int64_t max_length, c10::ScalarType compute_dtype, int64_t* max_answers = nullptr);
 
 struct RefTable {
   at::Tensor logps;  // (N, A) fp32 on CPU, NaN where a sample has no such answer (or was skipped)

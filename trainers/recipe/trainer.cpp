@@ -88,7 +88,7 @@ struct Run {
   std::string run_id;                 // recorded in every checkpoint (a fresh run's own, or the resumed one's)
   int64_t base_global_batch = 0;      // global micro-batch of the run's first launch (keep_step_batch)
   Clock::time_point last_checkpoint;  // for checkpoint.every_minutes
-  std::map<std::string, std::vector<data::Sample>> datasets;  // read once per format and path
+  std::map<std::string, data::SampleSet> datasets;  // indexed once per format and path
   std::mutex skip_mu;
   data::SkipCounts skipped;
   RecipeResult result;
@@ -97,23 +97,31 @@ struct Run {
 
   // Samples of a file in a format (a stage may read its own: a warm-up on conversations, then triples); errors
   // name `who` (the stage and the key that chose the format).
-  const std::vector<data::Sample>& samples_of(const std::string& path, const std::string& format, const std::string& who) {
+  const data::SampleSet& samples_of(const std::string& path, const std::string& format, const std::string& who) {
     const std::string key = format + ":" + path;
     auto it = datasets.find(key);
     if (it != datasets.end()) return it->second;
     data::DataConfig dc = cfg.data;
     dc.format = format;
-    std::vector<data::Sample> s;
+    // A file up to data.upfront_check_mb has every row checked now; a larger one is indexed and its rows are
+    // checked as they are read (data/sample_set.h).
+    const auto t0 = Clock::now();
+    data::SampleSet s;
     try {
-      s = data::read_annotations(path, dc, skipped, static_cast<uint64_t>(cfg.run.seed));
+      s = data::SampleSet::index(path, dc, skipped, static_cast<uint64_t>(cfg.run.seed),
+                                 static_cast<uint64_t>(cfg.data.upfront_check_mb) << 20);
     } catch (const std::exception& e) {
       throw std::runtime_error(who + ": " + path + " read as format '" + format + "': " + e.what());
     }
     if (s.empty()) throw std::runtime_error(who + ": no usable samples in " + path + " (" + skipped.summary() + ")");
-    log::info("data: {} samples from {} ({}){}", s.size(), path, format, skipped.total() ? " (" + skipped.summary() + ")" : "");
+    if (s.checked())
+      log::info("data: {} samples from {} ({}){}", s.size(), path, format, skipped.total() ? " (" + skipped.summary() + ")" : "");
+    else
+      log::info("data: {} rows indexed in {:.1f} s from {} ({}, over data.upfront_check_mb {} MiB: each row is "
+                "checked when it is read)", s.size(), seconds_since(t0), path, format, cfg.data.upfront_check_mb);
     return datasets.emplace(key, std::move(s)).first->second;
   }
-  BatchMaker batch_maker(const std::vector<data::Sample>& samples, bool preference) {
+  BatchMaker batch_maker(const data::SampleSet& samples, bool preference) {
     BatchMaker m{cfg, samples, *enc, tiles, pad_id, preference, cfg.shared_prefix, &skip_mu, &skipped};
     m.context = model->cfg.llm.max_position_embeddings;
     return m;
@@ -343,8 +351,8 @@ void make_loader(Run& r, Stage& s, const TrainState& st) {
 
 // A stage's held-out samples: stages.N.val in the stage's format (a conversations warm-up validated on
 // conversations), else data.val in data.format; empty when there is neither.
-const std::vector<data::Sample>& validation_samples(Run& r, const StageConfig& st) {
-  static const std::vector<data::Sample> none;
+const data::SampleSet& validation_samples(Run& r, const StageConfig& st) {
+  static const data::SampleSet none;
   const auto& cfg = r.cfg;
   if (!st.val.empty())
     return r.samples_of(st.val, st.format.empty() ? cfg.data.format : st.format,
@@ -356,7 +364,7 @@ const std::vector<data::Sample>& validation_samples(Run& r, const StageConfig& s
 // The reference log-probs of every sample of `path` under the stage's reference, from the on-disk cache
 // <cache_dir>/<cache_name>.safetensors or one pass.
 RefResult reference_table(Run& r, const Stage& s, const TrainState& st, const std::string& ckpt,
-                          const std::string& path, const std::vector<data::Sample>& samples,
+                          const std::string& path, const data::SampleSet& samples,
                           const std::string& cache_name) {
   const auto& cfg = r.cfg;
   RefSetup rs;
@@ -368,9 +376,8 @@ RefResult reference_table(Run& r, const Stage& s, const TrainState& st, const st
   if (s.resuming) rs.resumed_identity = st.ref_identity;
   if (s.resuming && rs.resumed_identity.empty())
     throw std::runtime_error("stage " + s.cfg.name + ": the checkpoint " + ckpt + " records no reference model");
-  rs.data_key = ref_data_key(path, samples, cfg.data.tokenizer, *r.enc, r.tiles, cfg.data.max_length, r.dtype);
+  rs.data_key = ref_data_key(path, samples, cfg.data.tokenizer, *r.enc, r.tiles, cfg.data.max_length, r.dtype, &rs.max_answers);
   rs.num_samples = static_cast<int64_t>(samples.size());
-  for (auto& sample : samples) rs.max_answers = std::max<int64_t>(rs.max_answers, 1 + static_cast<int64_t>(sample.rejected.size()));
   rs.batch = cfg.data.batch_size;
   BatchMaker maker = r.batch_maker(samples, true);
   maker.empty_ok = true;
@@ -388,7 +395,7 @@ void reference_logps(Run& r, Stage& s, const TrainState& st, const std::string& 
   s.ref_table = ref.table, s.ref_identity = ref.identity;
   r.result.ref_passes += ref.computed ? 1 : 0;
   const auto& val = validation_samples(r, s.cfg);
-  if (!val.empty() && val.front().is_preference())
+  if (!val.empty() && val.preference())
     s.val_ref_table = reference_table(r, s, st, ckpt, s.cfg.val.empty() ? r.cfg.data.val : s.cfg.val, val,
                                       s.cfg.name + ".val").table;
 }
@@ -414,7 +421,7 @@ Metrics validate(Run& r, const Stage& s) {
   const auto& cfg = r.cfg;
   const auto& val = validation_samples(r, s.cfg);
   if (val.empty()) return {};
-  const bool preference = val.front().is_preference();
+  const bool preference = val.preference();
   const BatchMaker maker = r.batch_maker(val, preference);
   const LossConfig lc = cfg.preference.loss(preference ? s.loss.kind : LossKind::sft);
   torch::NoGradGuard ng;
