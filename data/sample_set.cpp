@@ -201,8 +201,11 @@ SampleSet::SampleSet(std::vector<Sample> samples, bool preference)
 SampleSet SampleSet::index(const std::string& path, const DataConfig& cfg, SkipCounts& skipped, uint64_t seed,
                            uint64_t check_rows_up_to) {
   SampleSet set;
-  set.preference_ = cfg.format == "preference";
-  for (const auto& src : annotation_sources(path, cfg)) {
+  const auto sources = annotation_sources(path, cfg);
+  // Triples when every file holds them (a meta file's datasets each have their own format).
+  set.preference_ = !sources.empty();
+  for (const auto& src : sources) set.preference_ = set.preference_ && src.cfg.format == "preference";
+  for (const auto& src : sources) {
     IndexedFile f = index_file(src.path, src.cfg.fields.image);
     auto file = std::make_shared<File>();
     file->map = f.map, file->array = f.array, file->image_root = src.image_root;

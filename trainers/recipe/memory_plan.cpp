@@ -204,6 +204,9 @@ StackActivations stack_activations(bool flows_in, const std::vector<bool>& train
 
 }  // namespace
 
+// long: one account read top to bottom (weights by role, gradients, optimiser state, buckets, then the four moments
+// whose largest is the step's peak), each term with the comment that says what it counts; split, the terms would
+// be read out of order.
 MemoryPlan plan_memory(const PlanInputs& in) {
   MemoryPlan m;
   const auto& mc = in.model;

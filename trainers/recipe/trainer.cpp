@@ -663,14 +663,20 @@ void stage_data(const RunConfig& cfg, int64_t si, std::string& path, std::string
 
 // A preference loss on a meta file: every dataset in it must hold preference rows; the first conversation names
 // its file and line.
-void check_stage_samples(const RunConfig& cfg, int64_t si, const std::vector<data::Sample>& samples, const std::string& who) {
+void check_stage_samples(const RunConfig& cfg, int64_t si, const std::string& path, const std::string& format,
+                         const std::string& who) {
   const auto& sc = cfg.stages[static_cast<size_t>(si)];
   if (!needs_preference_data(sc.loss)) return;
-  for (const auto& s : samples)
-    if (!s.is_preference())
-      throw config::ConfigError("config error: " + who + ": loss " + loss_kind_name(sc.loss) + " needs preference rows but " +
-                                s.where + " is a conversation without rejected answers (a meta file's datasets are read "
-                                "in their \"format\", else in the format their first row looks like)");
+  data::DataConfig dc = cfg.data;
+  dc.format = format;
+  for (const auto& src : data::annotation_sources(path, dc)) {
+    if (src.cfg.format == "preference") continue;
+    const auto f = data::index_file(src.path, src.cfg.fields.image);
+    const std::string where = f.rows.empty() ? src.path : data::row_where(src.path, f.rows.front(), f.array);
+    throw config::ConfigError("config error: " + who + ": loss " + loss_kind_name(sc.loss) + " needs preference rows but " +
+                              where + " is a conversation without rejected answers (a meta file's datasets are read "
+                              "in their \"format\", else in the format their first row looks like)");
+  }
 }
 
 // Before the first step: every stage still to run reads its data (file, format, field map), the held-out file
@@ -681,7 +687,8 @@ void check_inputs(Run& r, const TrainState& st) {
   for (int64_t si = st.stage; si < static_cast<int64_t>(cfg.stages.size()); ++si) {
     std::string path, format, who;
     stage_data(cfg, si, path, format, who);
-    check_stage_samples(cfg, si, r.samples_of(path, format, who), who);
+    r.samples_of(path, format, who);
+    check_stage_samples(cfg, si, path, format, who);
   }
   for (int64_t si = st.stage; si < static_cast<int64_t>(cfg.stages.size()); ++si)
     validation_samples(r, cfg.stages[static_cast<size_t>(si)]);

@@ -105,6 +105,17 @@ struct Candidate {
   std::string text, source;
 };
 
+// The words every answer of the file is written with ("It is a", "The image shows a"), from all its rows: the text
+// rule compares what the answers say, not how they are worded (verify.h).
+FramingWords file_framing(const std::vector<data::Sample>& samples) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& s : samples) {
+    TripleQuestion q;
+    if (question_of(s, q).empty()) pairs.emplace_back(q.question, q.chosen);
+  }
+  return framing_words(pairs);
+}
+
 }  // namespace
 
 // One chunk after another: sample the model, ask the endpoint, verify and filter, append. Kept in one function
@@ -132,14 +143,7 @@ BuildReport build_triples(const std::vector<data::Sample>& samples, const BuildO
     if (opts.limit > 0 && static_cast<int64_t>(todo.size()) >= opts.limit) break;
     todo.push_back(std::move(q));
   }
-  // The words every answer of this file is written with ("It is a", "The image shows a"), from all its rows: the
-  // text rule compares what the answers say, not how they are worded (verify.h).
-  std::vector<std::pair<std::string, std::string>> pairs;
-  for (const auto& s : samples) {
-    TripleQuestion q;
-    if (question_of(s, q).empty()) pairs.emplace_back(q.question, q.chosen);
-  }
-  const FramingWords framing = framing_words(pairs);
+  const FramingWords framing = file_framing(samples);
   rep.framing_references = framing.text_references;
   rep.framing.assign(framing.words.begin(), framing.words.end());
   std::ofstream out(opts.out_path, std::ios::app | std::ios::binary);
