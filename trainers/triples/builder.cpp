@@ -118,8 +118,8 @@ FramingWords file_framing(const std::vector<data::Sample>& samples) {
 
 }  // namespace
 
-// One chunk after another: sample the model, ask the endpoint, verify and filter, append. Kept in one function
-// so that the order of the filters (which decides which reason a drop is counted under) reads top to bottom.
+// One chunk after another: sample the model, ask the endpoint, verify and filter, append.
+// long: the order of the filters (which decides which reason a drop is counted under) reads top to bottom.
 BuildReport build_triples(const std::vector<data::Sample>& samples, const BuildOptions& opts, ChatEndpoint* endpoint,
                           const ModelSampler& sampler) {
   if (opts.endpoint_k > 0 && !endpoint) throw std::runtime_error("endpoint answers asked for, but no endpoint given");
