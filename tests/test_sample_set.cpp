@@ -136,7 +136,7 @@ TEST_CASE("sample set: empty files, a broken array and a file that is not there"
   CHECK_THROWS_WITH(SampleSet::index(t.str("absent.jsonl"), cfg_of("skip"), sk, 0, kWhenRead), Contains("absent.jsonl: not found"));
 }
 
-TEST_CASE("sample set: a missing image is found when the row is read; InternVL meta repeats select the same rows") {
+TEST_CASE("sample set: a missing image is found when the row is read, and InternVL meta repeats select the same rows") {
   TempDir t;
   t.file("img/a.png", "x");
   const std::string f = t.file("p.jsonl",

@@ -243,7 +243,10 @@ void check_answer_tokens(const std::string& family, const nlohmann::json& sample
   auto& f = Families::get();
   auto tok = phantom::data::load_tokenizer(f.dir.str(family));
   const auto tmpl = phantom::data::ChatTemplate::by_name(family == "phi3" || family == "llama" ? "phi3" : "chatml");
-  const phantom::data::SampleEncoder enc(*tok, tmpl, phantom::data::ImageTokens::from_tokenizer(*tok, 4));
+  phantom::data::SampleEncoder enc(*tok, tmpl, phantom::data::ImageTokens::from_tokenizer(*tok, 4));
+  // The reference lays images out by the first_turn rule (every image first); what is compared here is the answers'
+  // tokens and masks (interleaved images: tests/test_multi_image.cpp).
+  enc.set_multi_image("first_turn");
   REQUIRE(enc.answer_tokenization() == "in_context");  // the default
   const auto& want = expected[family]["samples"];
   const auto& stats = expected[family]["stats"];

@@ -55,7 +55,7 @@ ANSWERS = [
 
 
 def render_user(question, tiles, first, placement="prepend"):
-    """Our rule (docs/data.md): placeholders (with a newline after them) removed, every image first."""
+    """Our first_turn rule (docs/data.md): placeholders (with a newline after them) removed, every image first."""
     text = re.sub(r"<image>\n?", "", question)
     if first and tiles:
         text = ("<image>" if placement == "prepend" else "<image>\n") * len(tiles) + text
