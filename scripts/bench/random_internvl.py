@@ -59,7 +59,10 @@ def main():
     t0 = time.time()
     cfg = InternVLConfig(vision_config=vision_config(dims["vision_config"], dims.get("force_image_size", 448)),
                          text_config=text_config(dims["llm_config"]), downsample_ratio=dims.get("downsample_ratio", 0.5),
-                         vision_feature_layer=-1)
+                         vision_feature_layer=-1,
+                         # transformers' default (151667) lies outside Qwen2-0.5B's 151,655 ids, which our loader
+                         # refuses; InternVL2-1B's <IMG_CONTEXT> is 151648.
+                         image_token_id=min(151648, dims["llm_config"]["vocab_size"] - 1))
     model = InternVLForConditionalGeneration(cfg).eval()
     if args.dtype == "bf16":
         model = model.to(torch.bfloat16)
