@@ -361,13 +361,7 @@ TEST_CASE("lora: exact resume inside a LoRA stage (bitwise losses), merge-lora o
     CHECK(tensors.count("language_model.model.layers.0.self_attn.qkv_proj.int8.weight") == (mid ? 1u : 0u));
     CHECK(tensors.count("language_model.model.layers.0.self_attn.qkv_proj.weight") == (mid ? 0u : 1u));
     auto second = run(data.config(name), "latest", 0);
-    std::vector<double> all = first.losses;
-    all.insert(all.end(), second.losses.begin(), second.losses.end());
-    REQUIRE(all.size() == full.losses.size());
-    for (size_t i = 0; i < all.size(); ++i) {
-      INFO("step " << i);
-      CHECK(all[i] == full.losses[i]);  // bitwise
-    }
+    test::check_resumed_losses(first, second, full);
   }
   // The stage-end export is a plain model. merge-lora of the full run's mid-stage checkpoint (global step 6, LoRA
   // step 2) gives the logits of that checkpoint's adapter model.

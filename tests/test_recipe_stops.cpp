@@ -179,13 +179,7 @@ TEST_CASE("recipe: a file checked row by row as read (data.upfront_check_mb=0) r
   auto first = test::run(d.config("lazy_half", lazy), "", 5);
   CHECK(first.interrupted);
   auto second = test::run(d.config("lazy_half", lazy), "latest", 0);
-  std::vector<double> all = first.losses;
-  all.insert(all.end(), second.losses.begin(), second.losses.end());
-  REQUIRE(all.size() == full.losses.size());
-  for (size_t i = 0; i < all.size(); ++i) {
-    INFO("step " << i);
-    CHECK(all[i] == full.losses[i]);  // bitwise
-  }
+  test::check_resumed_losses(first, second, full);
   // Under fail the first bad row read stops the run, named by its line.
   auto strict = d.config("lazy_fail", {"data.train=" + bad, "data.upfront_check_mb=0", "data.shuffle=false",
                                        "data.group_by_length=false", "checkpoint.every_steps=100"});

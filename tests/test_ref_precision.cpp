@@ -183,10 +183,7 @@ TEST_CASE("dpo: step-0 loss is log 2, the cache serves reruns and resumes, stale
   CHECK(first.ref_passes == 1);
   auto second = run(data.config("dpo-r", "dpo"), "latest");
   CHECK(second.ref_passes == 0);
-  std::vector<double> all = first.losses;
-  all.insert(all.end(), second.losses.begin(), second.losses.end());
-  REQUIRE(all.size() == full.losses.size());
-  for (size_t i = 0; i < all.size(); ++i) CHECK(all[i] == full.losses[i]);
+  test::check_resumed_losses(first, second, full);
 
   // Stale caches. Other annotations (one sample fewer, the rest the same) at a stage start: recomputed.
   const std::string d = data.dir.str("data");

@@ -193,13 +193,7 @@ TEST_CASE("trainer: exact resume (bitwise losses), mid-stage and across a stage 
     CHECK(first.interrupted);
     auto second = run(data.config(name), "latest", 0);
     CHECK_FALSE(second.interrupted);
-    std::vector<double> all = first.losses;
-    all.insert(all.end(), second.losses.begin(), second.losses.end());
-    REQUIRE(all.size() == full.losses.size());
-    for (size_t i = 0; i < all.size(); ++i) {
-      INFO("step " << i);
-      CHECK(all[i] == full.losses[i]);  // bitwise
-    }
+    test::check_resumed_losses(first, second, full);
   }
   // keep_last 2: exactly the 2 newest step checkpoints remain. Checkpoints come every 2 steps of a stage (not at
   // its last step) and at each stage end: stages of 3, 4 and 2 steps give global steps 2, 3 | 5, 7 | 9.

@@ -306,13 +306,7 @@ TEST_CASE("weights by role: the recipe with frozen int8 + bf16 storage resumes b
     CHECK(tensors.count("language_model.model.layers.0.mlp.down_proj.int8.weight") == 1);
     CHECK(tensors.at("language_model.model.embed_tokens.weight").scalar_type() == torch::kBFloat16);
     auto second = test::run(data.config(name, by_role), "latest", 0);
-    std::vector<double> all = first.losses;
-    all.insert(all.end(), second.losses.begin(), second.losses.end());
-    REQUIRE(all.size() == full.losses.size());
-    for (size_t i = 0; i < all.size(); ++i) {
-      INFO("step " << i);
-      CHECK(all[i] == full.losses[i]);  // bitwise
-    }
+    test::check_resumed_losses(first, second, full);
   }
   // The warm-up stage trains everything: identical losses. Later stages differ by the storage's rounding only.
   CHECK(full.losses[0] == plain.losses[0]);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "phantom/model/model_config.h"
 #include "phantom/model/small_config.h"
@@ -43,6 +44,19 @@ struct DemoDataDir {
 inline recipe::RecipeResult run(recipe::RunConfig c, const std::string& resume = "", int64_t stop_after = 0) {
   const std::string dir = c.run.output_dir + "/" + c.run.name;
   return recipe::run_recipe(c, dir, recipe::resolved_yaml(c, "test", {}), resume, stop_after);
+}
+
+// An interrupted run (`first`) continued from its checkpoint (`second`): their losses, joined, are bitwise those of
+// the uninterrupted run (`full`).
+inline void check_resumed_losses(const recipe::RecipeResult& first, const recipe::RecipeResult& second,
+                                 const recipe::RecipeResult& full) {
+  std::vector<double> all = first.losses;
+  all.insert(all.end(), second.losses.begin(), second.losses.end());
+  REQUIRE(all.size() == full.losses.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    INFO("step " << i);
+    CHECK(all[i] == full.losses[i]);  // bitwise
+  }
 }
 
 }  // namespace phantom::test
