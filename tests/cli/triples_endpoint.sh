@@ -89,4 +89,8 @@ assert open(sys.argv[3]).read() == open(sys.argv[4]).read(), "the resumed output
 expect_error "chat/completions: HTTP 404" data triples --input "$tmp/sft.jsonl" --out "$tmp/x.jsonl" \
   --endpoint "${URL%/v1}/wrong" --api-model canned --retries 0
 expect_error "no source of rejected answers" data triples --input "$tmp/sft.jsonl" --out "$tmp/x.jsonl"
+# 5. Nothing written is not a success: a file of multi-turn conversations only gives no triple, and the run fails.
+echo '{"conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hi."}, {"from": "human", "value": "And?"}, {"from": "gpt", "value": "Bye."}]}' >"$tmp/multi.jsonl"
+expect_error "no triple written to $tmp/none.jsonl" data triples --input "$tmp/multi.jsonl" --out "$tmp/none.jsonl" \
+  --endpoint "$URL" --api-model canned --retries 0
 exit $fail

@@ -138,6 +138,11 @@ int cmd_data_triples(int argc, char** argv) {
                 static_cast<long long>(s.cache_hits.load()), static_cast<long long>(s.prompt_tokens.load()),
                 static_cast<long long>(s.completion_tokens.load()));
   }
+  if (rep.triples_out == 0 && rep.already_done == 0) {  // nothing to train on: not a success
+    std::fprintf(stderr, "error: no triple written to %s: every question's candidates were dropped or none was "
+                 "processed (the report above says why)\n", opts.out_path.c_str());
+    return 1;
+  }
   std::printf("wrote %s\n", opts.out_path.c_str());
   return 0;
 }
