@@ -119,3 +119,23 @@ TEST_CASE("memory plan: predicted peak of one real training step: within 15 % of
     CHECK(ratio < (ckpt ? 1.05 : 1.15));
   }
 }
+
+// What alloc_peak_gb and `plan --measure` count: blocks under 1 MiB only while asked (reset_cpu_peak(true), or
+// PHANTOM_CPU_COUNT_SMALL=1 for a whole run), every large block always.
+TEST_CASE("cpu allocator: blocks under 1 MiB are counted only while asked, large ones always") {
+  use_caching_cpu_allocator();
+  reset_cpu_peak(false);
+  const auto before = cpu_cache_stats().live_bytes;
+  auto small = torch::empty({1000}, torch::kFloat32);  // 4,000 bytes
+  CHECK(cpu_cache_stats().live_bytes == before);
+  auto large = torch::empty({1 << 20}, torch::kFloat32);  // 4 MiB
+  CHECK(cpu_cache_stats().live_bytes == before + (size_t{4} << 20));
+  reset_cpu_peak(true);
+  auto counted = torch::empty({1000}, torch::kFloat32);
+  CHECK(cpu_cache_stats().live_bytes == before + (size_t{4} << 20) + 4000);
+  counted = torch::Tensor();
+  large = torch::Tensor();
+  CHECK(cpu_cache_stats().live_bytes == before);
+  CHECK(cpu_cache_stats().peak_live_bytes >= before + (size_t{4} << 20) + 4000);
+  reset_cpu_peak(false);
+}

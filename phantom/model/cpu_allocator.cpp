@@ -75,9 +75,14 @@ class CachingCpuAllocator final : public c10::Allocator {
     return {p, p, &release, c10::Device(c10::kCPU)};
   }
 
+  // `always`: every later reset counts small blocks too (PHANTOM_CPU_COUNT_SMALL=1, for measurements of a whole run).
+  void count_small_always() {
+    std::lock_guard<std::mutex> g(mu_);
+    always_count_small_ = count_small_ = true;
+  }
   void reset_peak(bool count_small) {
     std::lock_guard<std::mutex> g(mu_);
-    count_small_ = count_small;
+    count_small_ = count_small || always_count_small_;
     stats_.peak_live_bytes = stats_.live_bytes;
   }
 
@@ -142,6 +147,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   std::unordered_map<void*, size_t> live_;  // large blocks in use -> their size
   std::unordered_map<void*, size_t> small_;  // small blocks allocated while counting them -> their size
   std::atomic<bool> count_small_{false};
+  bool always_count_small_ = false;
   std::deque<Block> order_;  // cached blocks, oldest first (entries of blocks handed out again are skipped)
   size_t cached_ = 0, limit_ = 0;
   CpuCacheStats stats_;
@@ -159,6 +165,8 @@ void use_caching_cpu_allocator(size_t limit_bytes) {
   if (limit_bytes == 0) return;
   auto& a = CachingCpuAllocator::instance();
   a.set_limit(limit_bytes);
+  // Every block counted from here on, small ones included (a map entry each: for measurements, off by default).
+  if (const char* env = std::getenv("PHANTOM_CPU_COUNT_SMALL"); env && std::string(env) == "1") a.count_small_always();
   c10::SetAllocator(c10::DeviceType::CPU, &a, /*priority=*/1);
 }
 

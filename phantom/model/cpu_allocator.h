@@ -16,6 +16,8 @@ namespace phantom {
 
 // Installs it as the CPU allocator of every later tensor (tensors that exist keep their own deleters).
 // PHANTOM_CPU_CACHE_MB in the environment overrides `limit_bytes`; 0 leaves c10's allocator in place.
+// PHANTOM_CPU_COUNT_SMALL=1 counts blocks under 1 MiB in live/peak bytes from the start (every reset keeps it):
+// a training run's alloc_peak_gb then holds every tensor, as `phantom plan --measure` counts them.
 void use_caching_cpu_allocator(size_t limit_bytes = size_t{1} << 30);
 
 struct CpuCacheStats {

@@ -40,7 +40,9 @@ ARGS=(model.path="$OUT/ckpt" data.train="$OUT/rows.jsonl" data.image_root="$DEMO
 "$PHANTOM" plan --config configs/phantom-0.5b.yaml --device-memory 24GiB "${ARGS[@]}" | tee "$OUT/plan.txt"
 
 rm -rf "$OUT/runs"
-/usr/bin/time -v "$PHANTOM" train --config configs/phantom-0.5b.yaml run.output_dir="$OUT/runs" \
+# PHANTOM_CPU_COUNT_SMALL=1: alloc_peak_gb counts every tensor block, small LoRA matrices and their AdamW state
+# included (by default only blocks >= 1 MiB), as `phantom plan --measure` does.
+PHANTOM_CPU_COUNT_SMALL=1 /usr/bin/time -v "$PHANTOM" train --config configs/phantom-0.5b.yaml run.output_dir="$OUT/runs" \
   run.name=realwidth "${ARGS[@]}" 2>"$OUT/time.txt" | tee "$OUT/train.log"
 $PY - "$OUT" <<'EOF'
 import json, re, sys

@@ -533,8 +533,9 @@ StepOut train_step(Run& r, Stage& s) {
   m["loss"] = loss, m["grad_norm"] = gnorm, m["lr"] = lr, m["tokens_per_s"] = static_cast<double>(tokens) / secs;
   m["step_ms"] = 1e3 * secs, m["data_wait_ms"] = 1e3 * wait, m["peak_mem_gb"] = peak_memory_gb(r.device);
   m["tflops"] = tflops;
-  // On CPU, the caching allocator's most bytes in large (>= 1 MiB) blocks during this step: what `phantom plan`
-  // predicts (docs/scale.md); peak_mem_gb is the process's max resident set since it started.
+  // On CPU, the caching allocator's most bytes in large (>= 1 MiB) blocks during this step (every block with
+  // PHANTOM_CPU_COUNT_SMALL=1): what `phantom plan` predicts (docs/scale.md); peak_mem_gb is the process's max
+  // resident set since it started.
   if (const auto a = cpu_cache_stats(); r.device.is_cpu() && a.peak_live_bytes > 0)
     m["alloc_peak_gb"] = static_cast<double>(a.peak_live_bytes) / (1024.0 * 1024 * 1024);
   // Padding: the share of the batch tensor's positions that hold no token (packing drives it towards 0).
