@@ -171,6 +171,12 @@ struct TrainerBench {
   std::unique_ptr<torch::optim::AdamW> opt;
   std::string precision;
   bool step1 = false;  // projector + Phantom tensors trainable (paper step 1), else everything
+
+  // Median step times of `batches` trained interleaved (one loss each) on this model and optimiser.
+  std::vector<StepTiming> time(const std::vector<const data::Batch*>& batches,
+                               const std::vector<recipe::LossConfig>& losses, int64_t warmup, int64_t steps) {
+    return time_interleaved(*model, batches, losses, *opt, trainable.params, ac, c10::Device(c10::kCPU), warmup, steps);
+  }
 };
 
 TrainerBench trainer_bench(const Args& a, const LlmConfig& c, bool step1) {
@@ -195,10 +201,6 @@ TrainerBench trainer_bench(const Args& a, const LlmConfig& c, bool step1) {
 
 // pack: SFT on a length-skewed batch, padded rows vs packed rows (data.packing).
 int bench_pack(TrainerBench& tb, const Args& a, const LlmConfig& c, int64_t seq, int64_t batch, int64_t steps, int64_t warmup) {
-  auto& model = tb.model;
-  auto& opt = tb.opt;
-  const auto& ac = tb.ac;
-  const auto& trainable = tb.trainable;
   // SFT on a length-skewed batch: each sample is `tile-tokens` x tiles (1-7, skewed to few, as dynamic
   // tiling of mixed images gives) + a text of 20-80 tokens; padded rows vs packed rows (data.packing).
   const int64_t tile_tokens = int_flag(a, "tile-tokens", 256, 1), row = int_flag(a, "row", 2048, 1);
@@ -212,8 +214,7 @@ int bench_pack(TrainerBench& tb, const Args& a, const LlmConfig& c, int64_t seq,
   }
   auto padded = data::collate_sft(samples, {}, 0);
   auto packed = data::collate_sft_packed(samples, {}, 0, row);
-  auto t = time_interleaved(*model, {&padded, &packed}, {{recipe::LossKind::sft}, {recipe::LossKind::sft}}, *opt, trainable.params, ac,
-                            c10::Device(c10::kCPU), warmup, steps);
+  auto t = tb.time({&padded, &packed}, {{recipe::LossKind::sft}, {recipe::LossKind::sft}}, warmup, steps);
   auto pad_share = [](const data::Batch& b) { return 100.0 * (1.0 - static_cast<double>(b.num_tokens) / static_cast<double>(b.num_slots)); };
   std::printf("pack %lld samples, %lld tokens (median of %lld interleaved steps): padded %lldx%lld rows %.1f ms "
               "(padding %.0f%%), packed %lldx%lld rows %.1f ms (padding %.0f%%) | packed/padded tokens/s %.2fx\n",
@@ -226,12 +227,6 @@ int bench_pack(TrainerBench& tb, const Args& a, const LlmConfig& c, int64_t seq,
 
 // po: SFT on the chosen answer vs PO with the shared prefix vs PO naive, per prompt length.
 int bench_po(TrainerBench& tb, const Args& a, const LlmConfig& c, int64_t seq, int64_t batch, int64_t steps, int64_t warmup) {
-  auto& model = tb.model;
-  auto& opt = tb.opt;
-  const auto& ac = tb.ac;
-  const auto& trainable = tb.trainable;
-  const bool step1 = tb.step1;
-  const std::string& precision = tb.precision;
   const int64_t answer = int_flag(a, "answer", 32, 1), rejected = int_flag(a, "rejected", 1, 1);
   std::vector<int64_t> prompts;
   for (auto& s : split(a.get("prompts", "256,1024,1792"), ',')) {
@@ -244,8 +239,8 @@ int bench_po(TrainerBench& tb, const Args& a, const LlmConfig& c, int64_t seq, i
               "trainable %s (%lld), %s\n",
               static_cast<long long>(c.hidden_size), static_cast<long long>(c.num_layers),
               static_cast<long long>(c.vocab_size), static_cast<long long>(batch), static_cast<long long>(answer),
-              static_cast<long long>(rejected), step1 ? "projector + Phantom" : "all",
-              static_cast<long long>(trainable.count), precision.c_str());
+              static_cast<long long>(rejected), tb.step1 ? "projector + Phantom" : "all",
+              static_cast<long long>(tb.trainable.count), tb.precision.c_str());
   for (auto P : prompts) {
     auto qs = bench_questions(batch, P, answer, rejected, c.vocab_size);
     auto [b_sft, b_shared, b_naive] = po_layouts(qs);
@@ -254,14 +249,13 @@ int bench_po(TrainerBench& tb, const Args& a, const LlmConfig& c, int64_t seq, i
       const std::string l = a.get("layout");
       if (l != "sft" && l != "shared" && l != "naive") throw UsageError("--layout: sft | shared | naive");
       const data::Batch* b = l == "sft" ? &b_sft : l == "shared" ? &b_shared : &b_naive;
-      auto t = time_interleaved(*model, {b}, {{l == "sft" ? recipe::LossKind::sft : recipe::LossKind::po}}, *opt, trainable.params, ac,
-                                c10::Device(c10::kCPU), warmup, steps)[0];
+      auto t = tb.time({b}, {{l == "sft" ? recipe::LossKind::sft : recipe::LossKind::po}}, warmup, steps)[0];
       std::printf("po prompt %lld layout %s: %.1f ms (%lld tok), peak RSS %.3f GB\n", static_cast<long long>(P),
                   l.c_str(), t.ms, static_cast<long long>(t.tokens), peak_memory_gb(c10::Device(c10::kCPU)));
       continue;
     }
-    auto t = time_interleaved(*model, {&b_sft, &b_shared, &b_naive}, {{recipe::LossKind::sft}, {recipe::LossKind::po}, {recipe::LossKind::po}}, *opt,
-                              trainable.params, ac, c10::Device(c10::kCPU), warmup, steps);
+    auto t = tb.time({&b_sft, &b_shared, &b_naive}, {{recipe::LossKind::sft}, {recipe::LossKind::po}, {recipe::LossKind::po}},
+                     warmup, steps);
     const auto &t_sft = t[0], &t_shared = t[1], &t_naive = t[2];
     std::printf("po prompt %lld (median of %lld interleaved steps): sft %.1f ms (%lld tok), po shared %.1f ms (%lld tok), po naive %.1f ms (%lld tok) | "
                 "shared/sft %.2fx, naive/shared %.2fx\n",
@@ -276,12 +270,6 @@ int bench_po(TrainerBench& tb, const Args& a, const LlmConfig& c, int64_t seq, i
 // train: one stage's step on `batch` questions of `seq` tokens (prompt seq/2, answers seq/4 each for PO;
 // SFT trains on prompt + chosen answer), tokens/s, model TFLOP/s, peak resident memory.
 int bench_train(TrainerBench& tb, const std::string& stage, const Args& a, const LlmConfig& c, int64_t seq, int64_t batch, int64_t steps, int64_t warmup) {
-  auto& model = tb.model;
-  auto& opt = tb.opt;
-  const auto& ac = tb.ac;
-  const auto& trainable = tb.trainable;
-  const bool step1 = tb.step1;
-  const std::string& precision = tb.precision;
   auto body = tb.mc;
   body.llm.vocab_size = 0;  // FLOPs: decoder body per token + the LM head per supervised row
   auto flops = [&](const StepTiming& t, int64_t len) {
@@ -291,16 +279,16 @@ int bench_train(TrainerBench& tb, const std::string& stage, const Args& a, const
   const int64_t P = seq / 2, A = seq / 4;
   auto qs = bench_questions(batch, P, A, 1, c.vocab_size);
   data::Batch b;
-  if (step1) b = data::collate_preference(qs, {}, 0, true);
+  if (tb.step1) b = data::collate_preference(qs, {}, 0, true);
   else b = chosen_sft_batch(qs);
-  auto t = time_interleaved(*model, {&b}, {{step1 ? recipe::LossKind::po : recipe::LossKind::sft}}, *opt, trainable.params, ac, c10::Device(c10::kCPU), warmup, steps)[0];
-  auto [n_params, n_train] = count_parameters(*model);
+  auto t = tb.time({&b}, {{tb.step1 ? recipe::LossKind::po : recipe::LossKind::sft}}, warmup, steps)[0];
+  auto [n_params, n_train] = count_parameters(*tb.model);
   (void)n_train;
   const double secs = t.ms / 1e3;
   std::printf("train %s (%s, %s): %lld params, %lld trainable, %lld tokens/step: %.1f tok/s, %.4f TFLOP/s, %.0f ms/step, "
               "peak RSS %.2f GB\n",
-              stage.c_str(), step1 ? "po" : "sft", precision.c_str(), static_cast<long long>(n_params),
-              static_cast<long long>(trainable.count), static_cast<long long>(t.tokens),
+              stage.c_str(), tb.step1 ? "po" : "sft", tb.precision.c_str(), static_cast<long long>(n_params),
+              static_cast<long long>(tb.trainable.count), static_cast<long long>(t.tokens),
               static_cast<double>(t.tokens) / secs, flops(t, b.input_ids.size(1)) / secs / 1e12, t.ms, peak_memory_gb(c10::Device(c10::kCPU)));
   return 0;
 }
