@@ -57,9 +57,9 @@ for f in "${files[@]}"; do
   done
 done
 # What the big files cost the rank beyond the 200-row baseline (the same first step): peak anonymous memory.
-awk '/anon_peak_mb=/ { match($0, /anon_peak_mb=[0-9]+/); v = substr($0, RSTART + 13, RLENGTH - 13) + 0;
+[ "${BASE:-1}" = 1 ] && awk '/anon_peak_mb=/ { match($0, /anon_peak_mb=[0-9]+/); v = substr($0, RSTART + 13, RLENGTH - 13) + 0;
      if (NR <= reps) base = (base > v ? base : v); else print "    above the 200-row baseline: " v - base " MB" }' \
-  reps="$([ "${BASE:-1}" = 1 ] && echo "$REPEATS" || echo 0)" "$WORK/results-$LABEL.txt"
+  reps="$REPEATS" "$WORK/results-$LABEL.txt"
 rm -f "$WORK/release-head200.jsonl" "$WORK/results-$LABEL.txt"
 [ "${KEEP:-0}" = 1 ] || rm -f "$WORK"/release-*.jsonl "$WORK"/release-*.json
 rm -rf "$WORK/runs"
