@@ -156,6 +156,17 @@ std::vector<size_t> repeated_rows(size_t n, double repeat, uint64_t seed, const 
 
 // ---- indexing ---------------------------------------------------------------------------------------------------
 
+namespace {
+// Characters of a parsed sample's text, for the length estimate: question and chosen answer, every turn, and a
+// multi-turn preference row's earlier turns.
+size_t text_chars(const Sample& s) {
+  size_t chars = s.question.size() + s.chosen.size();
+  for (auto& t : s.turns) chars += t.text.size();
+  for (auto& t : s.context) chars += t.text.size();
+  return chars;
+}
+}  // namespace
+
 IndexedFile index_file(const std::string& path, const std::string& field_image) {
   IndexedFile f;
   f.map = std::make_shared<MappedFile>(path);
@@ -224,9 +235,7 @@ SampleSet SampleSet::index(const std::string& path, const DataConfig& cfg, SkipC
         const std::string where = row_where(src.path, r, f.array);
         try {
           const Sample s = parse_row(f.map->view().substr(r.begin, r.size), where, src.cfg, src.image_root);
-          size_t chars = s.question.size() + s.chosen.size();
-          for (auto& t : s.turns) chars += t.text.size();
-          r.chars = static_cast<uint32_t>(std::min<size_t>(chars, UINT32_MAX));
+          r.chars = static_cast<uint32_t>(std::min<size_t>(text_chars(s), UINT32_MAX));
           r.images = static_cast<uint16_t>(std::min<size_t>(s.images.size(), UINT16_MAX));
           good.push_back(r);
         } catch (const DataError& e) {
@@ -257,10 +266,7 @@ Sample SampleSet::at(size_t i) const {
 int64_t SampleSet::estimated_length(size_t i, int64_t tokens_per_image) const {
   if (memory_) {
     const Sample& s = (*memory_)[i];
-    size_t chars = s.question.size() + s.chosen.size();
-    for (auto& t : s.turns) chars += t.text.size();
-    for (auto& t : s.context) chars += t.text.size();  // a multi-turn preference row's earlier turns
-    return static_cast<int64_t>(chars / 4) + static_cast<int64_t>(s.images.size()) * tokens_per_image;
+    return static_cast<int64_t>(text_chars(s) / 4) + static_cast<int64_t>(s.images.size()) * tokens_per_image;
   }
   const RowRef& r = rows_[i];
   return static_cast<int64_t>(r.chars / 4) + static_cast<int64_t>(r.images) * tokens_per_image;
