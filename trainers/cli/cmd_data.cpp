@@ -45,8 +45,9 @@ static int data_bench(const Args& a) {
   DataSetup d(a);
   set_threads(d.cfg.run.threads);
   data::SkipCounts skipped;
-  const data::SampleSet samples(data::read_annotations(d.cfg.data.train, d.cfg.data, skipped, static_cast<uint64_t>(d.cfg.run.seed)),
-                                 d.cfg.data.format == "preference");
+  auto rows = data::read_annotations(d.cfg.data.train, d.cfg.data, skipped, static_cast<uint64_t>(d.cfg.run.seed));
+  const bool triples = !rows.empty() && rows.front().is_preference();  // a meta file's datasets too
+  const data::SampleSet samples(std::move(rows), triples);
   if (samples.empty()) throw std::runtime_error("no usable samples in " + d.cfg.data.train + " (" + skipped.summary() + ")");
   const bool preference = a.get("loss", samples.preference() ? "po" : "sft") != "sft";
   std::mutex mu;
