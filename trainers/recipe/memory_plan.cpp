@@ -343,10 +343,11 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   const int64_t zero2 = in.zero_stage >= 2 ? N : 1;
   int64_t vision_block_grads = 0, top_block = 0;
   for (auto e : vision_grads) vision_block_grads += e, top_block = std::max(top_block, e);
-  m.grads_in_decoder_backward = 4 * (trained_elems - vision_block_grads - vision_embed_grads) / zero2;
+  const int64_t above_vit = trained_elems - vision_block_grads - vision_embed_grads;  // head, decoder, projector
+  const int64_t grads_in_decoder_backward = 4 * above_vit / zero2;
   const int64_t decoder_phase = m.vision_act + m.decoder_act +
-                                std::max(m.head_chunk, dec.flows ? decoder_backward + dequant + m.grads_in_decoder_backward : 0);
-  const int64_t vision_phase = vis.flows ? m.vision_act + vision_backward + dequant + 4 * (trained_elems - vision_block_grads - vision_embed_grads + top_block) / zero2 : 0;
+                                std::max(m.head_chunk, dec.flows ? decoder_backward + dequant + grads_in_decoder_backward : 0);
+  const int64_t vision_phase = vis.flows ? m.vision_act + vision_backward + dequant + 4 * (above_vit + top_block) / zero2 : 0;
   // AdamW (torch's, one tensor at a time) holds a temporary of the largest trained tensor's size.
   const int64_t optimiser_phase = m.gradients + 4 * largest_trained;
   m.step_peak = std::max({decoder_phase, vision_phase, optimiser_phase});

@@ -60,7 +60,6 @@ struct MemoryPlan {
   // activations of one micro-batch (as planned: with the config's checkpointing) and both alternatives
   int64_t vision_act = 0, decoder_act = 0;   // kept from the forward until backward reaches them
   int64_t head_chunk = 0, backward_block = 0;  // the two transients, never held at once (the larger counts)
-  int64_t grads_in_decoder_backward = 0;      // the gradients that exist by the lowest decoder layer's backward
   // The most held at one moment beyond weights and AdamW state: the head's forward, the lowest decoder layer's or
   // the top ViT block's backward (activations + the gradients that exist by then), or the optimiser step (every gradient).
   int64_t step_peak = 0;
