@@ -31,5 +31,7 @@ for size in $SIZES; do
       match($0, /plan [0-9.]+ [GM]iB/); plan = substr($0, RSTART + 5, RLENGTH - 5)
       match($0, /plan\/measured [0-9.]+/); ratio = substr($0, RSTART + 14, RLENGTH - 14)
       printf "| %s | %s | %s x %s, %s | %s | %s | %s | %s | %s |\n", size, layers, w[1], w[3], w[5], stage, peak, plan, ratio, ms
-    }' "$log"
+      rows++
+    }
+    END { if (!rows) { print "calibrate.sh: no measured line in " FILENAME > "/dev/stderr"; exit 1 } }' "$log"
 done

@@ -7,12 +7,14 @@ beyond the shared page cache).
 
     scripts/bench/measure_run.py --until 'step 1/' --log run.log -- build/phantom train ...
 
-Prints one line: `first_step_s=.. cpu_s=.. maxrss_mb=.. anon_peak_mb=.. rc=..`. A tool, not part of the framework.
+Prints one line: `first_step_s=.. cpu_s=.. maxrss_mb=.. anon_peak_mb=.. rc=..`; exits 1 when the command failed or
+never printed the --until line. A tool, not part of the framework.
 """
 import argparse
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 
@@ -59,7 +61,9 @@ def main():
     fs = f"{first:.1f}" if first is not None else "none"
     print(f"first_step_s={fs} cpu_s={ru.ru_utime + ru.ru_stime:.1f} maxrss_mb={ru.ru_maxrss / 1024:.0f} "
           f"anon_peak_mb={peak_anon[0] / 1024:.0f} wall_s={time.monotonic() - t0:.1f} rc={rc}")
+    # A run that failed or never printed the --until line measured nothing: not a success.
+    return 0 if rc == 0 and first is not None else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
